@@ -34,7 +34,7 @@ enum xz_err {
 	XZ_ENOMEM = -2,
 	XZ_EPARSE = -3,
 	XZ_ETOOBIG = -4,
-	XZ_EIO = -5,	/* errno was logged where it happened */
+	XZ_EIO = -5,    /* errno was logged where it happened */
 	XZ_EINVAL = -6, /* a bad argument, e.g. an invalid status or meta */
 	XZ_ESTATE = -7, /* not allowed now, e.g. a second reply */
 };
@@ -110,6 +110,66 @@ int xz_mount(struct xz_app *app, const char *prefix,
 int xz_static(struct xz_app *app, const char *prefix, const char *root);
 
 /*
+ * Routes: C functions answering paths. Patterns are exact paths with
+ * optional parameters: "{name}" matches one non-empty segment and
+ * "{name:path}" the non-empty rest of the path (only as the last
+ * segment): "/users/{id}", "/files/{rest:path}". The whole path must
+ * match; among routes the first registered wins; mounts win over routes.
+ * A route answers now or later (then it must end the response itself:
+ * xz_end). Returning non-zero means it failed: the client gets 40.
+ */
+typedef int (*xz_route_fn)(struct xz_request *req, void *arg);
+int xz_route(struct xz_app *app, const char *pattern, xz_route_fn fn,
+    void *arg);
+/* A route parameter by name ("id" for "{id}"), decoded; NULL if none. */
+const char *xz_param(const struct xz_request *req, const char *name);
+
+/*
+ * Middleware wraps every request, mounted ones included. The first
+ * registered is the outermost: with two, the order is first.before,
+ * second.before, handler, second.after, first.after.
+ *
+ * before (may be NULL) runs before dispatch. It may answer early (e.g.
+ * xz_respond): then dispatch stops and only the outer middlewares' after
+ * hooks run. Returning non-zero without answering gives 40.
+ *
+ * after (may be NULL) sees the status and meta about to be sent, errors
+ * included (a 43 from SCGI), before any byte leaves; it may replace them
+ * by setting res->status and res->meta (which must live until it
+ * returns; it is copied). A replaced pair that is not a valid Gemini
+ * header becomes 40.
+ */
+struct xz_response {
+	int status;
+	const char *meta;
+};
+struct xz_middleware {
+	int (*before)(struct xz_request *req, void *arg);
+	void (
+	    *after)(struct xz_request *req, struct xz_response *res, void *arg);
+};
+/* mw is copied; arg is passed to both hooks. */
+int xz_middleware(struct xz_app *app, const struct xz_middleware *mw,
+    void *arg);
+
+/*
+ * Hooks: startup hooks run in registration order before the first
+ * request (a non-zero return stops the server from starting); shutdown
+ * hooks run in reverse order after the last.
+ */
+typedef int (*xz_hook_fn)(struct xz_app *app, void *arg);
+int xz_on_startup(struct xz_app *app, xz_hook_fn fn, void *arg);
+int xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg);
+
+/*
+ * App state: string keys and values (both copied). Safe from any thread;
+ * a value returned by xz_state_get stays valid until the app is freed,
+ * even when the key is set again. NULL when unset.
+ */
+int xz_state_set(struct xz_app *app, const char *key, const char *value);
+const char *xz_state_get(struct xz_app *app, const char *key);
+
+/*
  * Requests: what a handler or route reads and how it answers.
  */
 
@@ -146,11 +206,16 @@ void xz_request_set_data(struct xz_request *req, void *data);
 struct xz_app *xz_request_app(const struct xz_request *req);
 
 /*
+ * A response is a header (xz_reply), body bytes after a 2x header
+ * (xz_write), and its end (xz_end). After xz_end the request belongs to
+ * the server again: do not touch it.
+ *
  * Answers with a status (10..69) and meta (at most 1024 bytes, no CR, LF
  * or NUL; may be empty only for 2x, 4x, 5x and 6x). Middleware `after`
- * hooks see and may replace both before the header is sent. Statuses
- * other than 2x end the response: no body follows. Returns XZ_EINVAL for
- * an invalid pair (the client then gets 40), XZ_ESTATE for a second reply.
+ * hooks see and may replace both before the header is sent. After a
+ * status other than 2x no body follows (xz_write returns XZ_ESTATE) but
+ * the response still ends with xz_end. An invalid pair is logged and the
+ * client gets 40 instead; XZ_ESTATE for a second reply.
  */
 int xz_reply(struct xz_request *req, int status, const char *meta);
 /* Appends body bytes (binary-safe) after a 2x reply. */
@@ -172,8 +237,94 @@ size_t xz_pending(const struct xz_request *req);
 void xz_on_drain(struct xz_request *req, size_t low,
     void (*cb)(struct xz_request *req, void *arg), void *arg);
 
-/* 20 text/gemini with body as the whole response. */
+/* xz_reply + xz_end: an answer with no body (30, 51, 10, ...). */
+int xz_respond(struct xz_request *req, int status, const char *meta);
+/* 20 text/gemini with body as the whole response (ends it). */
 int xz_gemtext(struct xz_request *req, const char *body);
+
+/*
+ * Registration errors: the reason for the last XZ_EINVAL a registration
+ * call (xz_mount, xz_route, xz_scgi, xz_cgi, ...) returned for this app,
+ * such as "scgi /api: host given without port". "" when none.
+ */
+const char *xz_app_error(const struct xz_app *app);
+
+/*
+ * SCGI backends: persistent processes in any language, reached over TCP
+ * or a Unix socket. The backend gets the CGI variable set as an SCGI
+ * netstring (CONTENT_LENGTH first, SCGI=1, empty values left out) and
+ * answers with a Gemini line ("20 text/gemini\r\n..."), a CGI header
+ * block ("Status: 20 text/gemini\r\n\r\n...") or NPH ("GEMINI 20
+ * ...\r\n\r\n..."). Failures are 43 with these metas: "Failed to connect
+ * to SCGI backend", "SCGI connection timeout", "SCGI backend timeout",
+ * "SCGI response exceeds maximum size", "SCGI backend error"; the details
+ * go to the log only.
+ */
+struct xz_scgi_config {
+	/* Bounds the connect, then each wait for the backend's next bytes. */
+	double timeout;           /* seconds; default 30.0 */
+	size_t max_response_size; /* bytes; default 1048576; 0 = unlimited */
+	size_t buffer_size;       /* read chunk; default 8192 */
+	bool inherit_environment; /* pass the server's environment; true */
+	/* State keys sent as XITZIN_<KEY>; NULL-ended, NULL for none; the
+	 * strings are copied at registration. */
+	const char *const *app_state_keys;
+};
+
+/* Sets the document's defaults (above). */
+void xz_scgi_config_init(struct xz_scgi_config *cfg);
+
+/* Where a backend is: host + port (TCP) or socket_path (Unix), not both. */
+struct xz_scgi_opts {
+	const char
+	    *host; /* a name or an IP literal, resolved at registration */
+	int port;
+	const char *socket_path;
+	const struct xz_scgi_config *config; /* NULL: the defaults */
+};
+
+/*
+ * app.scgi(prefix, ...): mounts an SCGI backend at prefix. XZ_EINVAL (see
+ * xz_app_error) for both or neither of TCP and socket, host without port,
+ * a host that does not resolve, or a bad config value.
+ */
+int xz_scgi(struct xz_app *app, const char *prefix,
+    const struct xz_scgi_opts *opts);
+/*
+ * SCGIHandler / SCGIApp: the explicit handlers, for xz_mount(). cfg may be
+ * NULL (defaults). NULL on a bad argument or when out of memory.
+ */
+struct xz_handler *xz_scgi_tcp(const char *host, int port,
+    const struct xz_scgi_config *cfg);
+struct xz_handler *xz_scgi_unix(const char *socket_path,
+    const struct xz_scgi_config *cfg);
+
+/*
+ * CGI scripts (RFC 3875): a new process per request, the same variable
+ * set as SCGI in its environment, output in the same three shapes.
+ * Failures are 42: "CGI script not executable", "CGI script timeout",
+ * "CGI script error", "CGI response exceeds maximum size"; a missing
+ * script is 51 "Not found"; too many scripts at once is 44.
+ */
+struct xz_cgi_config {
+	double timeout;           /* seconds without output; default 30 */
+	size_t max_response_size; /* default 1048576; 0 = unlimited */
+	bool inherit_environment; /* default true */
+	const char *const *app_state_keys; /* as for SCGI */
+	int max_processes;                 /* concurrent scripts; default 64 */
+};
+
+void xz_cgi_config_init(struct xz_cgi_config *cfg);
+
+/*
+ * Mounts the executable files of dir at prefix: the first path segment
+ * after prefix names the script, the rest is PATH_INFO. cfg may be NULL.
+ */
+int xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
+    const struct xz_cgi_config *cfg);
+/* Mounts one script at prefix: all of the path after it is PATH_INFO. */
+int xz_cgi_script(struct xz_app *app, const char *prefix, const char *script,
+    const struct xz_cgi_config *cfg);
 
 /*
  * Servers: the program is a thin user of these.
@@ -181,16 +332,17 @@ int xz_gemtext(struct xz_request *req, const char *body);
 struct xz_server;
 
 struct xz_server_opts {
-	const char *const *listen; /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
-	const char *hostname; /* names the URL may carry, comma-separated */
+	const char *const
+	    *listen;           /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
+	const char *hostname;  /* names the URL may carry, comma-separated */
 	const char *cert_file; /* PEM; generated with key_file when missing */
 	const char *key_file;
-	bool key_ed25519;	/* generate Ed25519 instead of ECDSA P-256 */
-	int workers;		/* 0: one per core */
+	bool key_ed25519;       /* generate Ed25519 instead of ECDSA P-256 */
+	int workers;            /* 0: one per core */
 	double request_timeout; /* handshake + request line, seconds; 0: 10 */
-	double write_timeout;	/* a client that takes no bytes; 0: 60 */
-	double drain_timeout; /* graceful stop bound; 0: 10 */
-	bool quiet;	      /* no access log */
+	double write_timeout;   /* a client that takes no bytes; 0: 60 */
+	double drain_timeout;   /* graceful stop bound; 0: 10 */
+	bool quiet;             /* no access log */
 };
 
 /*
@@ -211,6 +363,65 @@ void xz_server_stop(struct xz_server *srv);
 /* The port a listener was bound to (useful with port 0), or -1. */
 int xz_server_port(const struct xz_server *srv, size_t listener);
 void xz_server_free(struct xz_server *srv);
+
+/*
+ * The in-process test client: the app's real dispatch path over a
+ * socketpair, no TLS, on the client's own event loop (SCGI and CGI
+ * backends are still real). Startup hooks run in xz_test_client_new (NULL
+ * if one fails), shutdown hooks in xz_test_client_free.
+ */
+struct xz_test_client;
+
+struct xz_test_response {
+	int status;          /* 0 when no valid header came back */
+	char *meta;          /* never NULL */
+	unsigned char *body; /* binary-safe: body_len bytes, NUL after */
+	size_t body_len;
+};
+
+struct xz_test_client *xz_test_client_new(struct xz_app *app);
+void xz_test_client_free(struct xz_test_client *tc);
+/* Presents a fake client certificate with this hash ("SHA256:..."). */
+int xz_test_client_set_cert(struct xz_test_client *tc, const char *hash);
+/* How long one request may take (default 60 s): then status 0. */
+void xz_test_client_set_timeout(struct xz_test_client *tc, double seconds);
+/* The loop requests run on (for test backends that share it). */
+struct event_base *xz_test_client_base(const struct xz_test_client *tc);
+/*
+ * GET gemini://localhost + path; query (may be NULL) is percent-encoded
+ * and appended. xz_test_request sends a raw URL line (CRLF added). NULL
+ * only when out of memory. Free with xz_test_response_free.
+ */
+struct xz_test_response *xz_test_get(struct xz_test_client *tc,
+    const char *path);
+struct xz_test_response *xz_test_get_query(struct xz_test_client *tc,
+    const char *path, const char *query);
+struct xz_test_response *xz_test_request(struct xz_test_client *tc,
+    const char *line);
+void xz_test_response_free(struct xz_test_response *r);
+bool xz_test_is_success(const struct xz_test_response *r);        /* 2x */
+bool xz_test_is_input_required(const struct xz_test_response *r); /* 1x */
+bool xz_test_is_redirect(const struct xz_test_response *r);       /* 3x */
+bool xz_test_is_error(const struct xz_test_response *r);          /* 4x-6x */
+bool xz_test_is_certificate_required(const struct xz_test_response *r);
+
+/*
+ * The program's configuration file, xitzin.conf (see xitzin.conf(5)).
+ */
+struct xz_config;
+
+/*
+ * Reads the INI file at path. Returns NULL and writes "file:line: reason"
+ * to errbuf on failure (unknown section or key, bad value). Relative paths
+ * inside are taken from the file's directory.
+ */
+struct xz_config *xz_config_load(const char *path, char *errbuf, size_t errlen);
+/* The [server] options; valid while cfg lives. */
+const struct xz_server_opts *xz_config_server_opts(const struct xz_config *cfg);
+/* Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app. */
+int xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *errbuf,
+    size_t errlen);
+void xz_config_free(struct xz_config *cfg);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 
 struct evbuffer;
 struct event_base;
+struct sockaddr;
 
 #define XZ_MAX_URL 1024	 /* bytes of a request URL, CRLF not counted */
 #define XZ_MAX_META 1024 /* bytes of a response meta */
@@ -42,27 +43,39 @@ struct xz_url {
 };
 
 /*
- * Parses a request URL of len bytes (the line without its CRLF). Returns 0
- * and fills u (release with url_clear), or 59 with *why set to a static
- * reason for the log: not UTF-8, a control byte or space, relative URL,
- * userinfo, fragment, empty, over XZ_MAX_URL bytes, bad port, %00 in the
- * path, a path that climbs above the root. The scheme and host are not
- * judged here (that is the server's 53).
+ * Parses a request URL of len bytes (the line without its CRLF; it need
+ * not be NUL-terminated). u need not be initialised. Returns:
+ *   0          u is filled: release it with url_clear();
+ *   59         a bad URL: empty, over XZ_MAX_URL bytes, not UTF-8
+ *              (overlongs, surrogates, > U+10FFFF), a byte under 0x21 or
+ *              0x7f, relative (no "scheme://"), a bad scheme, userinfo, a
+ *              fragment, an empty or bad host (an unclosed '['), a bad
+ *              port (0, > 65535, not digits), a malformed %-escape in path
+ *              or query, %00 in the path, a path that climbs above "/";
+ *   XZ_ENOMEM  (negative) out of memory.
+ * On any non-zero return *why (when why is not NULL) is a static English
+ * reason for the log, and u holds nothing (all zero: url_clear() is safe
+ * and not needed). The scheme's and host's syntax is checked here; whether
+ * they are ours is the server's 53.
  */
 int url_parse(struct xz_url *u, const char *line, size_t len,
     const char **why);
+/* Frees what u holds and zeroes it; safe on a zeroed u. */
 void url_clear(struct xz_url *u);
 
 /*
  * Percent-decodes in[0..len) into a new NUL-terminated string (*out, with
- * its length in *outlen, which may count inner NULs). Returns XZ_OK or
- * XZ_EPARSE for a malformed escape, XZ_ENOMEM.
+ * its length in *outlen, which may count inner NULs). '+' stays '+'.
+ * Returns XZ_OK, or XZ_EPARSE for a malformed escape or XZ_ENOMEM, both
+ * with *out NULL.
  */
 int url_decode(const char *in, size_t len, char **out, size_t *outlen);
 
 /*
  * Removes "." and ".." segments from an absolute decoded path in place
- * (RFC 3986, 5.2.4). Returns XZ_EPARSE when ".." would climb above "/".
+ * (RFC 3986, 5.2.4); a final "." or ".." leaves a trailing '/'. "" stays
+ * "". Returns XZ_EPARSE, with path left garbled, when ".." would climb
+ * above "/" or the path is neither "" nor starts with '/'.
  */
 int url_remove_dots(char *path);
 
@@ -84,7 +97,7 @@ enum tls_result {
 struct tls_opts {
 	const char *cert_file; /* PEM */
 	const char *key_file;  /* PEM */
-	const char *hostname;  /* CN and subjectAltName when generating */
+	const char *hostname;  /* generating: "a, b" -> CN a, SANs a and b */
 	bool ed25519;	       /* generate Ed25519 rather than ECDSA P-256 */
 };
 
@@ -103,27 +116,41 @@ void cert_clear(struct xz_cert *cert);
 /*
  * Loads the certificate and key; when neither file exists, generates a
  * self-signed one for hostname (key file mode 0600) first. NULL with a
- * reason in err on failure.
+ * reason in err ("certs/x.crt: reason") on failure. A context may be shared
+ * by threads; free it after its last connection.
  */
 struct tls_ctx *tls_ctx_new(const struct tls_opts *opts, char *err,
     size_t errlen);
-void tls_ctx_free(struct tls_ctx *ctx);
+void tls_ctx_free(struct tls_ctx *ctx); /* NULL is a no-op */
 
-/* A server session on a connected non-blocking socket (not taken). */
+/*
+ * A server session on a connected non-blocking socket (not taken: close
+ * it after tls_conn_free). NULL when out of memory.
+ */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd);
-void tls_conn_free(struct tls_conn *tc);
+void tls_conn_free(struct tls_conn *tc); /* NULL is a no-op */
 /* TLS_DONE, TLS_WANT_READ/WRITE, TLS_EOF or TLS_ERROR. */
 int tls_conn_handshake(struct tls_conn *tc);
-/* Bytes read (> 0), or TLS_WANT_*, TLS_EOF, TLS_ERROR. */
+/* Bytes read (> 0; len > 0), or TLS_WANT_*, TLS_EOF, TLS_ERROR. */
 ssize_t tls_conn_read(struct tls_conn *tc, void *buf, size_t len);
 /*
- * Bytes taken (> 0), or TLS_WANT_*, TLS_ERROR. After TLS_WANT_* call again
- * with the same buffer once the socket is ready.
+ * Bytes already decrypted and waiting inside the session: read them
+ * before waiting for the socket, which will not signal them.
+ */
+size_t tls_conn_pending(struct tls_conn *tc);
+/*
+ * Bytes taken (> 0, at most one 16384-byte record; len > 0), or TLS_WANT_*,
+ * TLS_ERROR. After TLS_WANT_* call again once the socket is ready, before
+ * any other write: that call finishes the record already encrypted (buf is
+ * not read again) and returns the count the first call took.
  */
 ssize_t tls_conn_write(struct tls_conn *tc, const void *buf, size_t len);
 /* Sends close_notify: TLS_DONE, TLS_WANT_*, or TLS_ERROR. */
 int tls_conn_bye(struct tls_conn *tc);
-/* Fills cert from the client's certificate (present false when none). */
+/*
+ * Fills cert from the client's certificate (present false when none);
+ * release with cert_clear. XZ_OK, XZ_ENOMEM or XZ_EPARSE.
+ */
 int tls_conn_peer_cert(struct tls_conn *tc, struct xz_cert *cert);
 const char *tls_conn_version(struct tls_conn *tc); /* "TLSv1.3" */
 const char *tls_conn_cipher(struct tls_conn *tc);  /* IANA name */
@@ -145,7 +172,13 @@ bool response_valid(int status, const char *meta, size_t metalen);
  * *meta (malloc'd, NUL-terminated) and *hdrlen (bytes of buf the header
  * used: the body starts there); XZ_EAGAIN when more bytes are needed;
  * XZ_EPARSE, with *why set to a static reason, when the header is
- * malformed or would not be a valid Gemini header (response_valid).
+ * malformed or would not be a valid Gemini header (response_valid);
+ * XZ_ENOMEM. Unless XZ_OK, *meta is NULL and *status 0. why may be NULL.
+ * A leading digit means a Gemini line, "GEMINI " NPH, anything else CGI.
+ * CGI: without Status:, a Content-Type: alone means 20 with that type
+ * (RFC 3875's document response); "Status: 2x" without meta takes the
+ * Content-Type's value when there is one. Everything after the header is
+ * the body, and never looked at.
  */
 int response_parse_backend(const char *buf, size_t len, int *status,
     char **meta, size_t *hdrlen, const char **why);
@@ -184,14 +217,19 @@ struct cgienv {
 
 /*
  * Builds the set of DESIGN.md: request variables first, then XITZIN_<KEY>
- * for each state key, then (inherit_environment) the parent environment
- * where it does not override. Returns XZ_OK or XZ_ENOMEM.
+ * for each state key (upper-cased, anything but A-Z 0-9 _ made _; empty
+ * keys and NULL values skipped), then (inherit_environment) the parent
+ * environment where it does not override. The parent may never supply a
+ * name the request could have set (REMOTE_USER, AUTH_TYPE, TLS_*, the RFC
+ * 3875 names, CONTENT_LENGTH, SCGI, a state key's XITZIN_ name), set or
+ * not. env need not be initialised; release it with cgienv_clear(). Returns
+ * XZ_OK or XZ_ENOMEM (env then empty).
  */
 int cgienv_build(struct cgienv *env, const struct cgienv_src *src);
 void cgienv_clear(struct cgienv *env);
 /* The value of name, or NULL. */
 const char *cgienv_get(const struct cgienv *env, const char *name);
-/* Appends "len:data," to out. */
+/* Appends "len:data," to out, whole or not at all. */
 int netstring_add(struct evbuffer *out, const void *data, size_t len);
 /*
  * Appends the SCGI request header: a netstring of CONTENT_LENGTH (0)
@@ -205,5 +243,150 @@ int cgienv_scgi_header(struct evbuffer *out, const struct cgienv *env);
  */
 char **cgienv_envp(const struct cgienv *env);
 void cgienv_envp_free(char **envp);
+
+/*
+ * app.c: the app (routes, mounts, middleware, state, hooks), requests and
+ * dispatch. A request belongs to its connection (conn.c), which creates it
+ * after the request line is read and frees it when the connection closes.
+ */
+struct xz_conn;
+
+struct xz_request {
+	struct xz_app *app;
+	struct xz_conn *c;
+	struct event_base *base;
+	struct xz_url url;
+	int port;		  /* the port the request arrived on */
+	char remote_addr[64];	  /* numeric, no port */
+	struct xz_cert cert;	  /* the client's certificate facts */
+	const char *tls_version;  /* static strings; NULL without TLS */
+	const char *tls_cipher;
+	const char *mount;	  /* the matched mount prefix, or "" */
+	const char *path_info;	  /* into url.path */
+	char **param_names;	  /* route parameters (names borrowed) */
+	char **param_values;
+	size_t nparams;
+	char *input;		  /* decoded query, made on demand */
+	struct xz_handler *handler; /* the mounted handler answering, if any */
+	void *data;		  /* the handler's per-request data */
+	int mw_depth;		  /* middleware befores that let it through */
+	int status;		  /* 0 until replied */
+	char *meta;
+	bool replied, ended;
+	size_t drain_low;
+	void (*drain_cb)(struct xz_request *, void *);
+	void *drain_arg;
+};
+
+/* Sets the message xz_app_error() returns. */
+void app_set_error(struct xz_app *app, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Fills the parts of req app.c owns; conn.c fills the rest. */
+void request_init(struct xz_request *req, struct xz_app *app,
+    struct xz_conn *c, struct event_base *base);
+/* Runs middleware, then the mount, route or 51 answering req. */
+void app_dispatch(struct xz_request *req);
+/* The client went away before xz_end(): tells the handler (cancel). */
+void request_cancel(struct xz_request *req);
+void request_clear(struct xz_request *req);
+/* The conn took bytes: runs the drain callback when it is due. */
+void request_drained(struct xz_request *req, size_t pending);
+/* Runs startup hooks in order (XZ_OK or the first failure). */
+int app_startup(struct xz_app *app);
+/* Runs shutdown hooks in reverse order. */
+void app_shutdown(struct xz_app *app);
+/* Queues a file (fd taken) of size bytes as body, without copying. */
+int request_write_file(struct xz_request *req, int fd, size_t size);
+
+/*
+ * conn.c: one client connection's life, from the TLS handshake to
+ * close_notify.
+ */
+struct tls_ctx;
+
+/* What a connection needs from its listener; shared, read-only. */
+struct conn_cfg {
+	struct xz_app *app;
+	struct tls_ctx *tls;		/* NULL: plain bytes (test client) */
+	const char *const *hostnames;	/* lower-case, NULL-ended */
+	int port;			/* the listener's port */
+	double request_timeout;		/* handshake + request line */
+	double write_timeout;		/* a client that takes no bytes */
+	bool access_log;
+};
+
+typedef void (*conn_closed_fn)(struct xz_conn *c, void *arg);
+
+/*
+ * A connection on fd (taken, made non-blocking) accepted from sa. closed
+ * runs once, from conn_close(), just before c is freed. NULL on failure
+ * (fd closed).
+ */
+struct xz_conn *conn_new(struct event_base *base, int fd,
+    const struct conn_cfg *cfg, const struct sockaddr *sa,
+    conn_closed_fn closed, void *arg);
+/* The test client's stand-in for a TLS client certificate. */
+void conn_set_fake_cert(struct xz_conn *c, const char *hash);
+/* Ends the connection now (idempotent); a handler still at work is
+ * cancelled first. */
+void conn_close(struct xz_conn *c, const char *reason);
+/* For requests: where body bytes go, and "flush what is there". */
+struct evbuffer *conn_output(struct xz_conn *c);
+void conn_kick(struct xz_conn *c);
+/* The response is complete: flush, close_notify, close. */
+void conn_end(struct xz_conn *c);
+/*
+ * Ends the connection without close_notify (so the client can tell the
+ * response is cut short), from the connection's own next event: safe to
+ * call from a handler's callback. The handler is not cancelled.
+ */
+void conn_abort(struct xz_conn *c, const char *reason);
+
+/*
+ * app.c (for handlers): a streamed response that cannot complete (the
+ * backend stalled or died after the header went out): the client's
+ * connection ends without close_notify. Like xz_end, hands req back.
+ */
+void request_abort(struct xz_request *req, const char *reason);
+
+/*
+ * relay.c: a backend's answer (an SCGI socket, a CGI script's stdout)
+ * relayed to the client; the part SCGI and CGI share. It reads through a
+ * bufferevent, parses the header in any of the three shapes
+ * (response_parse_backend), then either holds the whole answer to check
+ * max_response_size, or, with no limit, streams it with backpressure: the
+ * backend is read only as fast as the client takes the bytes.
+ */
+struct bufferevent;
+struct relay;
+
+struct relay_cfg {
+	double timeout;		  /* each wait for the backend's next bytes */
+	size_t max_response_size; /* 0: unlimited, stream */
+	size_t buffer_size;	  /* read chunk */
+	int error_status;	  /* 43 (SCGI) or 42 (CGI) */
+	const char *meta_timeout; /* "SCGI backend timeout", ... */
+	const char *meta_too_big; /* "SCGI response exceeds maximum size" */
+	const char *meta_bad;	  /* "SCGI backend error" */
+	const char *name;	  /* for the log: "scgi /api" */
+};
+
+enum relay_end {
+	RELAY_OK,	/* the backend's answer went out whole */
+	RELAY_FAILED,	/* the client got error_status (or a cut stream) */
+};
+
+/*
+ * Relays what bev (taken; reading enabled by the relay) brings to req.
+ * cfg is borrowed and must outlive the relay. done runs once, when req
+ * has been answered and ended (after that the caller must not touch
+ * req); the relay has then freed bev and itself. NULL when out of memory
+ * (bev freed, nothing answered).
+ */
+struct relay *relay_new(struct xz_request *req, struct bufferevent *bev,
+    const struct relay_cfg *cfg,
+    void (*done)(enum relay_end how, void *arg), void *arg);
+/* The client went away: frees bev and the relay; done does not run. */
+void relay_cancel(struct relay *r);
 
 #endif /* XZ_PRIVATE_H */

@@ -1,0 +1,67 @@
+# The front door: every target installs what it needs, then calls meson.
+# Meson builds; see meson.build. PREFIX applies to `make install`.
+PREFIX ?= /usr/local
+BUILD ?= build
+SAN ?= build-san
+PYTEST = /usr/bin/python3 -m pytest
+MESON_OPTS = -Dwerror=true
+
+.PHONY: all run check unit e2e san install bench fuzz format format-check clean
+
+all: $(BUILD)/build.ninja
+	@scripts/deps.sh build
+	ninja -C $(BUILD)
+
+$(BUILD)/build.ninja:
+	@scripts/deps.sh build
+	meson setup $(BUILD) $(MESON_OPTS) --prefix=$(PREFIX)
+
+$(SAN)/build.ninja:
+	@scripts/deps.sh test
+	meson setup $(SAN) $(MESON_OPTS) -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dc_args=-fno-sanitize-recover=all
+
+# Serves the demo capsule (examples/demo) on gemini://localhost:1965.
+run: all
+	cd examples && ../$(BUILD)/xitzin -c demo.conf
+
+# Every test: unit and end-to-end, plain and under ASan+UBSan.
+check:
+	@scripts/deps.sh test
+	$(MAKE) all
+	meson test -C $(BUILD) --print-errorlogs
+	XITZIN_BIN=$(CURDIR)/$(BUILD)/xitzin $(PYTEST) -q tests/e2e
+	$(MAKE) san
+
+san: $(SAN)/build.ninja
+	ninja -C $(SAN)
+	ASAN_OPTIONS=detect_leaks=1 meson test -C $(SAN) --print-errorlogs
+	XITZIN_BIN=$(CURDIR)/$(SAN)/xitzin XITZIN_SANITIZED=1 $(PYTEST) -q tests/e2e
+
+# Each fuzz target for FUZZ_SECONDS (new inputs go to build-fuzz/, not
+# to the seed corpora in fuzz/corpus/).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = request response
+fuzz:
+	@scripts/deps.sh fuzz
+	test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz \
+		-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C build-fuzz
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus/$$t && \
+		build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 build-fuzz/corpus/$$t fuzz/corpus/$$t \
+			|| exit 1; \
+	done
+
+install: all
+	meson install -C $(BUILD)
+
+format:
+	clang-format -i src/*.c src/*.h include/*.h tests/unit/*.c fuzz/*.c
+
+format-check:
+	clang-format --dry-run -Werror src/*.c src/*.h include/*.h tests/unit/*.c fuzz/*.c
+
+clean:
+	rm -rf $(BUILD) $(SAN) build-fuzz

@@ -1,0 +1,972 @@
+/*
+ * app.c - the application: mounts, routes, middleware, state and hooks,
+ * and the path every request takes through them:
+ *
+ *   middleware.before ... -> mount (longest prefix) | route | 51
+ *   xz_reply -> middleware.after (innermost first) -> header -> body
+ *
+ * A request lives in its connection (conn.c); this file answers it.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "xz_private.h"
+
+struct mount {
+	char *prefix; /* normalised: "/api", or "" for the root */
+	size_t len;
+	struct xz_handler *handler;
+};
+
+struct route {
+	char *pattern;
+	char **segs; /* the pattern split at '/', leading '/' dropped */
+	size_t nsegs;
+	xz_route_fn fn;
+	void *arg;
+};
+
+struct middleware {
+	struct xz_middleware mw;
+	void *arg;
+};
+
+struct hook {
+	xz_hook_fn fn;
+	void *arg;
+};
+
+struct state_entry {
+	char *key;
+	char *value;
+};
+
+struct xz_handler {
+	const struct xz_handler_ops *ops;
+	void *state;
+};
+
+struct xz_app {
+	struct mount *mounts;
+	size_t nmounts;
+	struct route *routes;
+	size_t nroutes;
+	struct middleware *mws;
+	size_t nmws;
+	struct hook *startup, *shutdown;
+	size_t nstartup, nshutdown;
+	pthread_rwlock_t state_lock;
+	struct state_entry *state;
+	size_t nstate;
+	char **graveyard; /* replaced state values: readers may hold them */
+	size_t ngraveyard;
+	char error[512]; /* the last registration error (xz_app_error) */
+};
+
+const char *
+xz_strerror(int err)
+{
+	switch (err) {
+	case XZ_OK:
+		return "success";
+	case XZ_EAGAIN:
+		return "need more input";
+	case XZ_ENOMEM:
+		return "out of memory";
+	case XZ_EPARSE:
+		return "malformed input";
+	case XZ_ETOOBIG:
+		return "too large";
+	case XZ_EIO:
+		return "I/O error";
+	case XZ_EINVAL:
+		return "invalid argument";
+	case XZ_ESTATE:
+		return "not allowed in this state";
+	}
+	return "unknown error";
+}
+
+void
+app_set_error(struct xz_app *app, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(app->error, sizeof(app->error), fmt, ap);
+	va_end(ap);
+}
+
+const char *
+xz_app_error(const struct xz_app *app)
+{
+	return app->error;
+}
+
+/* Grows *arr (of *len elements of size each) by one; NULL on failure. */
+static void *
+app_grow(void *arrp, size_t *len, size_t size)
+{
+	void **arr = arrp;
+	void *n = realloc(*arr, (*len + 1) * size);
+
+	if (n == NULL)
+		return NULL;
+	*arr = n;
+	memset((char *)n + *len * size, 0, size);
+	return (char *)n + (*len)++ * size;
+}
+
+struct xz_app *
+xz_app_new(void)
+{
+	struct xz_app *app = calloc(1, sizeof(*app));
+
+	if (app == NULL)
+		return NULL;
+	if (pthread_rwlock_init(&app->state_lock, NULL) != 0) {
+		free(app);
+		return NULL;
+	}
+	return app;
+}
+
+static void
+handler_free(struct xz_handler *h)
+{
+	if (h == NULL)
+		return;
+	if (h->ops->dispose != NULL)
+		h->ops->dispose(h->state);
+	free(h);
+}
+
+static void
+route_free(struct route *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nsegs; i++)
+		free(r->segs[i]);
+	free(r->segs);
+	free(r->pattern);
+}
+
+void
+xz_app_free(struct xz_app *app)
+{
+	size_t i;
+
+	if (app == NULL)
+		return;
+	for (i = 0; i < app->nmounts; i++) {
+		free(app->mounts[i].prefix);
+		handler_free(app->mounts[i].handler);
+	}
+	for (i = 0; i < app->nroutes; i++)
+		route_free(&app->routes[i]);
+	for (i = 0; i < app->nstate; i++) {
+		free(app->state[i].key);
+		free(app->state[i].value);
+	}
+	for (i = 0; i < app->ngraveyard; i++)
+		free(app->graveyard[i]);
+	free(app->mounts);
+	free(app->routes);
+	free(app->mws);
+	free(app->startup);
+	free(app->shutdown);
+	free(app->state);
+	free(app->graveyard);
+	pthread_rwlock_destroy(&app->state_lock);
+	free(app);
+}
+
+struct xz_handler *
+xz_handler_new(const struct xz_handler_ops *ops, void *state)
+{
+	struct xz_handler *h = calloc(1, sizeof(*h));
+
+	if (h == NULL) {
+		if (ops->dispose != NULL)
+			ops->dispose(state);
+		return NULL;
+	}
+	h->ops = ops;
+	h->state = state;
+	return h;
+}
+
+/* "api", "/api/", "//api//" -> "/api"; "", "/" -> "" (the root). */
+static char *
+app_normalise_prefix(const char *prefix)
+{
+	size_t len;
+	char *p;
+
+	while (*prefix == '/')
+		prefix++;
+	len = strlen(prefix);
+	while (len > 0 && prefix[len - 1] == '/')
+		len--;
+	if ((p = malloc(len + 2)) == NULL)
+		return NULL;
+	if (len == 0) {
+		p[0] = '\0';
+		return p;
+	}
+	p[0] = '/';
+	memcpy(p + 1, prefix, len);
+	p[len + 1] = '\0';
+	return p;
+}
+
+int
+xz_mount(struct xz_app *app, const char *prefix, struct xz_handler *handler)
+{
+	struct mount *m;
+	char *norm;
+	size_t i;
+
+	if (handler == NULL) {
+		if (app->error[0] == '\0')
+			app_set_error(app, "mount %s: no handler", prefix);
+		return XZ_EINVAL;
+	}
+	if ((norm = app_normalise_prefix(prefix)) == NULL) {
+		handler_free(handler);
+		return XZ_ENOMEM;
+	}
+	for (i = 0; i < app->nmounts; i++) {
+		if (strcmp(app->mounts[i].prefix, norm) == 0) {
+			app_set_error(app, "mount %s: already mounted",
+			    norm[0] ? norm : "/");
+			free(norm);
+			handler_free(handler);
+			return XZ_EINVAL;
+		}
+	}
+	if ((m = app_grow(&app->mounts, &app->nmounts, sizeof(*m))) == NULL) {
+		free(norm);
+		handler_free(handler);
+		return XZ_ENOMEM;
+	}
+	m->prefix = norm;
+	m->len = strlen(norm);
+	m->handler = handler;
+	return XZ_OK;
+}
+
+/* Splits "/users/{id}" into "users", "{id}". */
+static int
+route_split(struct route *r, const char *pattern)
+{
+	const char *p = pattern, *slash;
+	char **segs;
+
+	while (*p == '/')
+		p++;
+	while (*p != '\0') {
+		slash = strchr(p, '/');
+		if (slash == NULL)
+			slash = p + strlen(p);
+		segs = realloc(r->segs, (r->nsegs + 1) * sizeof(*segs));
+		if (segs == NULL)
+			return XZ_ENOMEM;
+		r->segs = segs;
+		if ((segs[r->nsegs] = strndup(p, (size_t)(slash - p))) == NULL)
+			return XZ_ENOMEM;
+		r->nsegs++;
+		p = *slash == '/' ? slash + 1 : slash;
+	}
+	return XZ_OK;
+}
+
+static bool
+seg_is_param(const char *seg)
+{
+	size_t len = strlen(seg);
+
+	return len >= 3 && seg[0] == '{' && seg[len - 1] == '}';
+}
+
+static bool
+seg_is_rest(const char *seg)
+{
+	size_t len = strlen(seg);
+
+	return seg_is_param(seg) && len > 7 &&
+	       strcmp(seg + len - 6, ":path}") == 0;
+}
+
+/* A {name:path} parameter may only close the pattern. */
+static bool
+route_valid(const struct route *r)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < r->nsegs; i++)
+		if (seg_is_rest(r->segs[i]))
+			return false;
+	for (i = 0; i < r->nsegs; i++)
+		if (r->segs[i][0] == '\0' && i + 1 != r->nsegs)
+			return false;
+	return true;
+}
+
+int
+xz_route(struct xz_app *app, const char *pattern, xz_route_fn fn, void *arg)
+{
+	struct route r = { 0 }, *slot;
+
+	if (pattern == NULL || pattern[0] != '/' || fn == NULL)
+		return XZ_EINVAL;
+	if ((r.pattern = strdup(pattern)) == NULL ||
+	    route_split(&r, pattern) != XZ_OK) {
+		route_free(&r);
+		return XZ_ENOMEM;
+	}
+	if (!route_valid(&r)) {
+		route_free(&r);
+		return XZ_EINVAL;
+	}
+	r.fn = fn;
+	r.arg = arg;
+	if ((slot = app_grow(&app->routes, &app->nroutes, sizeof(r))) == NULL) {
+		route_free(&r);
+		return XZ_ENOMEM;
+	}
+	*slot = r;
+	return XZ_OK;
+}
+
+int
+xz_middleware(struct xz_app *app, const struct xz_middleware *mw, void *arg)
+{
+	struct middleware *m;
+
+	if (mw == NULL || (mw->before == NULL && mw->after == NULL))
+		return XZ_EINVAL;
+	if ((m = app_grow(&app->mws, &app->nmws, sizeof(*m))) == NULL)
+		return XZ_ENOMEM;
+	m->mw = *mw;
+	m->arg = arg;
+	return XZ_OK;
+}
+
+static int
+app_add_hook(struct hook **hooks, size_t *n, xz_hook_fn fn, void *arg)
+{
+	struct hook *h;
+
+	if (fn == NULL)
+		return XZ_EINVAL;
+	if ((h = app_grow(hooks, n, sizeof(*h))) == NULL)
+		return XZ_ENOMEM;
+	h->fn = fn;
+	h->arg = arg;
+	return XZ_OK;
+}
+
+int
+xz_on_startup(struct xz_app *app, xz_hook_fn fn, void *arg)
+{
+	return app_add_hook(&app->startup, &app->nstartup, fn, arg);
+}
+
+int
+xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg)
+{
+	return app_add_hook(&app->shutdown, &app->nshutdown, fn, arg);
+}
+
+int
+app_startup(struct xz_app *app)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < app->nstartup; i++)
+		if ((rc = app->startup[i].fn(app, app->startup[i].arg)) !=
+		    XZ_OK)
+			return rc;
+	return XZ_OK;
+}
+
+void
+app_shutdown(struct xz_app *app)
+{
+	size_t i;
+
+	for (i = app->nshutdown; i > 0; i--)
+		(void)app->shutdown[i - 1].fn(app, app->shutdown[i - 1].arg);
+}
+
+static struct state_entry *
+state_find(struct xz_app *app, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < app->nstate; i++)
+		if (strcmp(app->state[i].key, key) == 0)
+			return &app->state[i];
+	return NULL;
+}
+
+/* Keeps a replaced value alive: a reader on another worker may hold it. */
+static int
+state_bury(struct xz_app *app, char *old)
+{
+	char **slot;
+
+	if (old == NULL)
+		return XZ_OK;
+	slot = app_grow(&app->graveyard, &app->ngraveyard, sizeof(*slot));
+	if (slot == NULL)
+		return XZ_ENOMEM;
+	*slot = old;
+	return XZ_OK;
+}
+
+static int
+state_set_locked(struct xz_app *app, const char *key, char *value)
+{
+	struct state_entry *e = state_find(app, key);
+
+	if (e != NULL) {
+		if (state_bury(app, e->value) != XZ_OK)
+			return XZ_ENOMEM;
+		e->value = value;
+		return XZ_OK;
+	}
+	if ((e = app_grow(&app->state, &app->nstate, sizeof(*e))) == NULL)
+		return XZ_ENOMEM;
+	if ((e->key = strdup(key)) == NULL) {
+		app->nstate--;
+		return XZ_ENOMEM;
+	}
+	e->value = value;
+	return XZ_OK;
+}
+
+int
+xz_state_set(struct xz_app *app, const char *key, const char *value)
+{
+	char *copy;
+	int rc;
+
+	if (key == NULL || value == NULL)
+		return XZ_EINVAL;
+	if ((copy = strdup(value)) == NULL)
+		return XZ_ENOMEM;
+	pthread_rwlock_wrlock(&app->state_lock);
+	rc = state_set_locked(app, key, copy);
+	pthread_rwlock_unlock(&app->state_lock);
+	if (rc != XZ_OK)
+		free(copy);
+	return rc;
+}
+
+const char *
+xz_state_get(struct xz_app *app, const char *key)
+{
+	struct state_entry *e;
+	const char *v;
+
+	pthread_rwlock_rdlock(&app->state_lock);
+	e = state_find(app, key);
+	v = e != NULL ? e->value : NULL;
+	pthread_rwlock_unlock(&app->state_lock);
+	return v;
+}
+
+/*
+ * Requests.
+ */
+
+void
+request_init(struct xz_request *req, struct xz_app *app, struct xz_conn *c,
+    struct event_base *base)
+{
+	memset(req, 0, sizeof(*req));
+	req->app = app;
+	req->c = c;
+	req->base = base;
+	req->mount = "";
+}
+
+void
+request_clear(struct xz_request *req)
+{
+	size_t i;
+
+	for (i = 0; i < req->nparams; i++)
+		free(req->param_values[i]);
+	free(req->param_names);
+	free(req->param_values);
+	free(req->input);
+	free(req->meta);
+	url_clear(&req->url);
+	cert_clear(&req->cert);
+	memset(req, 0, sizeof(*req));
+}
+
+void
+request_cancel(struct xz_request *req)
+{
+	if (req->handler != NULL && req->handler->ops->cancel != NULL)
+		req->handler->ops->cancel(req, req->handler->state);
+	req->handler = NULL;
+	req->ended = true;
+}
+
+void
+request_drained(struct xz_request *req, size_t pending)
+{
+	void (*cb)(struct xz_request *, void *) = req->drain_cb;
+
+	if (cb == NULL || pending > req->drain_low || req->ended)
+		return;
+	req->drain_cb = NULL; /* once; the handler sets it again */
+	cb(req, req->drain_arg);
+}
+
+/* Matches a mount: the prefix itself or anything under prefix + "/". */
+static const struct mount *
+app_find_mount(const struct xz_app *app, const char *path)
+{
+	const struct mount *best = NULL;
+	size_t i;
+
+	for (i = 0; i < app->nmounts; i++) {
+		const struct mount *m = &app->mounts[i];
+
+		if (strncmp(path, m->prefix, m->len) != 0 ||
+		    (path[m->len] != '\0' && path[m->len] != '/'))
+			continue;
+		if (best == NULL || m->len > best->len)
+			best = m;
+	}
+	return best;
+}
+
+static int
+request_add_param(struct xz_request *req, char *name, const char *value,
+    size_t len)
+{
+	char **names, **values;
+
+	names = realloc(req->param_names, (req->nparams + 1) * sizeof(char *));
+	if (names == NULL)
+		return XZ_ENOMEM;
+	req->param_names = names;
+	values =
+	    realloc(req->param_values, (req->nparams + 1) * sizeof(char *));
+	if (values == NULL)
+		return XZ_ENOMEM;
+	req->param_values = values;
+	if ((values[req->nparams] = strndup(value, len)) == NULL)
+		return XZ_ENOMEM;
+	names[req->nparams++] = name;
+	return XZ_OK;
+}
+
+static void
+request_drop_params(struct xz_request *req)
+{
+	size_t i;
+
+	for (i = 0; i < req->nparams; i++)
+		free(req->param_values[i]);
+	req->nparams = 0;
+}
+
+/*
+ * Matches path against r, recording parameters: {x} takes one non-empty
+ * segment, {x:path} the (non-empty) rest; literal segments match exactly.
+ */
+static bool
+route_match(struct xz_request *req, struct route *r, const char *path)
+{
+	const char *p = path + 1, *end;
+	size_t i, len;
+
+	for (i = 0; i < r->nsegs; i++) {
+		const char *seg = r->segs[i];
+
+		if (p == NULL)
+			return false;
+		if (seg_is_rest(seg)) {
+			if (*p == '\0')
+				return false;
+			return request_add_param(req, (char *)seg, p,
+			           strlen(p)) == XZ_OK;
+		}
+		end = strchr(p, '/');
+		len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (seg_is_param(seg)) {
+			if (len == 0 || request_add_param(req, (char *)seg, p,
+			                    len) != XZ_OK)
+				return false;
+		} else if (strlen(seg) != len || memcmp(seg, p, len) != 0) {
+			return false;
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return p == NULL || (r->nsegs == 0 && *p == '\0');
+}
+
+static struct route *
+app_find_route(struct xz_app *app, struct xz_request *req)
+{
+	size_t i;
+
+	for (i = 0; i < app->nroutes; i++) {
+		if (route_match(req, &app->routes[i], req->url.path))
+			return &app->routes[i];
+		request_drop_params(req);
+	}
+	return NULL;
+}
+
+/* A handler or route that failed before answering: 40, never a crash. */
+static void
+request_fail(struct xz_request *req, const char *meta)
+{
+	if (!req->replied)
+		(void)xz_reply(req, 40, meta);
+	xz_end(req);
+}
+
+static void
+app_run_handler(struct xz_request *req)
+{
+	struct xz_app *app = req->app;
+	const struct mount *m = app_find_mount(app, req->url.path);
+	struct route *r;
+
+	if (m != NULL) {
+		req->mount = m->prefix;
+		req->path_info = req->url.path + m->len;
+		req->handler = m->handler;
+		if (m->handler->ops->start(req, m->handler->state) != XZ_OK) {
+			log_warnx("%s handler failed on %s",
+			    m->handler->ops->name, req->url.raw);
+			req->handler = NULL;
+			request_fail(req, "Handler error");
+		}
+		return;
+	}
+	req->path_info = req->url.path;
+	if ((r = app_find_route(app, req)) == NULL) {
+		xz_respond(req, 51, "Not found");
+		return;
+	}
+	if (r->fn(req, r->arg) != XZ_OK) {
+		log_warnx("route %s failed on %s", r->pattern, req->url.raw);
+		request_fail(req, "Handler error");
+	}
+}
+
+void
+app_dispatch(struct xz_request *req)
+{
+	struct xz_app *app = req->app;
+	size_t i;
+
+	for (i = 0; i < app->nmws; i++) {
+		struct middleware *m = &app->mws[i];
+
+		if (m->mw.before == NULL) {
+			req->mw_depth++;
+			continue;
+		}
+		if (m->mw.before(req, m->arg) != XZ_OK) {
+			request_fail(req, "Middleware error");
+			return;
+		}
+		if (req->replied)
+			return; /* it answered early */
+		req->mw_depth++;
+	}
+	app_run_handler(req);
+}
+
+/* Middleware after hooks, innermost first; each may replace the pair. */
+static int
+request_run_after(struct xz_request *req, int *status, char **meta)
+{
+	struct xz_response res;
+	int i;
+	char *copy;
+
+	for (i = req->mw_depth - 1; i >= 0; i--) {
+		struct middleware *m = &req->app->mws[i];
+
+		if (m->mw.after == NULL)
+			continue;
+		res.status = *status;
+		res.meta = *meta;
+		m->mw.after(req, &res, m->arg);
+		if (res.meta == *meta && res.status == *status)
+			continue;
+		if (res.meta == NULL ||
+		    !response_valid(res.status, res.meta, strlen(res.meta))) {
+			log_warnx("middleware set an invalid response %d on %s",
+			    res.status, req->url.raw);
+			res.status = 40;
+			res.meta = "Middleware error";
+		}
+		if ((copy = strdup(res.meta)) == NULL)
+			return XZ_ENOMEM;
+		free(*meta);
+		*meta = copy;
+		*status = res.status;
+	}
+	return XZ_OK;
+}
+
+int
+xz_reply(struct xz_request *req, int status, const char *meta)
+{
+	struct evbuffer *out = conn_output(req->c);
+	char *m;
+
+	if (req->replied || req->ended)
+		return XZ_ESTATE;
+	if (meta == NULL)
+		meta = "";
+	if (!response_valid(status, meta, strlen(meta))) {
+		log_warnx("invalid response %d \"%.64s\" on %s", status, meta,
+		    req->url.raw);
+		status = 40;
+		meta = "Handler error";
+	}
+	if ((m = strdup(meta)) == NULL ||
+	    request_run_after(req, &status, &m) != XZ_OK) {
+		free(m);
+		status = 40;
+		m = NULL;
+	}
+	req->replied = true;
+	req->status = status;
+	req->meta = m;
+	if (evbuffer_add_printf(out, "%d %s\r\n", status,
+	        m != NULL ? m : "Server busy") < 0)
+		return XZ_ENOMEM;
+	conn_kick(req->c);
+	return XZ_OK;
+}
+
+static bool
+request_takes_body(const struct xz_request *req)
+{
+	return req->replied && !req->ended && req->status / 10 == 2;
+}
+
+int
+xz_write(struct xz_request *req, const void *data, size_t len)
+{
+	if (!request_takes_body(req))
+		return XZ_ESTATE;
+	if (evbuffer_add(conn_output(req->c), data, len) == -1)
+		return XZ_ENOMEM;
+	conn_kick(req->c);
+	return XZ_OK;
+}
+
+int
+xz_puts(struct xz_request *req, const char *s)
+{
+	return xz_write(req, s, strlen(s));
+}
+
+int
+request_write_file(struct xz_request *req, int fd, size_t size)
+{
+	struct evbuffer_file_segment *seg;
+	int rc;
+
+	if (!request_takes_body(req)) {
+		close(fd);
+		return XZ_ESTATE;
+	}
+	if (size == 0) {
+		close(fd);
+		return XZ_OK;
+	}
+	/* Not sendfile: the bytes must pass through TLS. */
+	seg = evbuffer_file_segment_new(fd, 0, (ev_off_t)size,
+	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
+	if (seg == NULL) {
+		close(fd);
+		return XZ_ENOMEM;
+	}
+	rc = evbuffer_add_file_segment(conn_output(req->c), seg, 0,
+	    (ev_off_t)size);
+	evbuffer_file_segment_free(seg);
+	if (rc == -1)
+		return XZ_ENOMEM;
+	conn_kick(req->c);
+	return XZ_OK;
+}
+
+void
+xz_end(struct xz_request *req)
+{
+	if (req->ended)
+		return;
+	if (!req->replied)
+		(void)xz_reply(req, 40, "Handler error");
+	req->ended = true;
+	req->handler = NULL;
+	req->drain_cb = NULL;
+	conn_end(req->c);
+}
+
+void
+request_abort(struct xz_request *req, const char *reason)
+{
+	if (req->ended)
+		return;
+	req->ended = true;
+	req->handler = NULL;
+	req->drain_cb = NULL;
+	conn_abort(req->c, reason);
+}
+
+int
+xz_respond(struct xz_request *req, int status, const char *meta)
+{
+	int rc = xz_reply(req, status, meta);
+
+	xz_end(req);
+	return rc;
+}
+
+int
+xz_gemtext(struct xz_request *req, const char *body)
+{
+	int rc = xz_reply(req, 20, "text/gemini");
+
+	if (rc == XZ_OK && req->status / 10 == 2)
+		rc = xz_puts(req, body);
+	xz_end(req);
+	return rc;
+}
+
+size_t
+xz_pending(const struct xz_request *req)
+{
+	return evbuffer_get_length(conn_output(req->c));
+}
+
+void
+xz_on_drain(struct xz_request *req, size_t low,
+    void (*cb)(struct xz_request *, void *), void *arg)
+{
+	req->drain_low = low;
+	req->drain_cb = cb;
+	req->drain_arg = arg;
+	if (cb != NULL && xz_pending(req) <= low)
+		conn_kick(req->c); /* the next flush calls it */
+}
+
+const char *
+xz_param(const struct xz_request *req, const char *name)
+{
+	size_t i, len = strlen(name);
+
+	for (i = 0; i < req->nparams; i++) {
+		const char *n = req->param_names[i] + 1; /* past '{' */
+
+		if (strncmp(n, name, len) == 0 &&
+		    (n[len] == '}' || n[len] == ':'))
+			return req->param_values[i];
+	}
+	return NULL;
+}
+
+const char *
+xz_request_url(const struct xz_request *req)
+{
+	return req->url.raw;
+}
+
+const char *
+xz_request_path(const struct xz_request *req)
+{
+	return req->url.path;
+}
+
+const char *
+xz_request_query(const struct xz_request *req)
+{
+	return req->url.query;
+}
+
+const char *
+xz_request_host(const struct xz_request *req)
+{
+	return req->url.host;
+}
+
+int
+xz_request_port(const struct xz_request *req)
+{
+	return req->port;
+}
+
+const char *
+xz_request_remote_addr(const struct xz_request *req)
+{
+	return req->remote_addr;
+}
+
+const char *
+xz_request_mount(const struct xz_request *req)
+{
+	return req->mount;
+}
+
+const char *
+xz_request_path_info(const struct xz_request *req)
+{
+	return req->path_info != NULL ? req->path_info : req->url.path;
+}
+
+const char *
+xz_request_cert_hash(const struct xz_request *req)
+{
+	return req->cert.present ? req->cert.hash : NULL;
+}
+
+struct event_base *
+xz_request_base(const struct xz_request *req)
+{
+	return req->base;
+}
+
+void *
+xz_request_data(const struct xz_request *req)
+{
+	return req->data;
+}
+
+void
+xz_request_set_data(struct xz_request *req, void *data)
+{
+	req->data = data;
+}
+
+struct xz_app *
+xz_request_app(const struct xz_request *req)
+{
+	return req->app;
+}

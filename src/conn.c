@@ -1,0 +1,638 @@
+/*
+ * conn.c - one client connection's life: TLS handshake, the request line
+ * (at most 1024 bytes + CRLF, under a timeout), the checks that belong to
+ * this server (53 for another host, scheme or port; 31 for an empty path),
+ * handing the request to the app, then flushing the response and ending
+ * with close_notify.
+ *
+ * TLS runs on the socket itself, driven by libevent read/write events (as
+ * gmid drives libtls); the response is queued in an evbuffer and taken out
+ * a record (16 KiB) at a time. The test client uses the same code with
+ * plain bytes instead of TLS (conn_io_plain).
+ */
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "xz_private.h"
+
+#define CONN_RECORD 16384 /* one TLS record's worth of plaintext */
+
+enum conn_state {
+	CONN_HANDSHAKE,
+	CONN_READ_REQUEST,
+	CONN_HANDLER, /* a handler owns the response */
+	CONN_FLUSH,   /* response complete, draining output */
+	CONN_BYE,     /* output drained, sending close_notify */
+	CONN_CLOSING,
+};
+
+static const char *const conn_state_name[] = { "handshake", "read-request",
+	"handler", "flush", "bye", "closing" };
+
+struct conn_io;
+
+struct xz_conn {
+	unsigned id;
+	int fd;
+	enum conn_state state;
+	const struct conn_cfg *cfg;
+	const struct conn_io *io;
+	struct tls_conn *tls;
+	struct event_base *base;
+	struct event *ev_read;
+	struct event *ev_write;
+	struct event *ev_timer;
+	char line[XZ_MAX_URL + 2]; /* URL + CRLF */
+	size_t linelen;
+	struct evbuffer *out;
+	size_t bytes_sent;
+	struct xz_request req;
+	bool has_request;
+	char *fake_cert_hash;
+	char addr[64];
+	const char *abort_reason; /* set: close without close_notify */
+	struct timespec started;
+	conn_closed_fn closed;
+	void *closed_arg;
+};
+
+/*
+ * The transport: TLS over the socket, or plain bytes for the test client.
+ * Each returns what tls.c's functions return (enum tls_result).
+ */
+struct conn_io {
+	int (*handshake)(struct xz_conn *c);
+	ssize_t (*read)(struct xz_conn *c, void *buf, size_t len);
+	ssize_t (*write)(struct xz_conn *c, const void *buf, size_t len);
+	int (*bye)(struct xz_conn *c);
+};
+
+static void conn_on_read(evutil_socket_t, short, void *);
+static void conn_on_write(evutil_socket_t, short, void *);
+static void conn_on_timeout(evutil_socket_t, short, void *);
+static void conn_flush(struct xz_conn *c);
+
+static unsigned conn_next_id;
+
+static int
+tls_io_handshake(struct xz_conn *c)
+{
+	return tls_conn_handshake(c->tls);
+}
+
+static ssize_t
+tls_io_read(struct xz_conn *c, void *buf, size_t len)
+{
+	return tls_conn_read(c->tls, buf, len);
+}
+
+static ssize_t
+tls_io_write(struct xz_conn *c, const void *buf, size_t len)
+{
+	return tls_conn_write(c->tls, buf, len);
+}
+
+static int
+tls_io_bye(struct xz_conn *c)
+{
+	return tls_conn_bye(c->tls);
+}
+
+static const struct conn_io conn_io_tls = { tls_io_handshake, tls_io_read,
+	tls_io_write, tls_io_bye };
+
+static int
+plain_io_handshake(struct xz_conn *c)
+{
+	return TLS_DONE;
+}
+
+static ssize_t
+plain_io_read(struct xz_conn *c, void *buf, size_t len)
+{
+	ssize_t n = read(c->fd, buf, len);
+
+	if (n > 0)
+		return n;
+	if (n == 0)
+		return TLS_EOF;
+	if (errno == EAGAIN || errno == EINTR)
+		return TLS_WANT_READ;
+	return errno == ECONNRESET ? TLS_EOF : TLS_ERROR;
+}
+
+static ssize_t
+plain_io_write(struct xz_conn *c, const void *buf, size_t len)
+{
+	ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EINTR)
+		return TLS_WANT_WRITE;
+	return TLS_ERROR;
+}
+
+static int
+plain_io_bye(struct xz_conn *c)
+{
+	(void)shutdown(c->fd, SHUT_WR);
+	return TLS_DONE;
+}
+
+static const struct conn_io conn_io_plain = { plain_io_handshake, plain_io_read,
+	plain_io_write, plain_io_bye };
+
+/* The transport's own words for the last failure, for the log. */
+static const char *
+conn_io_error(struct xz_conn *c, const char *fallback)
+{
+	return c->tls != NULL ? tls_conn_strerror(c->tls) : fallback;
+}
+
+static void
+conn_set_state(struct xz_conn *c, enum conn_state next)
+{
+	log_debug("conn %u: %s -> %s", c->id, conn_state_name[c->state],
+	    conn_state_name[next]);
+	c->state = next;
+}
+
+static void
+conn_arm_timer(struct xz_conn *c, double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	event_add(c->ev_timer, &tv);
+}
+
+/* Waits for the socket to be ready in the direction a TLS call asked. */
+static void
+conn_want(struct xz_conn *c, int want)
+{
+	if (want == TLS_WANT_WRITE)
+		event_add(c->ev_write, NULL);
+	else
+		event_add(c->ev_read, NULL);
+}
+
+static void
+conn_format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const void *a;
+
+	if (sa == NULL ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
+		snprintf(buf, len, "local");
+		return;
+	}
+	if (sa->sa_family == AF_INET)
+		a = &((const struct sockaddr_in *)sa)->sin_addr;
+	else
+		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (inet_ntop(sa->sa_family, a, buf, len) == NULL)
+		snprintf(buf, len, "unknown");
+}
+
+struct xz_conn *
+conn_new(struct event_base *base, int fd, const struct conn_cfg *cfg,
+    const struct sockaddr *sa, conn_closed_fn closed, void *arg)
+{
+	struct xz_conn *c;
+
+	if (evutil_make_socket_nonblocking(fd) == -1 ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->id = __atomic_add_fetch(&conn_next_id, 1, __ATOMIC_RELAXED);
+	c->fd = fd;
+	c->cfg = cfg;
+	c->base = base;
+	c->closed = closed;
+	c->closed_arg = arg;
+	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	conn_format_addr(sa, c->addr, sizeof(c->addr));
+	c->io = cfg->tls != NULL ? &conn_io_tls : &conn_io_plain;
+	c->ev_read = event_new(base, fd, EV_READ, conn_on_read, c);
+	c->ev_write = event_new(base, fd, EV_WRITE, conn_on_write, c);
+	c->ev_timer = evtimer_new(base, conn_on_timeout, c);
+	c->out = evbuffer_new();
+	if (cfg->tls != NULL)
+		c->tls = tls_conn_new(cfg->tls, fd);
+	if (c->ev_read == NULL || c->ev_write == NULL || c->ev_timer == NULL ||
+	    c->out == NULL || (cfg->tls != NULL && c->tls == NULL)) {
+		log_warnx("conn %u: out of memory", c->id);
+		c->closed = NULL;
+		conn_close(c, "out of memory");
+		return NULL;
+	}
+	c->state = cfg->tls != NULL ? CONN_HANDSHAKE : CONN_READ_REQUEST;
+	conn_arm_timer(c, cfg->request_timeout);
+	/* The client speaks first: its ClientHello or its request line. */
+	event_add(c->ev_read, NULL);
+	return c;
+}
+
+void
+conn_set_fake_cert(struct xz_conn *c, const char *hash)
+{
+	free(c->fake_cert_hash);
+	c->fake_cert_hash = hash != NULL ? strdup(hash) : NULL;
+}
+
+static double
+conn_elapsed_ms(const struct xz_conn *c)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
+}
+
+/* One line per request: time, client, URL, status, bytes, duration. */
+static void
+conn_log_access(struct xz_conn *c, const char *reason)
+{
+	char when[32];
+	struct tm tm;
+	time_t now = time(NULL);
+
+	if (!c->cfg->access_log || !c->has_request)
+		return;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_access("%s %s \"%s\" %d %zu %.1fms%s%s", when, c->addr,
+	    c->req.url.raw != NULL ? c->req.url.raw : "", c->req.status,
+	    c->bytes_sent, conn_elapsed_ms(c), reason != NULL ? " " : "",
+	    reason != NULL ? reason : "");
+}
+
+void
+conn_close(struct xz_conn *c, const char *reason)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	conn_set_state(c, CONN_CLOSING);
+	if (c->has_request && !c->req.ended)
+		request_cancel(&c->req);
+	conn_log_access(c, reason);
+	log_debug("conn %u: closed: %s", c->id, reason);
+	if (c->has_request)
+		request_clear(&c->req);
+	if (c->tls != NULL)
+		tls_conn_free(c->tls);
+	if (c->ev_read != NULL)
+		event_free(c->ev_read);
+	if (c->ev_write != NULL)
+		event_free(c->ev_write);
+	if (c->ev_timer != NULL)
+		event_free(c->ev_timer);
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	close(c->fd);
+	free(c->fake_cert_hash);
+	if (c->closed != NULL)
+		c->closed(c, c->closed_arg);
+	free(c);
+}
+
+struct evbuffer *
+conn_output(struct xz_conn *c)
+{
+	return c->out;
+}
+
+/* Schedules a write: the socket is most likely writable already. */
+void
+conn_kick(struct xz_conn *c)
+{
+	if (c->state != CONN_CLOSING)
+		event_active(c->ev_write, EV_WRITE, 1);
+}
+
+void
+conn_abort(struct xz_conn *c, const char *reason)
+{
+	c->abort_reason = reason;
+	conn_kick(c);
+}
+
+void
+conn_end(struct xz_conn *c)
+{
+	if (c->state == CONN_HANDLER)
+		conn_set_state(c, CONN_FLUSH);
+	conn_kick(c);
+}
+
+/* Answers a request the app never sees (53, 59, 31) and ends. */
+static void
+conn_answer(struct xz_conn *c, int status, const char *meta)
+{
+	c->req.status = status;
+	c->req.replied = c->req.ended = true;
+	evbuffer_add_printf(c->out, "%d %s\r\n", status, meta);
+	conn_set_state(c, CONN_FLUSH);
+	conn_kick(c);
+}
+
+static bool
+conn_host_is_ours(const struct xz_conn *c, const char *host)
+{
+	const char *const *h;
+
+	for (h = c->cfg->hostnames; h != NULL && *h != NULL; h++)
+		if (strcasecmp(*h, host) == 0)
+			return true;
+	return false;
+}
+
+static void
+conn_fill_request(struct xz_conn *c)
+{
+	struct xz_request *req = &c->req;
+
+	req->port = c->cfg->port;
+	snprintf(req->remote_addr, sizeof(req->remote_addr), "%s", c->addr);
+	if (c->tls != NULL) {
+		if (tls_conn_peer_cert(c->tls, &req->cert) != XZ_OK)
+			log_warnx("conn %u: client certificate unreadable",
+			    c->id);
+		req->tls_version = tls_conn_version(c->tls);
+		req->tls_cipher = tls_conn_cipher(c->tls);
+	} else if (c->fake_cert_hash != NULL) {
+		req->cert.present = true;
+		snprintf(req->cert.hash, sizeof(req->cert.hash), "%s",
+		    c->fake_cert_hash);
+	}
+}
+
+/*
+ * The request line is read: parse, apply the server's own rules, then
+ * hand it to the app.
+ */
+static void
+conn_start_request(struct xz_conn *c, size_t urllen)
+{
+	struct xz_request *req = &c->req;
+	const char *why = NULL;
+	int rc;
+
+	event_del(c->ev_timer);
+	request_init(req, c->cfg->app, c, c->base);
+	c->has_request = true;
+	conn_set_state(c, CONN_HANDLER);
+	rc = url_parse(&req->url, c->line, urllen, &why);
+	if (rc != 0) {
+		/* Keep the raw bytes for the log even when they are bad. */
+		req->url.raw = strndup(c->line, urllen);
+		log_warnx("conn %u: bad request: %s", c->id,
+		    rc < 0 ? "out of memory" : why);
+		conn_answer(c, rc < 0 ? 40 : 59,
+		    rc < 0 ? "Server busy" : "Bad request");
+		return;
+	}
+	if (strcmp(req->url.scheme, "gemini") != 0 ||
+	    !conn_host_is_ours(c, req->url.host) ||
+	    (req->url.port != -1 && req->url.port != c->cfg->port)) {
+		conn_answer(c, 53, "Proxy request refused");
+		return;
+	}
+	if (req->url.path[0] == '\0') {
+		char *to = NULL;
+
+		if (asprintf(&to, "/%s%s", req->url.query ? "?" : "",
+		        req->url.query ? req->url.query : "") == -1)
+			to = NULL;
+		conn_answer(c, 31, to != NULL ? to : "/");
+		free(to);
+		return;
+	}
+	conn_fill_request(c);
+	app_dispatch(req);
+}
+
+/* After the request line, a readable socket means the client left. */
+static void
+conn_watch_after_request(struct xz_conn *c)
+{
+	if (c->state == CONN_HANDLER || c->state == CONN_FLUSH)
+		event_add(c->ev_read, NULL);
+}
+
+/* Looks for CRLF in what has come; a bare LF is not a line end. */
+static void
+conn_scan_line(struct xz_conn *c)
+{
+	char *lf;
+
+	if (c->linelen >= 2 &&
+	    (lf = memmem(c->line, c->linelen, "\r\n", 2)) != NULL) {
+		conn_start_request(c, (size_t)(lf - c->line));
+		return;
+	}
+	if (c->linelen == sizeof(c->line)) {
+		c->has_request = true;
+		request_init(&c->req, c->cfg->app, c, c->base);
+		c->req.url.raw = strdup("(over 1024 bytes)");
+		log_warnx("conn %u: request line over %d bytes", c->id,
+		    XZ_MAX_URL);
+		conn_set_state(c, CONN_HANDLER);
+		event_del(c->ev_timer);
+		conn_answer(c, 59, "Request line too long");
+	}
+}
+
+static void
+conn_read_request(struct xz_conn *c)
+{
+	ssize_t n;
+
+	while (c->state == CONN_READ_REQUEST) {
+		n = c->io->read(c, c->line + c->linelen,
+		    sizeof(c->line) - c->linelen);
+		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+			conn_want(c, (int)n);
+			return;
+		}
+		if (n <= 0) {
+			conn_close(c, n == TLS_EOF ?
+			                  "client closed before its request" :
+			                  conn_io_error(c, "read error"));
+			return;
+		}
+		c->linelen += (size_t)n;
+		conn_scan_line(c);
+	}
+	conn_watch_after_request(c);
+}
+
+static void
+conn_handshake(struct xz_conn *c)
+{
+	int rc = c->io->handshake(c);
+
+	if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
+		conn_want(c, rc);
+		return;
+	}
+	if (rc != TLS_DONE) {
+		conn_close(c, conn_io_error(c, "handshake failed"));
+		return;
+	}
+	conn_set_state(c, CONN_READ_REQUEST);
+	conn_read_request(c);
+}
+
+/*
+ * While a handler works, a readable socket means the client went away (or
+ * sent bytes Gemini has no use for, which are dropped).
+ */
+static void
+conn_watch_client(struct xz_conn *c)
+{
+	char scratch[512];
+	ssize_t n;
+
+	n = c->io->read(c, scratch, sizeof(scratch));
+	if (n > 0 || n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+		event_add(c->ev_read, NULL);
+		return;
+	}
+	conn_close(c, "client went away");
+}
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct xz_conn *c = arg;
+
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		conn_handshake(c);
+		break;
+	case CONN_READ_REQUEST:
+		conn_read_request(c);
+		break;
+	case CONN_HANDLER:
+	case CONN_FLUSH:
+		conn_watch_client(c);
+		break;
+	case CONN_BYE:
+		conn_flush(c);
+		break;
+	case CONN_CLOSING:
+		break;
+	}
+}
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct xz_conn *c = arg;
+
+	if (c->abort_reason != NULL) {
+		conn_close(c, c->abort_reason);
+		return;
+	}
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		conn_handshake(c);
+		break;
+	case CONN_READ_REQUEST:
+		conn_read_request(c);
+		break;
+	case CONN_HANDLER:
+	case CONN_FLUSH:
+	case CONN_BYE:
+		conn_flush(c);
+		break;
+	case CONN_CLOSING:
+		break;
+	}
+}
+
+static void
+conn_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct xz_conn *c = arg;
+
+	if (c->state == CONN_HANDSHAKE || c->state == CONN_READ_REQUEST)
+		conn_close(c, "request timeout");
+	else
+		conn_close(c, "client took no bytes (write timeout)");
+}
+
+/* Sends close_notify, then closes. */
+static void
+conn_bye(struct xz_conn *c)
+{
+	int rc;
+
+	conn_set_state(c, CONN_BYE);
+	rc = c->io->bye(c);
+	if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
+		conn_want(c, rc);
+		return;
+	}
+	conn_close(c, rc == TLS_DONE ? NULL : "close_notify failed");
+}
+
+/*
+ * Writes what is queued, a record at a time, until the socket is full or
+ * the queue empty; then tells the handler (drain callback) or, when the
+ * response is complete, says goodbye.
+ */
+static void
+conn_flush(struct xz_conn *c)
+{
+	size_t len, n;
+	ssize_t w;
+
+	if (c->state == CONN_BYE) {
+		conn_bye(c);
+		return;
+	}
+	while ((len = evbuffer_get_length(c->out)) > 0) {
+		n = len < CONN_RECORD ? len : CONN_RECORD;
+		w = c->io->write(c, evbuffer_pullup(c->out, (ssize_t)n), n);
+		if (w == TLS_WANT_WRITE || w == TLS_WANT_READ) {
+			conn_want(c, (int)w);
+			conn_arm_timer(c, c->cfg->write_timeout);
+			if (c->state == CONN_HANDLER)
+				request_drained(&c->req, len);
+			return;
+		}
+		if (w <= 0) {
+			conn_close(c, conn_io_error(c, "write error"));
+			return;
+		}
+		evbuffer_drain(c->out, (size_t)w);
+		c->bytes_sent += (size_t)w;
+	}
+	event_del(c->ev_timer);
+	if (c->state == CONN_HANDLER) {
+		request_drained(&c->req, 0);
+		return;
+	}
+	if (c->state == CONN_FLUSH)
+		conn_bye(c);
+}

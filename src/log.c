@@ -1,0 +1,108 @@
+/*
+ * log.c - the server's log on stderr, one line per call.
+ *
+ * The library never prints unless the program turned logging on with
+ * log_init(): an embedding application stays quiet by default. Each line
+ * is written with one write(2) so that lines of concurrent workers never
+ * interleave.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "xz_private.h"
+
+static int log_level = -1; /* -1 silent, 0 normal, 1 verbose */
+
+void
+log_init(int verbose)
+{
+	log_level = verbose ? 1 : 0;
+}
+
+static void
+log_vline(const char *prefix, const char *err, const char *fmt, va_list ap)
+{
+	char line[2048];
+	int n, m;
+
+	n = snprintf(line, sizeof(line), "%s", prefix);
+	m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	if (m < 0)
+		return;
+	n += m;
+	if (n > (int)sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	if (err != NULL)
+		n += snprintf(line + n, sizeof(line) - n, ": %s", err);
+	if (n > (int)sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	(void)!write(STDERR_FILENO, line, n);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	char buf[128];
+	const char *err;
+	va_list ap;
+
+	if (log_level < 0)
+		return;
+	err = strerror_r(errno, buf, sizeof(buf));
+	va_start(ap, fmt);
+	log_vline("xitzin: ", err, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_level < 0)
+		return;
+	va_start(ap, fmt);
+	log_vline("xitzin: ", NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_level < 0)
+		return;
+	va_start(ap, fmt);
+	log_vline("xitzin: ", NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_level < 1)
+		return;
+	va_start(ap, fmt);
+	log_vline("xitzin: debug: ", NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_access(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_level < 0)
+		return;
+	va_start(ap, fmt);
+	log_vline("", NULL, fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,249 @@
+/*
+ * relay.c - a backend's answer relayed to the client: what SCGI and CGI
+ * share once the backend is reached.
+ *
+ * The answer comes through a bufferevent, read buffer_size bytes at a
+ * time. Its header, in any of the three shapes, is parsed by
+ * response_parse_backend(); a bad one is never passed on. Then:
+ *
+ * - with max_response_size, the whole answer (header included) is held
+ *   until the backend closes, so that "too large" can still become an
+ *   error status; it is sent in one go;
+ * - with no limit, the body streams: bytes move (not copied) into the
+ *   connection's output, and reading stops while more than RELAY_HIGH
+ *   bytes wait for the client, until they fall to RELAY_LOW. Memory stays
+ *   constant whatever the size.
+ *
+ * Before the header is out, a failure is an error answer (43 or 42 with
+ * the cfg's metas, the details in the log). After, the only honest thing
+ * left is to cut the connection without close_notify.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "xz_private.h"
+
+#define RELAY_HIGH (256 * 1024) /* pending bytes that pause the backend */
+#define RELAY_LOW (64 * 1024)   /* ... and that resume it */
+
+struct relay {
+	struct xz_request *req;
+	struct bufferevent *bev;
+	const struct relay_cfg *cfg;
+	void (*done)(enum relay_end, void *);
+	void *arg;
+	bool header_sent; /* streaming: the header went to the client */
+};
+
+static void relay_on_read(struct bufferevent *, void *);
+static void relay_on_event(struct bufferevent *, short, void *);
+
+static void
+relay_free(struct relay *r)
+{
+	if (r->bev != NULL)
+		bufferevent_free(r->bev);
+	free(r);
+}
+
+/* The request is answered and ended: free, then tell the owner. */
+static void
+relay_finish(struct relay *r, enum relay_end how)
+{
+	void (*done)(enum relay_end, void *) = r->done;
+	void *arg = r->arg;
+
+	relay_free(r);
+	if (done != NULL)
+		done(how, arg);
+}
+
+/* An error answer, possible only while no header has gone out. */
+static void
+relay_fail(struct relay *r, const char *meta, const char *detail)
+{
+	log_warnx("%s: %s: %s", r->cfg->name, xz_request_url(r->req), detail);
+	if (r->header_sent)
+		request_abort(r->req, "backend failed mid-response");
+	else
+		xz_respond(r->req, r->cfg->error_status, meta);
+	relay_finish(r, RELAY_FAILED);
+}
+
+/*
+ * Parses the header from in. Returns XZ_OK after replying (the header
+ * bytes drained), XZ_EAGAIN, or XZ_EPARSE after answering the error.
+ */
+static int
+relay_header(struct relay *r, struct evbuffer *in)
+{
+	size_t len = evbuffer_get_length(in), hdrlen = 0;
+	size_t want =
+	    len < XZ_MAX_BACKEND_HEADER + 1 ? len : XZ_MAX_BACKEND_HEADER + 1;
+	const char *why = NULL;
+	char *meta = NULL;
+	int status = 0, rc;
+
+	rc = response_parse_backend(
+	    (const char *)evbuffer_pullup(in, (ssize_t)want), want, &status,
+	    &meta, &hdrlen, &why);
+	if (rc == XZ_EAGAIN)
+		return XZ_EAGAIN;
+	if (rc != XZ_OK) {
+		relay_fail(r, r->cfg->meta_bad,
+		    why != NULL ? why : "bad header");
+		return XZ_EPARSE;
+	}
+	evbuffer_drain(in, hdrlen);
+	rc = xz_reply(r->req, status, meta);
+	free(meta);
+	if (rc != XZ_OK) {
+		relay_fail(r, r->cfg->meta_bad, xz_strerror(rc));
+		return XZ_EPARSE;
+	}
+	return XZ_OK;
+}
+
+/* Moves the body to the client (no copy); false once it takes no body. */
+static bool
+relay_move_body(struct relay *r, struct evbuffer *in)
+{
+	if (xz_write(r->req, "", 0) != XZ_OK) {
+		/* Not 2x (or middleware made it so): nothing to send. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return false;
+	}
+	evbuffer_add_buffer(conn_output(r->req->c), in);
+	conn_kick(r->req->c);
+	return true;
+}
+
+static void
+relay_resume(struct xz_request *req, void *arg)
+{
+	struct relay *r = arg;
+
+	bufferevent_enable(r->bev, EV_READ);
+}
+
+static void
+relay_stream(struct relay *r, struct evbuffer *in)
+{
+	if (!r->header_sent) {
+		if (relay_header(r, in) != XZ_OK)
+			return;
+		r->header_sent = true;
+	}
+	if (!relay_move_body(r, in)) {
+		xz_end(r->req);
+		relay_finish(r, RELAY_OK);
+		return;
+	}
+	if (xz_pending(r->req) > RELAY_HIGH) {
+		/* The client is slower than the backend: let it catch up. */
+		bufferevent_disable(r->bev, EV_READ);
+		xz_on_drain(r->req, RELAY_LOW, relay_resume, r);
+	}
+}
+
+static void
+relay_on_read(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (r->cfg->max_response_size == 0) {
+		relay_stream(r, in);
+		return;
+	}
+	if (evbuffer_get_length(in) > r->cfg->max_response_size) {
+		relay_fail(r, r->cfg->meta_too_big, "answer over the limit");
+		return;
+	}
+}
+
+/* The backend closed: the held (or last streamed) answer is complete. */
+static void
+relay_on_eof(struct relay *r)
+{
+	struct evbuffer *in = bufferevent_get_input(r->bev);
+
+	if (!r->header_sent) {
+		int rc = relay_header(r, in);
+
+		if (rc == XZ_EAGAIN)
+			relay_fail(r, r->cfg->meta_bad,
+			    evbuffer_get_length(in) == 0 ?
+			        "closed without answering" :
+			        "closed in the middle of the header");
+		if (rc != XZ_OK)
+			return;
+	}
+	(void)relay_move_body(r, in);
+	xz_end(r->req);
+	relay_finish(r, RELAY_OK);
+}
+
+static void
+relay_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	if (what & BEV_EVENT_EOF) {
+		relay_on_eof(r);
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		relay_fail(r, r->cfg->meta_timeout,
+		    (what & BEV_EVENT_READING) ? "silent past the timeout" :
+		                                 "took no request bytes");
+	} else if (what & BEV_EVENT_ERROR) {
+		char detail[128];
+
+		snprintf(detail, sizeof(detail), "connection error: %s",
+		    strerror(errno));
+		/* A reset after a complete answer is still an answer. */
+		if (errno == ECONNRESET && !r->header_sent &&
+		    r->cfg->max_response_size > 0)
+			relay_on_eof(r);
+		else
+			relay_fail(r, r->cfg->meta_bad, detail);
+	}
+}
+
+struct relay *
+relay_new(struct xz_request *req, struct bufferevent *bev,
+    const struct relay_cfg *cfg, void (*done)(enum relay_end, void *),
+    void *arg)
+{
+	struct relay *r = calloc(1, sizeof(*r));
+	struct timeval tv;
+
+	if (r == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	r->req = req;
+	r->bev = bev;
+	r->cfg = cfg;
+	r->done = done;
+	r->arg = arg;
+	tv.tv_sec = (time_t)cfg->timeout;
+	tv.tv_usec = (suseconds_t)((cfg->timeout - (double)tv.tv_sec) * 1e6);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	if (cfg->buffer_size > 0)
+		bufferevent_set_max_single_read(bev, cfg->buffer_size);
+	bufferevent_setcb(bev, relay_on_read, NULL, relay_on_event, r);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return r;
+}
+
+void
+relay_cancel(struct relay *r)
+{
+	if (r != NULL)
+		relay_free(r);
+}

@@ -1,0 +1,597 @@
+/*
+ * server.c - listeners, worker threads, signals and the graceful stop.
+ *
+ * Each worker thread has its own event_base and its own listening socket
+ * per listen address (SO_REUSEPORT: the kernel spreads connections, no
+ * lock is shared on accept). The main thread waits for SIGTERM/SIGINT or
+ * xz_server_stop() (a self-pipe, so a signal handler may call it), then
+ * tells every worker to stop accepting and to finish its connections
+ * within drain_timeout.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "xz_private.h"
+
+/*
+ * The kernel caps the backlog at net.core.somaxconn; asking for more
+ * costs nothing, and a burst of handshakes then never waits on SYN
+ * retries (gmid's 16 gives multi-second tails).
+ */
+#define SERVER_BACKLOG 65535
+
+struct worker;
+
+struct conn_entry {
+	struct xz_conn *c;
+	struct worker *w;
+	TAILQ_ENTRY(conn_entry) link;
+};
+
+struct listener {
+	struct worker *w;
+	const struct conn_cfg *cfg;
+	struct evconnlistener *evl;
+};
+
+struct worker {
+	struct xz_server *srv;
+	pthread_t thread;
+	bool started;
+	struct event_base *base;
+	struct listener *listeners; /* one per listen address */
+	struct event *ev_stop;
+	struct event *ev_drain_timeout;
+	TAILQ_HEAD(, conn_entry) conns;
+	size_t nconns;
+	bool stopping;
+};
+
+struct listen_addr {
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct conn_cfg cfg;
+};
+
+struct xz_server {
+	struct xz_app *app;
+	struct xz_server_opts opts;
+	struct tls_ctx *tls;
+	char **hostnames;
+	struct listen_addr *addrs;
+	size_t naddrs;
+	struct worker *workers;
+	int nworkers;
+	int stop_pipe[2];
+};
+
+static void
+server_conn_closed(struct xz_conn *c, void *arg)
+{
+	struct conn_entry *e = arg;
+	struct worker *w = e->w;
+
+	TAILQ_REMOVE(&w->conns, e, link);
+	free(e);
+	if (--w->nconns == 0 && w->stopping)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void
+server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct worker *w = l->w;
+	struct conn_entry *e;
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		log_warnx("accept: out of memory");
+		close(fd);
+		return;
+	}
+	e->w = w;
+	TAILQ_INSERT_TAIL(&w->conns, e, link);
+	w->nconns++;
+	e->c = conn_new(w->base, fd, l->cfg, sa, server_conn_closed, e);
+	if (e->c == NULL) {
+		TAILQ_REMOVE(&w->conns, e, link);
+		w->nconns--;
+		free(e);
+	}
+}
+
+static void
+server_on_accept_error(struct evconnlistener *evl, void *arg)
+{
+	/* EMFILE and friends: log and go on; the listener stays. */
+	log_warn("accept");
+}
+
+static void
+worker_close_all(struct worker *w)
+{
+	struct conn_entry *e;
+
+	while ((e = TAILQ_FIRST(&w->conns)) != NULL)
+		conn_close(e->c, "server stopping");
+}
+
+static void
+worker_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	log_info("drain timeout: closing %zu connection(s)", w->nconns);
+	worker_close_all(w);
+	event_base_loopexit(w->base, NULL);
+}
+
+/* Runs in the worker: stop accepting, finish what is in flight. */
+static void
+worker_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv;
+	size_t i;
+	double t = w->srv->opts.drain_timeout;
+
+	w->stopping = true;
+	for (i = 0; i < w->srv->naddrs; i++)
+		evconnlistener_disable(w->listeners[i].evl);
+	if (w->nconns == 0) {
+		event_base_loopexit(w->base, NULL);
+		return;
+	}
+	tv.tv_sec = (time_t)t;
+	tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
+	evtimer_add(w->ev_drain_timeout, &tv);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	/* Stopped: anything left (the drain timed out) is closed here. */
+	worker_close_all(w);
+	return NULL;
+}
+
+/* "0.0.0.0:1965", "[::1]:1965", "localhost:1965" -> the first address. */
+static int
+server_parse_listen(const char *spec, struct listen_addr *la, char *err,
+    size_t errlen)
+{
+	struct addrinfo hints = { 0 }, *res;
+	char host[256];
+	const char *colon, *port;
+	int rc;
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+
+		if (close == NULL || close[1] != ':')
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(close - spec - 1),
+		    spec + 1);
+		port = close + 2;
+	} else {
+		if ((colon = strrchr(spec, ':')) == NULL)
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
+		port = colon + 1;
+	}
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen %s: %s", spec, gai_strerror(rc));
+		return XZ_EINVAL;
+	}
+	memcpy(&la->ss, res->ai_addr, res->ai_addrlen);
+	la->sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return XZ_OK;
+bad:
+	snprintf(err, errlen, "listen %s: expected HOST:PORT or [IPV6]:PORT",
+	    spec);
+	return XZ_EINVAL;
+}
+
+static int
+server_addr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static void
+server_set_port(struct sockaddr_storage *ss, int port)
+{
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+}
+
+/*
+ * A listening socket for la. With port 0 the first bind picks a port,
+ * which la then keeps so that every worker shares it.
+ */
+static int
+server_bind(struct listen_addr *la, char *err, size_t errlen)
+{
+	int fd, one = 1;
+	struct sockaddr_storage got;
+	socklen_t gotlen = sizeof(got);
+	char name[INET6_ADDRSTRLEN] = "?";
+
+	fd = socket(la->ss.ss_family,
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail;
+	if (la->ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&la->ss, la->sslen) == -1 ||
+	    listen(fd, SERVER_BACKLOG) == -1)
+		goto fail;
+	if (getsockname(fd, (struct sockaddr *)&got, &gotlen) == 0)
+		server_set_port(&la->ss, server_addr_port(&got));
+	return fd;
+fail:
+	if (la->ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((struct sockaddr_in6 *)&la->ss)->sin6_addr, name,
+		    sizeof(name));
+	else
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&la->ss)->sin_addr,
+		    name, sizeof(name));
+	snprintf(err, errlen, "listen %s port %d: %s", name,
+	    server_addr_port(&la->ss), strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+static int
+worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
+{
+	size_t i;
+	int fd;
+
+	w->srv = srv;
+	TAILQ_INIT(&w->conns);
+	if ((w->base = event_base_new()) == NULL ||
+	    (w->listeners = calloc(srv->naddrs, sizeof(*w->listeners))) ==
+	        NULL ||
+	    (w->ev_stop = event_new(w->base, -1, 0, worker_on_stop, w)) ==
+	        NULL ||
+	    (w->ev_drain_timeout =
+	            evtimer_new(w->base, worker_on_drain_timeout, w)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return XZ_ENOMEM;
+	}
+	for (i = 0; i < srv->naddrs; i++) {
+		struct listener *l = &w->listeners[i];
+
+		if ((fd = server_bind(&srv->addrs[i], err, errlen)) == -1)
+			return XZ_EIO;
+		srv->addrs[i].cfg.port = server_addr_port(&srv->addrs[i].ss);
+		l->w = w;
+		l->cfg = &srv->addrs[i].cfg;
+		l->evl = evconnlistener_new(w->base, server_on_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		if (l->evl == NULL) {
+			close(fd);
+			snprintf(err, errlen, "out of memory");
+			return XZ_ENOMEM;
+		}
+		evconnlistener_set_error_cb(l->evl, server_on_accept_error);
+	}
+	return XZ_OK;
+}
+
+static void
+worker_free(struct worker *w, size_t naddrs)
+{
+	size_t i;
+
+	if (w->listeners != NULL)
+		for (i = 0; i < naddrs; i++)
+			if (w->listeners[i].evl != NULL)
+				evconnlistener_free(w->listeners[i].evl);
+	free(w->listeners);
+	if (w->ev_stop != NULL)
+		event_free(w->ev_stop);
+	if (w->ev_drain_timeout != NULL)
+		event_free(w->ev_drain_timeout);
+	if (w->base != NULL)
+		event_base_free(w->base);
+}
+
+/* "a.example, B.example" -> { "a.example", "b.example", NULL }. */
+static char **
+server_split_names(const char *names)
+{
+	char **list = calloc(strlen(names) / 2 + 2, sizeof(char *));
+	const char *p = names;
+	size_t n = 0, len;
+
+	if (list == NULL)
+		return NULL;
+	while (*p != '\0') {
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		len = strcspn(p, ", \t");
+		if (len == 0)
+			break;
+		if ((list[n] = strndup(p, len)) == NULL)
+			break;
+		for (char *q = list[n]; *q != '\0'; q++)
+			*q = (char)tolower((unsigned char)*q);
+		n++;
+		p += len;
+	}
+	return list;
+}
+
+static void
+server_defaults(struct xz_server_opts *o)
+{
+	if (o->hostname == NULL)
+		o->hostname = "localhost";
+	if (o->request_timeout <= 0)
+		o->request_timeout = 10;
+	if (o->write_timeout <= 0)
+		o->write_timeout = 60;
+	if (o->drain_timeout <= 0)
+		o->drain_timeout = 10;
+	if (o->workers <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		o->workers = n > 0 ? (int)n : 1;
+	}
+}
+
+static int
+server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
+{
+	static const char *const dflt[] = { "localhost:1965", NULL };
+	const char *const *l = srv->opts.listen ? srv->opts.listen : dflt;
+	size_t i, n = 0;
+
+	while (l[n] != NULL)
+		n++;
+	if ((srv->addrs = calloc(n, sizeof(*srv->addrs))) == NULL)
+		return XZ_ENOMEM;
+	srv->naddrs = n;
+	for (i = 0; i < n; i++) {
+		struct conn_cfg *cfg = &srv->addrs[i].cfg;
+
+		if (server_parse_listen(l[i], &srv->addrs[i], err, errlen) !=
+		    XZ_OK)
+			return XZ_EINVAL;
+		cfg->app = srv->app;
+		cfg->tls = srv->tls;
+		cfg->hostnames = (const char *const *)srv->hostnames;
+		cfg->request_timeout = srv->opts.request_timeout;
+		cfg->write_timeout = srv->opts.write_timeout;
+		cfg->access_log = !srv->opts.quiet;
+	}
+	return XZ_OK;
+}
+
+struct xz_server *
+xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
+    size_t errlen)
+{
+	struct xz_server *srv = calloc(1, sizeof(*srv));
+	struct tls_opts topts = { 0 };
+	int i;
+
+	if (srv == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+	srv->app = app;
+	srv->opts = *opts;
+	server_defaults(&srv->opts);
+	if (evthread_use_pthreads() == -1 ||
+	    pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	    (srv->hostnames = server_split_names(srv->opts.hostname)) == NULL ||
+	    srv->hostnames[0] == NULL) {
+		snprintf(err, errlen, "hostname: none given, or out of memory");
+		goto fail;
+	}
+	topts.cert_file = srv->opts.cert_file;
+	topts.key_file = srv->opts.key_file;
+	topts.hostname = srv->hostnames[0];
+	topts.ed25519 = srv->opts.key_ed25519;
+	if ((srv->tls = tls_ctx_new(&topts, err, errlen)) == NULL)
+		goto fail;
+	if (server_setup_addrs(srv, err, errlen) != XZ_OK)
+		goto fail;
+	srv->workers = calloc((size_t)srv->opts.workers, sizeof(*srv->workers));
+	if (srv->workers == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	srv->nworkers = srv->opts.workers;
+	for (i = 0; i < srv->nworkers; i++)
+		if (worker_init(srv, &srv->workers[i], err, errlen) != XZ_OK)
+			goto fail;
+	return srv;
+fail:
+	xz_server_free(srv);
+	return NULL;
+}
+
+int
+xz_server_port(const struct xz_server *srv, size_t listener)
+{
+	if (srv == NULL || listener >= srv->naddrs)
+		return -1;
+	return srv->addrs[listener].cfg.port;
+}
+
+void
+xz_server_stop(struct xz_server *srv)
+{
+	char b = 1;
+
+	/* write(2) is async-signal-safe: a signal handler may call this. */
+	(void)!write(srv->stop_pipe[1], &b, 1);
+}
+
+static void
+server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct event_base *base = arg;
+
+	log_info("%s: stopping", strsignal((int)sig));
+	event_base_loopbreak(base);
+}
+
+static void
+server_on_stop_pipe(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+/* The main thread: wait for a signal or xz_server_stop(). */
+static int
+server_wait_for_stop(struct xz_server *srv)
+{
+	struct event_base *base = event_base_new();
+	struct event *sigterm, *sigint, *pipe_ev;
+
+	if (base == NULL)
+		return XZ_ENOMEM;
+	sigterm = evsignal_new(base, SIGTERM, server_on_signal, base);
+	sigint = evsignal_new(base, SIGINT, server_on_signal, base);
+	pipe_ev = event_new(base, srv->stop_pipe[0], EV_READ,
+	    server_on_stop_pipe, base);
+	if (sigterm == NULL || sigint == NULL || pipe_ev == NULL ||
+	    evsignal_add(sigterm, NULL) == -1 ||
+	    evsignal_add(sigint, NULL) == -1 ||
+	    event_add(pipe_ev, NULL) == -1) {
+		log_warnx("cannot wait for signals");
+	} else {
+		event_base_dispatch(base);
+	}
+	if (sigterm != NULL)
+		event_free(sigterm);
+	if (sigint != NULL)
+		event_free(sigint);
+	if (pipe_ev != NULL)
+		event_free(pipe_ev);
+	event_base_free(base);
+	return XZ_OK;
+}
+
+static void
+server_log_listening(const struct xz_server *srv)
+{
+	char name[INET6_ADDRSTRLEN];
+	size_t i;
+
+	for (i = 0; i < srv->naddrs; i++) {
+		const struct sockaddr_storage *ss = &srv->addrs[i].ss;
+
+		if (ss->ss_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			    &((const struct sockaddr_in6 *)ss)->sin6_addr, name,
+			    sizeof(name));
+		else
+			inet_ntop(AF_INET,
+			    &((const struct sockaddr_in *)ss)->sin_addr, name,
+			    sizeof(name));
+		log_info("listening on %s%s%s port %d (%d workers)",
+		    ss->ss_family == AF_INET6 ? "[" : "", name,
+		    ss->ss_family == AF_INET6 ? "]" : "",
+		    srv->addrs[i].cfg.port, srv->nworkers);
+	}
+}
+
+int
+xz_server_run(struct xz_server *srv)
+{
+	sigset_t all, old;
+	int i, rc;
+
+	if ((rc = app_startup(srv->app)) != XZ_OK) {
+		log_warnx("a startup hook failed: %s", xz_strerror(rc));
+		return rc;
+	}
+	/* Workers never take signals: the main thread handles them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < srv->nworkers; i++)
+		if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
+		        &srv->workers[i]) == 0)
+			srv->workers[i].started = true;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	server_log_listening(srv);
+	server_wait_for_stop(srv);
+	for (i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].started)
+			event_active(srv->workers[i].ev_stop, EV_READ, 1);
+	for (i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].started)
+			pthread_join(srv->workers[i].thread, NULL);
+	app_shutdown(srv->app);
+	log_info("stopped");
+	return XZ_OK;
+}
+
+void
+xz_server_free(struct xz_server *srv)
+{
+	int i;
+
+	if (srv == NULL)
+		return;
+	for (i = 0; i < srv->nworkers; i++)
+		worker_free(&srv->workers[i], srv->naddrs);
+	free(srv->workers);
+	free(srv->addrs);
+	if (srv->hostnames != NULL)
+		for (i = 0; srv->hostnames[i] != NULL; i++)
+			free(srv->hostnames[i]);
+	free(srv->hostnames);
+	tls_ctx_free(srv->tls);
+	if (srv->stop_pipe[0] != -1)
+		close(srv->stop_pipe[0]);
+	if (srv->stop_pipe[1] != -1)
+		close(srv->stop_pipe[1]);
+	free(srv);
+}

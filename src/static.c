@@ -1,0 +1,245 @@
+/*
+ * static.c - the static-file handler: files under a root directory.
+ *
+ * Paths come decoded and free of dot segments (request.c). Files are
+ * opened with openat2(RESOLVE_BENEATH) relative to the root's descriptor,
+ * so neither "..", encoded dots nor a symlink can lead outside the root;
+ * the kernel checks every component. The body goes out through the
+ * connection's evbuffer without a copy into the handler.
+ */
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <linux/openat2.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "xz_private.h"
+
+struct static_root {
+	int dirfd;
+	char *path; /* for the log */
+};
+
+static const struct {
+	const char *ext;
+	const char *type;
+} static_types[] = {
+	{ "gmi", "text/gemini" },
+	{ "gemini", "text/gemini" },
+	{ "txt", "text/plain" },
+	{ "md", "text/markdown" },
+	{ "html", "text/html" },
+	{ "htm", "text/html" },
+	{ "css", "text/css" },
+	{ "csv", "text/csv" },
+	{ "xml", "application/xml" },
+	{ "json", "application/json" },
+	{ "atom", "application/atom+xml" },
+	{ "rss", "application/rss+xml" },
+	{ "pdf", "application/pdf" },
+	{ "zip", "application/zip" },
+	{ "gz", "application/gzip" },
+	{ "tar", "application/x-tar" },
+	{ "png", "image/png" },
+	{ "jpg", "image/jpeg" },
+	{ "jpeg", "image/jpeg" },
+	{ "gif", "image/gif" },
+	{ "webp", "image/webp" },
+	{ "svg", "image/svg+xml" },
+	{ "ico", "image/vnd.microsoft.icon" },
+	{ "mp3", "audio/mpeg" },
+	{ "ogg", "audio/ogg" },
+	{ "flac", "audio/flac" },
+	{ "wav", "audio/wav" },
+	{ "mp4", "video/mp4" },
+	{ "webm", "video/webm" },
+};
+
+/* The MIME type by extension; unknown ones are application/octet-stream. */
+static const char *
+static_mime(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *dot = strrchr(slash != NULL ? slash : path, '.');
+	size_t i;
+
+	if (dot != NULL)
+		for (i = 0; i < sizeof(static_types) / sizeof(*static_types);
+		     i++)
+			if (strcasecmp(dot + 1, static_types[i].ext) == 0)
+				return static_types[i].type;
+	return "application/octet-stream";
+}
+
+static int
+static_open_beneath(int dirfd, const char *rel)
+{
+	struct open_how how = { 0 };
+
+	how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+}
+
+/* Percent-encodes what a URL path cannot carry as it is. */
+static char *
+static_encode_path(const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(path);
+	char *out = malloc(len * 3 + 1), *o = out;
+	const unsigned char *p;
+
+	if (out == NULL)
+		return NULL;
+	for (p = (const unsigned char *)path; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') ||
+		    strchr("/-._~!$&'()*+,;=:@", *p) != NULL) {
+			*o++ = (char)*p;
+			continue;
+		}
+		*o++ = '%';
+		*o++ = hex[*p >> 4];
+		*o++ = hex[*p & 15];
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A directory asked for without its slash: 31 to the slash form. */
+static int
+static_redirect_slash(struct xz_request *req)
+{
+	char *enc = static_encode_path(xz_request_path(req)), *to = NULL;
+	const char *q = xz_request_query(req);
+	int rc;
+
+	if (enc == NULL ||
+	    asprintf(&to, "%s/%s%s", enc, q ? "?" : "", q ? q : "") == -1) {
+		free(enc);
+		return XZ_ENOMEM;
+	}
+	rc = xz_respond(req, 31, to);
+	free(enc);
+	free(to);
+	return rc;
+}
+
+static bool
+static_append(char *buf, size_t size, const char *tail)
+{
+	size_t len = strlen(buf), tlen = strlen(tail);
+
+	if (len + tlen + 1 > size)
+		return false;
+	memcpy(buf + len, tail, tlen + 1);
+	return true;
+}
+
+static int
+static_not_found(struct xz_request *req, const struct static_root *root,
+    const char *rel)
+{
+	if (errno != ENOENT && errno != ENOTDIR)
+		log_warn("static %s: %s", root->path, rel);
+	return xz_respond(req, 51, "Not found");
+}
+
+/* Serves fd, an open regular file of st's size, named path. */
+static int
+static_send(struct xz_request *req, int fd, const struct stat *st,
+    const char *path)
+{
+	int rc = xz_reply(req, 20, static_mime(path));
+
+	if (rc == XZ_OK)
+		rc = request_write_file(req, fd, (size_t)st->st_size);
+	else
+		close(fd);
+	xz_end(req);
+	return rc == XZ_ESTATE ? XZ_OK : rc;
+}
+
+static int
+static_start(struct xz_request *req, void *state)
+{
+	const struct static_root *root = state;
+	const char *info = xz_request_path_info(req);
+	char rel[4096];
+	struct stat st;
+	int fd;
+
+	/* The root itself is "."; otherwise the path without its '/'. */
+	snprintf(rel, sizeof(rel), "%s", info[0] == '\0' ? "." : info + 1);
+	if (rel[0] == '\0')
+		snprintf(rel, sizeof(rel), ".");
+	if ((fd = static_open_beneath(root->dirfd, rel)) == -1)
+		return static_not_found(req, root, rel);
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return static_not_found(req, root, rel);
+	}
+	if (S_ISDIR(st.st_mode)) {
+		size_t len = strlen(xz_request_path(req));
+
+		close(fd);
+		if (len == 0 || xz_request_path(req)[len - 1] != '/')
+			return static_redirect_slash(req);
+		if (!static_append(rel, sizeof(rel), "/index.gmi") ||
+		    (fd = static_open_beneath(root->dirfd, rel)) == -1)
+			return static_not_found(req, root, rel);
+		if (fstat(fd, &st) == -1) {
+			close(fd);
+			return static_not_found(req, root, rel);
+		}
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return xz_respond(req, 51, "Not found");
+	}
+	return static_send(req, fd, &st, rel);
+}
+
+static void
+static_dispose(void *state)
+{
+	struct static_root *root = state;
+
+	close(root->dirfd);
+	free(root->path);
+	free(root);
+}
+
+static const struct xz_handler_ops static_ops = {
+	.name = "static",
+	.start = static_start,
+	.cancel = NULL, /* answers within start */
+	.dispose = static_dispose,
+};
+
+int
+xz_static(struct xz_app *app, const char *prefix, const char *dir)
+{
+	struct static_root *root = calloc(1, sizeof(*root));
+
+	if (root == NULL)
+		return XZ_ENOMEM;
+	root->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root->dirfd == -1) {
+		free(root);
+		return XZ_EINVAL;
+	}
+	if ((root->path = strdup(dir)) == NULL) {
+		static_dispose(root);
+		return XZ_ENOMEM;
+	}
+	return xz_mount(app, prefix, xz_handler_new(&static_ops, root));
+}

@@ -1,0 +1,283 @@
+/*
+ * testclient.c - the in-process test client.
+ *
+ * It runs the app's real dispatch path (conn.c and all) on its own
+ * event_base, with a socketpair in place of TCP and no TLS. Backends the
+ * app reaches (SCGI over TCP or a Unix socket, CGI processes) are real.
+ * Startup hooks run when the client is made, shutdown hooks when it is
+ * freed, as in the Python original's context manager.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "xz_private.h"
+
+struct xz_test_client {
+	struct xz_app *app;
+	struct event_base *base;
+	struct conn_cfg cfg;
+	char *cert_hash;
+	double timeout;
+};
+
+static const char *const test_hostnames[] = { "localhost", NULL };
+
+struct test_exchange {
+	struct xz_test_client *tc;
+	struct evbuffer *in;
+	struct xz_conn *c;
+	struct event *ev;
+	bool conn_closed, eof, timed_out;
+};
+
+struct xz_test_client *
+xz_test_client_new(struct xz_app *app)
+{
+	struct xz_test_client *tc = calloc(1, sizeof(*tc));
+
+	if (tc == NULL)
+		return NULL;
+	tc->app = app;
+	tc->timeout = 60;
+	tc->cfg.app = app;
+	tc->cfg.hostnames = test_hostnames;
+	tc->cfg.port = 1965;
+	tc->cfg.request_timeout = 60;
+	tc->cfg.write_timeout = 60;
+	if ((tc->base = event_base_new()) == NULL ||
+	    app_startup(app) != XZ_OK) {
+		if (tc->base != NULL)
+			event_base_free(tc->base);
+		free(tc);
+		return NULL;
+	}
+	return tc;
+}
+
+void
+xz_test_client_free(struct xz_test_client *tc)
+{
+	if (tc == NULL)
+		return;
+	app_shutdown(tc->app);
+	event_base_free(tc->base);
+	free(tc->cert_hash);
+	free(tc);
+}
+
+int
+xz_test_client_set_cert(struct xz_test_client *tc, const char *hash)
+{
+	free(tc->cert_hash);
+	tc->cert_hash = NULL;
+	if (hash != NULL && (tc->cert_hash = strdup(hash)) == NULL)
+		return XZ_ENOMEM;
+	return XZ_OK;
+}
+
+void
+xz_test_client_set_timeout(struct xz_test_client *tc, double seconds)
+{
+	tc->timeout = seconds > 0 ? seconds : 60;
+}
+
+struct event_base *
+xz_test_client_base(const struct xz_test_client *tc)
+{
+	return tc->base;
+}
+
+static void
+test_conn_closed(struct xz_conn *c, void *arg)
+{
+	struct test_exchange *x = arg;
+
+	x->conn_closed = true;
+	x->c = NULL;
+}
+
+static void
+test_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct test_exchange *x = arg;
+	int n;
+
+	if (what & EV_TIMEOUT) {
+		x->timed_out = true;
+		return;
+	}
+	n = evbuffer_read(x->in, fd, 65536);
+	if (n <= 0 && !(n == -1 && errno == EAGAIN))
+		x->eof = true;
+}
+
+/* Splits "20 text/gemini\r\nbody" into a response. */
+static struct xz_test_response *
+test_parse(struct evbuffer *in, bool timed_out)
+{
+	struct xz_test_response *r = calloc(1, sizeof(*r));
+	size_t len = evbuffer_get_length(in), hlen;
+	char *all, *crlf;
+
+	if (r == NULL)
+		return NULL;
+	all = (char *)evbuffer_pullup(in, -1);
+	crlf = all != NULL ? memmem(all, len, "\r\n", 2) : NULL;
+	if (timed_out || crlf == NULL || crlf - all < 2) {
+		r->meta = strdup(
+		    timed_out ? "test client timeout" : "no response header");
+		return r;
+	}
+	hlen = (size_t)(crlf - all);
+	if (all[0] >= '0' && all[0] <= '9' && all[1] >= '0' && all[1] <= '9')
+		r->status = (all[0] - '0') * 10 + (all[1] - '0');
+	r->meta = strndup(all + (hlen > 2 ? 3 : 2), hlen > 2 ? hlen - 3 : 0);
+	r->body_len = len - hlen - 2;
+	if ((r->body = malloc(r->body_len + 1)) != NULL) {
+		memcpy(r->body, crlf + 2, r->body_len);
+		r->body[r->body_len] = '\0';
+	}
+	return r;
+}
+
+/* Runs one exchange: the line goes in, the loop runs until both ends close. */
+struct xz_test_response *
+xz_test_request(struct xz_test_client *tc, const char *line)
+{
+	struct test_exchange x = { .tc = tc };
+	struct xz_test_response *r = NULL;
+	struct timeval tv;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		return NULL;
+	x.in = evbuffer_new();
+	x.c = conn_new(tc->base, sv[0], &tc->cfg, NULL, test_conn_closed, &x);
+	if (x.in == NULL || x.c == NULL) {
+		close(sv[1]);
+		goto out;
+	}
+	if (tc->cert_hash != NULL)
+		conn_set_fake_cert(x.c, tc->cert_hash);
+	if (write(sv[1], line, strlen(line)) != (ssize_t)strlen(line) ||
+	    write(sv[1], "\r\n", 2) != 2 ||
+	    evutil_make_socket_nonblocking(sv[1]) == -1) {
+		conn_close(x.c, "test client write failed");
+		close(sv[1]);
+		goto out;
+	}
+	x.ev =
+	    event_new(tc->base, sv[1], EV_READ | EV_PERSIST, test_on_read, &x);
+	tv.tv_sec = (time_t)tc->timeout;
+	tv.tv_usec = (suseconds_t)((tc->timeout - (double)tv.tv_sec) * 1e6);
+	event_add(x.ev, &tv);
+	while (!x.eof && !x.timed_out)
+		event_base_loop(tc->base, EVLOOP_ONCE);
+	event_free(x.ev);
+	close(sv[1]);
+	/* The server side may still hold the conn (e.g. a timeout). */
+	if (!x.conn_closed && x.c != NULL)
+		conn_close(x.c, "test client done");
+	r = test_parse(x.in, x.timed_out);
+out:
+	if (x.in != NULL)
+		evbuffer_free(x.in);
+	return r;
+}
+
+static char *
+test_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = malloc(strlen(s) * 3 + 1), *o = out;
+	const unsigned char *p;
+
+	if (out == NULL)
+		return NULL;
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL) {
+			*o++ = (char)*p;
+			continue;
+		}
+		*o++ = '%';
+		*o++ = hex[*p >> 4];
+		*o++ = hex[*p & 15];
+	}
+	*o = '\0';
+	return out;
+}
+
+struct xz_test_response *
+xz_test_get_query(struct xz_test_client *tc, const char *path,
+    const char *query)
+{
+	struct xz_test_response *r;
+	char *line = NULL, *q = NULL;
+
+	if (query != NULL && (q = test_encode(query)) == NULL)
+		return NULL;
+	if (asprintf(&line, "gemini://localhost%s%s%s", path, q ? "?" : "",
+	        q ? q : "") == -1)
+		line = NULL;
+	free(q);
+	if (line == NULL)
+		return NULL;
+	r = xz_test_request(tc, line);
+	free(line);
+	return r;
+}
+
+struct xz_test_response *
+xz_test_get(struct xz_test_client *tc, const char *path)
+{
+	return xz_test_get_query(tc, path, NULL);
+}
+
+void
+xz_test_response_free(struct xz_test_response *r)
+{
+	if (r == NULL)
+		return;
+	free(r->meta);
+	free(r->body);
+	free(r);
+}
+
+bool
+xz_test_is_success(const struct xz_test_response *r)
+{
+	return r->status >= 20 && r->status <= 29;
+}
+
+bool
+xz_test_is_input_required(const struct xz_test_response *r)
+{
+	return r->status >= 10 && r->status <= 19;
+}
+
+bool
+xz_test_is_redirect(const struct xz_test_response *r)
+{
+	return r->status >= 30 && r->status <= 39;
+}
+
+bool
+xz_test_is_error(const struct xz_test_response *r)
+{
+	return r->status >= 40 && r->status <= 69;
+}
+
+bool
+xz_test_is_certificate_required(const struct xz_test_response *r)
+{
+	return r->status >= 60 && r->status <= 69;
+}

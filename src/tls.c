@@ -1,0 +1,903 @@
+/*
+ * tls.c - the server side of TLS, the only file that names GnuTLS.
+ *
+ * A tls_ctx owns what every handshake shares: the certificate and key
+ * (generated on first run when neither file exists), the priority cache and
+ * the session-ticket master key. It is read-only once built, so worker
+ * threads may share one (GnuTLS credentials and priority caches may be used
+ * by concurrent sessions); free it after its last connection.
+ *
+ * A tls_conn is one GnuTLS session on a non-blocking socket, driven by the
+ * caller's event loop: each call does what the socket allows and says which
+ * readiness it waits for (TLS_WANT_READ/WRITE). Client certificates are
+ * requested and never verified: Gemini identifies a client by the hash of
+ * its certificate (trust on first use), self-signed or not.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+
+#include "xz_private.h"
+
+/* TLS 1.2 and 1.3 only (DESIGN.md); the rest is GnuTLS's NORMAL set. */
+#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/*
+ * GNUTLS_NONBLOCK: never poll() inside GnuTLS (its handshake timeout would
+ * otherwise wait on the socket). GNUTLS_NO_SIGNAL: MSG_NOSIGNAL, no
+ * SIGPIPE. GNUTLS_NO_AUTO_SEND_TICKET: TLS 1.3 tickets are sent by
+ * conn_send_ticket(), one rather than GnuTLS's two.
+ */
+#define TLS_SESSION_FLAGS                                                      \
+	(GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL |                  \
+	    GNUTLS_NO_AUTO_SEND_TICKET)
+
+/* The largest record plaintext (RFC 8446, 5.1; RFC 5246, 6.2.1). */
+#define TLS_MAX_WRITE 16384
+
+#define CERT_MAX_FILE (1024L * 1024) /* PEM files longer are refused */
+#define CERT_DAYS 3650               /* generated certificates: ~10 years */
+#define DAY 86400
+
+struct tls_ctx {
+	gnutls_certificate_credentials_t cred;
+	gnutls_priority_t prio;
+	/* Master key: GnuTLS derives the rotating ticket keys from it. */
+	gnutls_datum_t ticket_key;
+};
+
+enum conn_phase {
+	PHASE_HANDSHAKE, /* gnutls_handshake() until it returns 0 */
+	PHASE_TICKET,    /* TLS 1.3: sending the NewSessionTicket */
+	PHASE_OPEN,
+};
+
+struct tls_conn {
+	gnutls_session_t s;
+	enum conn_phase phase;
+	bool wpending; /* a record is encrypted and queued inside GnuTLS */
+	char err[160]; /* tls_conn_strerror() */
+};
+
+static int
+fail(char *err, size_t errlen, const char *what, const char *why)
+{
+	if (errlen > 0)
+		snprintf(err, errlen, "%s: %s", what, why);
+	return -1;
+}
+
+/*
+ * Certificate generation.
+ */
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	s += strspn(s, " \t");
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	return s;
+}
+
+/* An IPv4/IPv6 literal is an iPAddress name (RFC 5280, 4.2.1.6). */
+static int
+crt_add_name(gnutls_x509_crt_t crt, const char *name, bool first)
+{
+	unsigned char ip[16];
+	int ret;
+
+	if (first &&
+	    (ret = gnutls_x509_crt_set_dn_by_oid(crt,
+	         GNUTLS_OID_X520_COMMON_NAME, 0, name, strlen(name))) < 0)
+		return ret;
+	if (inet_pton(AF_INET, name, ip) == 1)
+		return gnutls_x509_crt_set_subject_alt_name(crt,
+		    GNUTLS_SAN_IPADDRESS, ip, 4, GNUTLS_FSAN_APPEND);
+	if (inet_pton(AF_INET6, name, ip) == 1)
+		return gnutls_x509_crt_set_subject_alt_name(crt,
+		    GNUTLS_SAN_IPADDRESS, ip, 16, GNUTLS_FSAN_APPEND);
+	return gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME,
+	    name, strlen(name), GNUTLS_FSAN_APPEND);
+}
+
+/*
+ * hostname may list names ("example.org, gem.example.org"): the first is the
+ * CN, every one is a subjectAltName. None at all means "localhost".
+ */
+static int
+crt_set_names(gnutls_x509_crt_t crt, const char *hostname)
+{
+	char *copy, *tok, *save = NULL;
+	int ret = 0, n = 0;
+
+	if ((copy = strdup(hostname != NULL ? hostname : "")) == NULL)
+		return GNUTLS_E_MEMORY_ERROR;
+	for (tok = strtok_r(copy, ",", &save); tok != NULL && ret >= 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (*(tok = trim(tok)) != '\0')
+			ret = crt_add_name(crt, tok, n++ == 0);
+	}
+	free(copy);
+	if (ret >= 0 && n == 0)
+		ret = crt_add_name(crt, "localhost", true);
+	return ret;
+}
+
+/* A random positive serial of 16 octets (RFC 5280, 4.1.2.2). */
+static int
+crt_set_serial(gnutls_x509_crt_t crt)
+{
+	unsigned char serial[16];
+	int ret;
+
+	if ((ret = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial))) < 0)
+		return ret;
+	serial[0] = (serial[0] & 0x7f) | 0x40;
+	return gnutls_x509_crt_set_serial(crt, serial, sizeof(serial));
+}
+
+/*
+ * A self-signed leaf for a server (RFC 5280): v3, valid from a day ago
+ * (clocks drift) for ~10 years, not a CA, signatures only, serverAuth.
+ */
+static int
+crt_fill(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
+    const struct tls_opts *opts)
+{
+	time_t now = time(NULL);
+	int ret;
+
+	if ((ret = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
+	    (ret = crt_set_serial(crt)) < 0 ||
+	    (ret = gnutls_x509_crt_set_activation_time(crt, now - DAY)) < 0 ||
+	    (ret = gnutls_x509_crt_set_expiration_time(crt,
+	         now + (time_t)CERT_DAYS * DAY)) < 0 ||
+	    (ret = gnutls_x509_crt_set_key(crt, key)) < 0 ||
+	    (ret = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
+	    (ret = gnutls_x509_crt_set_key_usage(crt,
+	         GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
+	    (ret = gnutls_x509_crt_set_key_purpose_oid(crt,
+	         GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
+	    (ret = crt_set_names(crt, opts->hostname)) < 0)
+		return ret;
+	/* Ed25519's own hash is SHA-512 (RFC 8032, 5.1). */
+	return gnutls_x509_crt_sign2(crt, crt, key,
+	    opts->ed25519 ? GNUTLS_DIG_SHA512 : GNUTLS_DIG_SHA256, 0);
+}
+
+/* The key as unencrypted PKCS #8, which every TLS library reads. */
+static int
+export_pem(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
+    gnutls_datum_t *kpem, gnutls_datum_t *cpem)
+{
+	int ret;
+
+	ret = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL,
+	    GNUTLS_PKCS_PLAIN, kpem);
+	if (ret < 0)
+		return ret;
+	return gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, cpem);
+}
+
+/* A new key and certificate as PEM; the caller frees both, even on error. */
+static int
+gen_pem(const struct tls_opts *opts, gnutls_datum_t *kpem, gnutls_datum_t *cpem)
+{
+	gnutls_x509_privkey_t key;
+	gnutls_x509_crt_t crt;
+	int curve = opts->ed25519 ? GNUTLS_ECC_CURVE_ED25519 :
+	                            GNUTLS_ECC_CURVE_SECP256R1;
+	int ret;
+
+	if ((ret = gnutls_x509_privkey_init(&key)) < 0)
+		return ret;
+	ret = gnutls_x509_privkey_generate2(key,
+	    opts->ed25519 ? GNUTLS_PK_EDDSA_ED25519 : GNUTLS_PK_ECDSA,
+	    GNUTLS_CURVE_TO_BITS(curve), 0, NULL, 0);
+	if (ret >= 0 && (ret = gnutls_x509_crt_init(&crt)) >= 0) {
+		if ((ret = crt_fill(crt, key, opts)) >= 0)
+			ret = export_pem(crt, key, kpem, cpem);
+		gnutls_x509_crt_deinit(crt);
+	}
+	gnutls_x509_privkey_deinit(key);
+	return ret;
+}
+
+/* mkdir -p of path's directory, each created 0755. */
+static int
+mkdir_parents(const char *path, char *err, size_t errlen)
+{
+	char *dir, *p;
+	int ret = 0;
+
+	if ((dir = strdup(path)) == NULL)
+		return fail(err, errlen, path, strerror(ENOMEM));
+	for (p = dir + 1; ret == 0 && (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+			ret = fail(err, errlen, dir, strerror(errno));
+		*p = '/';
+	}
+	free(dir);
+	return ret;
+}
+
+/*
+ * Creates path with its final mode from the start (O_EXCL: never through
+ * a file or link someone else put there), so the key is never readable by
+ * others, not even for a moment. A failed write leaves no file behind.
+ */
+static int
+write_new_file(const char *path, const gnutls_datum_t *d, mode_t mode,
+    char *err, size_t errlen)
+{
+	size_t off = 0;
+	ssize_t n;
+	int fd, saved = 0;
+
+	if (mkdir_parents(path, err, errlen) == -1)
+		return -1;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd == -1)
+		return fail(err, errlen, path, strerror(errno));
+	while (off < d->size && saved == 0) {
+		if ((n = write(fd, d->data + off, d->size - off)) >= 0)
+			off += (size_t)n;
+		else if (errno != EINTR)
+			saved = errno;
+	}
+	if (close(fd) == -1 && saved == 0)
+		saved = errno; /* e.g. NFS reports a full disk only here */
+	if (saved == 0)
+		return 0;
+	unlink(path);
+	return fail(err, errlen, path, strerror(saved));
+}
+
+/* A lone key would block the next run (one file missing): none is left. */
+static int
+write_pair(const struct tls_opts *opts, const gnutls_datum_t *kpem,
+    const gnutls_datum_t *cpem, char *err, size_t errlen)
+{
+	if (write_new_file(opts->key_file, kpem, 0600, err, errlen) == -1)
+		return -1;
+	if (write_new_file(opts->cert_file, cpem, 0644, err, errlen) == -1) {
+		unlink(opts->key_file);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+generate(const struct tls_opts *opts, char *err, size_t errlen)
+{
+	gnutls_datum_t kpem = { NULL, 0 }, cpem = { NULL, 0 };
+	int ret;
+
+	if ((ret = gen_pem(opts, &kpem, &cpem)) < 0)
+		ret = fail(err, errlen, opts->cert_file, gnutls_strerror(ret));
+	else
+		ret = write_pair(opts, &kpem, &cpem, err, errlen);
+	if (kpem.data != NULL) {
+		gnutls_memset(kpem.data, 0, kpem.size);
+		gnutls_free(kpem.data);
+	}
+	gnutls_free(cpem.data);
+	return ret;
+}
+
+/* 1 when path exists, 0 when it does not, -1 (err set) when stat fails. */
+static int
+file_exists(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	return fail(err, errlen, path, strerror(errno));
+}
+
+/* Both files are there afterwards, or -1: generates when neither is. */
+static int
+files_ready(const struct tls_opts *opts, char *err, size_t errlen)
+{
+	int c, k;
+
+	if ((c = file_exists(opts->cert_file, err, errlen)) == -1 ||
+	    (k = file_exists(opts->key_file, err, errlen)) == -1)
+		return -1;
+	if (c && k)
+		return 0;
+	if (!c && !k)
+		return generate(opts, err, errlen);
+	if (errlen > 0)
+		snprintf(err, errlen,
+		    "%s: not found, but %s exists (give both files, or "
+		    "neither to generate a new pair)",
+		    c ? opts->key_file : opts->cert_file,
+		    c ? opts->cert_file : opts->key_file);
+	return -1;
+}
+
+/*
+ * Loading.
+ */
+
+static int
+read_file(const char *path, gnutls_datum_t *d, char *err, size_t errlen)
+{
+	struct stat st;
+	size_t off = 0;
+	ssize_t n = 0;
+	int fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return fail(err, errlen, path, strerror(errno));
+	if (fstat(fd, &st) == -1)
+		st.st_size = -1;
+	if (st.st_size < 0 || st.st_size > CERT_MAX_FILE) {
+		saved = st.st_size < 0 ? errno : EFBIG;
+		close(fd);
+		return fail(err, errlen, path, strerror(saved));
+	}
+	if ((d->data = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return fail(err, errlen, path, strerror(ENOMEM));
+	}
+	while (off < (size_t)st.st_size) {
+		n = read(fd, d->data + off, (size_t)st.st_size - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	saved = errno;
+	close(fd);
+	d->size = (unsigned int)off;
+	return n == -1 ? fail(err, errlen, path, strerror(saved)) : 0;
+}
+
+static void
+datum_wipe(gnutls_datum_t *d)
+{
+	if (d->data != NULL) {
+		gnutls_memset(d->data, 0, d->size);
+		free(d->data);
+	}
+	d->data = NULL;
+	d->size = 0;
+}
+
+/*
+ * Each file is parsed alone first, so that an error names its file (and
+ * because GnuTLS 3.7.9 leaks a certificate structure when
+ * gnutls_certificate_set_x509_key_mem2 meets a malformed one).
+ */
+static int
+cert_check(const gnutls_datum_t *pem)
+{
+	gnutls_x509_crt_t *list = NULL;
+	unsigned int n = 0, i;
+	int ret;
+
+	ret = gnutls_x509_crt_list_import2(&list, &n, pem, GNUTLS_X509_FMT_PEM,
+	    0);
+	for (i = 0; i < n; i++)
+		gnutls_x509_crt_deinit(list[i]);
+	gnutls_free(list);
+	return ret;
+}
+
+static int
+key_check(const gnutls_datum_t *pem)
+{
+	gnutls_x509_privkey_t key;
+	int ret;
+
+	if ((ret = gnutls_x509_privkey_init(&key)) < 0)
+		return ret;
+	ret =
+	    gnutls_x509_privkey_import2(key, pem, GNUTLS_X509_FMT_PEM, NULL, 0);
+	gnutls_x509_privkey_deinit(key);
+	return ret;
+}
+
+static int
+ctx_load(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
+    size_t errlen)
+{
+	gnutls_datum_t cert = { NULL, 0 }, key = { NULL, 0 };
+	int ret = -1;
+
+	if (read_file(opts->cert_file, &cert, err, errlen) == -1 ||
+	    read_file(opts->key_file, &key, err, errlen) == -1)
+		goto out;
+	if ((ret = cert_check(&cert)) < 0) {
+		ret = fail(err, errlen, opts->cert_file, gnutls_strerror(ret));
+		goto out;
+	}
+	if ((ret = key_check(&key)) < 0) {
+		ret = fail(err, errlen, opts->key_file, gnutls_strerror(ret));
+		goto out;
+	}
+	ret = gnutls_certificate_set_x509_key_mem2(ctx->cred, &cert, &key,
+	    GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH && errlen > 0)
+		snprintf(err, errlen, "%s: does not match the key in %s",
+		    opts->cert_file, opts->key_file);
+	else if (ret < 0)
+		fail(err, errlen, opts->cert_file, gnutls_strerror(ret));
+	ret = ret < 0 ? -1 : 0;
+out:
+	datum_wipe(&cert);
+	datum_wipe(&key);
+	return ret;
+}
+
+/* Everything a handshake needs that can be shared: done once, here. */
+static int
+ctx_init(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
+    size_t errlen)
+{
+	const char *errpos = NULL;
+	int ret;
+
+	if ((ret = gnutls_certificate_allocate_credentials(&ctx->cred)) < 0) {
+		ctx->cred = NULL;
+		return fail(err, errlen, "TLS credentials",
+		    gnutls_strerror(ret));
+	}
+	if (ctx_load(ctx, opts, err, errlen) == -1)
+		return -1;
+	ret = gnutls_priority_init(&ctx->prio, TLS_PRIORITY, &errpos);
+	if (ret < 0) {
+		ctx->prio = NULL;
+		return fail(err, errlen, "TLS priority " TLS_PRIORITY,
+		    gnutls_strerror(ret));
+	}
+	if ((ret = gnutls_session_ticket_key_generate(&ctx->ticket_key)) < 0)
+		return fail(err, errlen, "TLS session tickets",
+		    gnutls_strerror(ret));
+	return 0;
+}
+
+struct tls_ctx *
+tls_ctx_new(const struct tls_opts *opts, char *err, size_t errlen)
+{
+	struct tls_ctx *ctx;
+
+	if (files_ready(opts, err, errlen) == -1)
+		return NULL;
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+		fail(err, errlen, opts->cert_file, strerror(ENOMEM));
+		return NULL;
+	}
+	if (ctx_init(ctx, opts, err, errlen) == -1) {
+		tls_ctx_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void
+tls_ctx_free(struct tls_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	if (ctx->cred != NULL)
+		gnutls_certificate_free_credentials(ctx->cred);
+	if (ctx->prio != NULL)
+		gnutls_priority_deinit(ctx->prio);
+	if (ctx->ticket_key.data != NULL) {
+		gnutls_memset(ctx->ticket_key.data, 0, ctx->ticket_key.size);
+		gnutls_free(ctx->ticket_key.data);
+	}
+	free(ctx);
+}
+
+/*
+ * Connections.
+ */
+
+/*
+ * TOFU accepts any client certificate, but GnuTLS refuses one whose
+ * keyUsage lacks digitalSignature (GNUTLS_E_KEY_USAGE_VIOLATION), such as
+ * a self-signed certificate marked for certificate signing only; OpenSSL
+ * servers that skip verification accept it. The only switch is the whole
+ * compatibility mode, which under TLS 1.2 would also turn off extended
+ * master secret and encrypt-then-MAC (RFC 7627, RFC 7366). So it is set
+ * once TLS 1.3 is chosen, where those don't exist: after the ClientHello,
+ * before the client's Certificate arrives.
+ */
+static int
+conn_client_hello(gnutls_session_t s)
+{
+	if (gnutls_protocol_get_version(s) == GNUTLS_TLS1_3)
+		gnutls_session_enable_compatibility_mode(s);
+	return 0;
+}
+
+/*
+ * Per session only what GnuTLS keeps per session: the shared priority
+ * cache, credentials and ticket key are referenced, not rebuilt.
+ */
+static int
+conn_init(struct tls_conn *tc, struct tls_ctx *ctx)
+{
+	int ret;
+
+	if ((ret = gnutls_init(&tc->s, TLS_SESSION_FLAGS)) < 0) {
+		tc->s = NULL;
+		return ret;
+	}
+	if ((ret = gnutls_priority_set(tc->s, ctx->prio)) < 0 ||
+	    (ret = gnutls_credentials_set(tc->s, GNUTLS_CRD_CERTIFICATE,
+	         ctx->cred)) < 0 ||
+	    (ret = gnutls_session_ticket_enable_server(tc->s,
+	         &ctx->ticket_key)) < 0)
+		return ret;
+	/*
+	 * Ask for a client certificate, don't require one. Nothing verifies
+	 * its chain: no verify function or trust list is ever set, so a
+	 * self-signed certificate is accepted like any other (GnuTLS still
+	 * checks the CertificateVerify signature, RFC 8446, 4.4.3).
+	 */
+	gnutls_certificate_server_set_request(tc->s, GNUTLS_CERT_REQUEST);
+	gnutls_handshake_set_post_client_hello_function(tc->s,
+	    conn_client_hello);
+	/* conn.c owns the timeouts: one clock, the event loop's. */
+	gnutls_handshake_set_timeout(tc->s, 0);
+	return 0;
+}
+
+struct tls_conn *
+tls_conn_new(struct tls_ctx *ctx, int fd)
+{
+	struct tls_conn *tc;
+
+	if ((tc = calloc(1, sizeof(*tc))) == NULL)
+		return NULL;
+	if (conn_init(tc, ctx) < 0) {
+		tls_conn_free(tc);
+		return NULL;
+	}
+	gnutls_transport_set_int(tc->s, fd);
+	return tc;
+}
+
+void
+tls_conn_free(struct tls_conn *tc)
+{
+	if (tc == NULL)
+		return;
+	if (tc->s != NULL)
+		gnutls_deinit(tc->s);
+	free(tc);
+}
+
+/* Keeps "what: why" (or "why" when what is NULL) for tls_conn_strerror. */
+static int
+conn_error(struct tls_conn *tc, int result, const char *what, const char *why)
+{
+	snprintf(tc->err, sizeof(tc->err), "%s%s%s", what ? what : "",
+	    what ? ": " : "", why);
+	return result;
+}
+
+/*
+ * Maps a negative GnuTLS return to enum tls_result. Read errno first: it
+ * is the socket call's, made last inside GnuTLS. AGAIN means the socket
+ * would block, in the direction gnutls_record_get_direction() reports (a
+ * TLS 1.3 read may have to write, e.g. a KeyUpdate, RFC 8446, 4.6.3).
+ */
+static int
+conn_result(struct tls_conn *tc, int ret)
+{
+	int saved = errno;
+
+	switch (ret) {
+	case GNUTLS_E_AGAIN:
+	case GNUTLS_E_INTERRUPTED:
+		return gnutls_record_get_direction(tc->s) ? TLS_WANT_WRITE :
+		                                            TLS_WANT_READ;
+	case GNUTLS_E_PREMATURE_TERMINATION:
+		return conn_error(tc, TLS_EOF, NULL,
+		    "closed without close_notify");
+	case GNUTLS_E_PULL_ERROR:
+		if (saved == ECONNRESET)
+			return conn_error(tc, TLS_EOF, NULL, strerror(saved));
+		return conn_error(tc, TLS_ERROR, "read", strerror(saved));
+	case GNUTLS_E_PUSH_ERROR:
+		return conn_error(tc, TLS_ERROR, "write", strerror(saved));
+	case GNUTLS_E_FATAL_ALERT_RECEIVED:
+		return conn_error(tc, TLS_ERROR, "received alert",
+		    gnutls_alert_get_name(gnutls_alert_get(tc->s)));
+	case GNUTLS_E_REHANDSHAKE:
+		/* TLS 1.2 only; Gemini has no use for renegotiation. */
+		return conn_error(tc, TLS_ERROR, NULL, "renegotiation refused");
+	default:
+		return conn_error(tc, TLS_ERROR, NULL, gnutls_strerror(ret));
+	}
+}
+
+/*
+ * One TLS 1.3 ticket per connection rather than GnuTLS's default two: a
+ * Gemini client makes one request per connection, one after the other, and
+ * each resumed connection brings it a fresh ticket (tickets are single use,
+ * RFC 8446, C.4). TLS 1.2 sends its ticket within the handshake (RFC 5077).
+ */
+static int
+conn_send_ticket(struct tls_conn *tc)
+{
+	if (gnutls_protocol_get_version(tc->s) != GNUTLS_TLS1_3)
+		return 0;
+	return gnutls_session_ticket_send(tc->s, 1, 0);
+}
+
+static int
+conn_handshake_failed(struct tls_conn *tc, int ret)
+{
+	int result = conn_result(tc, ret);
+
+	/*
+	 * Tell the client why (RFC 8446, 6.2), best effort: a full socket
+	 * loses the alert, and none goes to a peer that is gone or that
+	 * sent its own.
+	 */
+	if (result == TLS_ERROR && ret != GNUTLS_E_FATAL_ALERT_RECEIVED &&
+	    ret != GNUTLS_E_PUSH_ERROR && ret != GNUTLS_E_PULL_ERROR)
+		(void)gnutls_alert_send_appropriate(tc->s, ret);
+	return result;
+}
+
+int
+tls_conn_handshake(struct tls_conn *tc)
+{
+	int ret;
+
+	if (tc->phase == PHASE_HANDSHAKE) {
+		/* Warnings don't end a handshake (GnuTLS caps them). */
+		do
+			ret = gnutls_handshake(tc->s);
+		while (ret == GNUTLS_E_WARNING_ALERT_RECEIVED);
+		if (ret < 0)
+			return conn_handshake_failed(tc, ret);
+		tc->phase = PHASE_TICKET;
+	}
+	if (tc->phase == PHASE_TICKET) {
+		if ((ret = conn_send_ticket(tc)) < 0)
+			return conn_result(tc, ret);
+		tc->phase = PHASE_OPEN;
+	}
+	return TLS_DONE;
+}
+
+ssize_t
+tls_conn_read(struct tls_conn *tc, void *buf, size_t len)
+{
+	ssize_t n;
+
+	/* A warning alert consumes a record: retrying ends with the input. */
+	do
+		n = gnutls_record_recv(tc->s, buf, len);
+	while (n == GNUTLS_E_WARNING_ALERT_RECEIVED);
+	if (n > 0)
+		return n;
+	if (n == 0)
+		return conn_error(tc, TLS_EOF, NULL, "received close_notify");
+	return conn_result(tc, (int)n);
+}
+
+size_t
+tls_conn_pending(struct tls_conn *tc)
+{
+	return gnutls_record_check_pending(tc->s);
+}
+
+/*
+ * After AGAIN the record is already encrypted and queued inside GnuTLS;
+ * gnutls_record_send(NULL, 0) flushes it and returns the byte count the
+ * first call took (GnuTLS manual, gnutls_record_send). So the retry never
+ * reads buf again, and a TLS 1.3 KeyUpdate that interrupted the send (the
+ * data is copied first) resumes the same way.
+ */
+ssize_t
+tls_conn_write(struct tls_conn *tc, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (tc->wpending)
+		n = gnutls_record_send(tc->s, NULL, 0);
+	else
+		n = gnutls_record_send(tc->s, buf,
+		    len < TLS_MAX_WRITE ? len : TLS_MAX_WRITE);
+	tc->wpending = n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED;
+	if (n > 0)
+		return n;
+	return conn_result(tc, (int)n);
+}
+
+/*
+ * GNUTLS_SHUT_WR: send close_notify (after any queued record) and don't
+ * wait for the client's; Gemini closes after one response (RFC 8446, 6.1
+ * allows closing without reading the peer's close_notify).
+ */
+int
+tls_conn_bye(struct tls_conn *tc)
+{
+	int ret = gnutls_bye(tc->s, GNUTLS_SHUT_WR);
+
+	return ret == 0 ? TLS_DONE : conn_result(tc, ret);
+}
+
+/*
+ * Client certificates.
+ */
+
+/* "" when the DN is empty or GnuTLS can't print it; NULL on ENOMEM. */
+static char *
+dn_dup(gnutls_x509_crt_t crt, bool issuer)
+{
+	gnutls_datum_t dn = { NULL, 0 };
+	char *s;
+	int ret;
+
+	ret = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) :
+	               gnutls_x509_crt_get_dn3(crt, &dn, 0);
+	if (ret == GNUTLS_E_MEMORY_ERROR)
+		return NULL;
+	s = ret < 0 ? strdup("") : strndup((char *)dn.data, dn.size);
+	gnutls_free(dn.data);
+	return s;
+}
+
+/* The first CN; none (or one GnuTLS can't decode) leaves *cn NULL. */
+static int
+cn_dup(gnutls_x509_crt_t crt, char **cn)
+{
+	size_t size = 0;
+	int ret;
+
+	*cn = NULL;
+	ret = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
+	    0, NULL, &size);
+	if (ret != GNUTLS_E_SHORT_MEMORY_BUFFER)
+		return XZ_OK;
+	if ((*cn = calloc(1, ++size)) == NULL)
+		return XZ_ENOMEM;
+	ret = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
+	    0, *cn, &size);
+	if (ret < 0) {
+		free(*cn);
+		*cn = NULL;
+	}
+	return ret == GNUTLS_E_MEMORY_ERROR ? XZ_ENOMEM : XZ_OK;
+}
+
+/* 2026-01-02T03:04:05Z, or "" when t is not a representable time. */
+static void
+iso_time(time_t t, char out[21])
+{
+	struct tm tm;
+
+	if (t == (time_t)-1 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		out[0] = '\0';
+}
+
+static int
+cert_fill(struct xz_cert *cert, gnutls_x509_crt_t crt,
+    const gnutls_datum_t *der)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[32];
+	size_t i;
+
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->size, md) < 0)
+		return XZ_ENOMEM;
+	memcpy(cert->hash, "SHA256:", 7);
+	for (i = 0; i < sizeof(md); i++) {
+		cert->hash[7 + 2 * i] = hex[md[i] >> 4];
+		cert->hash[8 + 2 * i] = hex[md[i] & 0xf];
+	}
+	cert->hash[7 + 2 * sizeof(md)] = '\0';
+	if ((cert->subject = dn_dup(crt, false)) == NULL ||
+	    (cert->issuer = dn_dup(crt, true)) == NULL ||
+	    cn_dup(crt, &cert->cn) != XZ_OK)
+		return XZ_ENOMEM;
+	iso_time(gnutls_x509_crt_get_activation_time(crt), cert->not_before);
+	iso_time(gnutls_x509_crt_get_expiration_time(crt), cert->not_after);
+	cert->present = true;
+	return XZ_OK;
+}
+
+int
+tls_conn_peer_cert(struct tls_conn *tc, struct xz_cert *cert)
+{
+	const gnutls_datum_t *der;
+	gnutls_x509_crt_t crt;
+	unsigned int n = 0;
+	int ret;
+
+	memset(cert, 0, sizeof(*cert));
+	/* The first is the client's own; the rest, its chain, is unused. */
+	if ((der = gnutls_certificate_get_peers(tc->s, &n)) == NULL || n == 0)
+		return XZ_OK;
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return XZ_ENOMEM;
+	if (gnutls_x509_crt_import(crt, &der[0], GNUTLS_X509_FMT_DER) < 0)
+		ret = XZ_EPARSE;
+	else
+		ret = cert_fill(cert, crt, &der[0]);
+	gnutls_x509_crt_deinit(crt);
+	if (ret != XZ_OK)
+		cert_clear(cert);
+	return ret;
+}
+
+void
+cert_clear(struct xz_cert *cert)
+{
+	if (cert == NULL)
+		return;
+	free(cert->subject);
+	free(cert->issuer);
+	free(cert->cn);
+	memset(cert, 0, sizeof(*cert));
+}
+
+const char *
+tls_conn_version(struct tls_conn *tc)
+{
+	if (tc->phase == PHASE_HANDSHAKE)
+		return "unknown"; /* GnuTLS would name the highest enabled */
+	switch (gnutls_protocol_get_version(tc->s)) {
+	case GNUTLS_TLS1_3:
+		return "TLSv1.3";
+	case GNUTLS_TLS1_2:
+		return "TLSv1.2";
+	default:
+		return "unknown";
+	}
+}
+
+const char *
+tls_conn_cipher(struct tls_conn *tc)
+{
+	const char *name;
+
+#if GNUTLS_VERSION_NUMBER >= 0x030703
+	/* The IANA name, e.g. TLS_AES_256_GCM_SHA384 (since GnuTLS 3.7.3). */
+	name = gnutls_ciphersuite_get(tc->s);
+#else
+	/* GnuTLS's own name (ECDHE_ECDSA_AES_256_GCM_SHA384); 1.2 only. */
+	name = gnutls_cipher_suite_get_name(gnutls_kx_get(tc->s),
+	    gnutls_cipher_get(tc->s), gnutls_mac_get(tc->s));
+#endif
+	return name != NULL ? name : "unknown";
+}
+
+const char *
+tls_conn_strerror(struct tls_conn *tc)
+{
+	return tc->err[0] != '\0' ? tc->err : "no error";
+}

@@ -1,0 +1,113 @@
+/*
+ * test_config.c - xitzin.conf: options, defaults, and errors that name
+ * the file and line.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xz_private.h"
+
+static char conf_path[] = "/tmp/xitzin-test-conf-XXXXXX";
+
+static const char *
+write_conf(const char *text)
+{
+	int fd = mkstemp(conf_path);
+	FILE *f;
+
+	cr_assert_neq(fd, -1);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return conf_path;
+}
+
+static void
+cleanup(void)
+{
+	unlink(conf_path);
+	strcpy(conf_path, "/tmp/xitzin-test-conf-XXXXXX");
+}
+
+static void
+expect_error(const char *text, const char *want)
+{
+	char err[512] = "", full[600];
+	const char *path = write_conf(text);
+	struct xz_config *cfg = xz_config_load(path, err, sizeof(err));
+	struct xz_app *app;
+
+	if (cfg != NULL) {
+		app = xz_app_new();
+		cr_expect_neq(xz_config_apply(cfg, app, err, sizeof(err)),
+		    XZ_OK, "accepted: %s", text);
+		xz_app_free(app);
+		xz_config_free(cfg);
+	}
+	snprintf(full, sizeof(full), "%s%s", path, want);
+	cr_expect(strstr(err, full) != NULL, "want '%s', got '%s'", full, err);
+	cleanup();
+}
+
+Test(config, errors_name_file_and_line)
+{
+	expect_error("[server]\nlisten = 0.0.0.0:1965\nbogus = 1\n",
+	    ":3: unknown key 'bogus' in [server]");
+	expect_error("; c\n[weird]\nx = 1\n", ":3: unknown section [weird]");
+	expect_error("[static]\nroot = x\n", ":2: unknown section [static]");
+	expect_error("[server /x]\nworkers = 1\n",
+	    ":2: unknown section [server /x]");
+	expect_error("[server]\nworkers = 0\n", ":2: workers: invalid value");
+	expect_error("[server]\nkey_type = rsa\n", ":2: key_type: invalid");
+	expect_error("[server]\naccess_log = maybe\n",
+	    ":2: access_log: invalid");
+	expect_error("[static /]\nroot = /nonexistent/dir\n",
+	    ":2: root /nonexistent/dir");
+	expect_error("[static /]\nindex = x\n", ":2: unknown key 'index'");
+	expect_error("x = 1\n", ":1: 'x' outside any section");
+	expect_error("[server\n", ":1: syntax error");
+}
+
+Test(config, options_and_defaults)
+{
+	char err[512] = "";
+	struct xz_config *cfg;
+	const struct xz_server_opts *o;
+	struct xz_app *app = xz_app_new();
+
+	cfg = xz_config_load(write_conf("[server]\n"
+	                                "listen = 127.0.0.1:1965\n"
+	                                "listen = [::1]:1965\n"
+	                                "hostname = example.org\n"
+	                                "workers = 3\n"
+	                                "request_timeout = 2.5\n"
+	                                "key_type = ed25519\n"
+	                                "access_log = off\n"
+	                                "[state]\n"
+	                                "db_url = postgres://localhost/mydb\n"
+	                                "[static /]\n"
+	                                "root = /tmp\n"),
+	    err, sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	o = xz_config_server_opts(cfg);
+	cr_expect_str_eq(o->listen[0], "127.0.0.1:1965");
+	cr_expect_str_eq(o->listen[1], "[::1]:1965");
+	cr_expect_null(o->listen[2]);
+	cr_expect_str_eq(o->hostname, "example.org");
+	cr_expect_eq(o->workers, 3);
+	cr_expect_float_eq(o->request_timeout, 2.5, 1e-9);
+	cr_expect(o->key_ed25519);
+	cr_expect(o->quiet);
+	/* Relative paths are the config file's directory's. */
+	cr_expect_str_eq(o->cert_file, "/tmp/certs/localhost.crt");
+	cr_expect_eq(xz_config_apply(cfg, app, err, sizeof(err)), XZ_OK, "%s",
+	    err);
+	cr_expect_str_eq(xz_state_get(app, "db_url"),
+	    "postgres://localhost/mydb");
+	xz_config_free(cfg);
+	xz_app_free(app);
+	cleanup();
+}
