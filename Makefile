@@ -6,7 +6,7 @@ SAN ?= build-san
 PYTEST = /usr/bin/python3 -m pytest
 MESON_OPTS = -Dwerror=true
 
-.PHONY: all run check unit e2e san install bench fuzz format format-check clean
+.PHONY: all run check example san install bench fuzz format format-check clean
 
 all: $(BUILD)/build.ninja
 	@scripts/deps.sh build
@@ -23,14 +23,16 @@ $(SAN)/build.ninja:
 
 # Serves the demo capsule (examples/demo) on gemini://localhost:1965.
 run: all
-	cd examples && ../$(BUILD)/xitzin -c demo.conf
+	examples/demo.sh $(CURDIR)/$(BUILD)
 
 # Every test: unit and end-to-end, plain and under ASan+UBSan.
 check:
 	@scripts/deps.sh test
 	$(MAKE) all
 	meson test -C $(BUILD) --print-errorlogs
-	XITZIN_BIN=$(CURDIR)/$(BUILD)/xitzin $(PYTEST) -q tests/e2e
+	$(MAKE) example
+	XITZIN_BIN=$(CURDIR)/$(BUILD)/xitzin \
+		XITZIN_HELLO=$(CURDIR)/$(BUILD)/stage/hello $(PYTEST) -q tests/e2e
 	$(MAKE) san
 
 san: $(SAN)/build.ninja
@@ -41,7 +43,7 @@ san: $(SAN)/build.ninja
 # Each fuzz target for FUZZ_SECONDS (new inputs go to build-fuzz/, not
 # to the seed corpora in fuzz/corpus/).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = request response
+FUZZ_TARGETS = request response netstring config route
 fuzz:
 	@scripts/deps.sh fuzz
 	test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz \
@@ -53,6 +55,17 @@ fuzz:
 			-print_final_stats=1 build-fuzz/corpus/$$t fuzz/corpus/$$t \
 			|| exit 1; \
 	done
+
+# examples/hello.c built as a user would: against the installed library
+# (staged under $(BUILD)/stage) through pkg-config.
+example: all
+	rm -rf $(BUILD)/stage
+	DESTDIR=$(CURDIR)/$(BUILD)/stage meson install -C $(BUILD) --quiet
+	pc=$$(dirname $$(find $(BUILD)/stage -name xitzin.pc)); \
+	flags=$$(PKG_CONFIG_PATH=$$pc pkg-config --cflags --libs xitzin \
+		--define-variable=prefix=$(CURDIR)/$(BUILD)/stage$(PREFIX)); \
+	cc -Wall -Wextra -Werror -o $(BUILD)/stage/hello examples/hello.c \
+		$$flags -Wl,-rpath,$(CURDIR)/$$(dirname $$pc)
 
 install: all
 	meson install -C $(BUILD)

@@ -42,6 +42,13 @@ enum xz_err {
 /* A short English description of an enum xz_err. Never NULL. */
 const char *xz_strerror(int err);
 
+/*
+ * The library is silent by default. This turns its log on: errors (with
+ * the details clients never see) and, unless the server's opts.quiet,
+ * one access line per request, on stderr; verbose adds debug lines.
+ */
+void xz_log_enable(bool verbose);
+
 struct xz_app;
 struct xz_request;
 struct xz_handler;
@@ -229,6 +236,40 @@ int xz_puts(struct xz_request *req, const char *s);
 void xz_end(struct xz_request *req);
 
 /*
+ * Input (Gemini 10/11): the query, percent-decoded, when the request
+ * carries one ("" for a bare "?"); NULL when it has none. Binary-safe
+ * callers should use xz_request_query and decode themselves.
+ */
+const char *xz_request_input(struct xz_request *req);
+/* Asks for input: 10 (11 when sensitive) with prompt; ends the response. */
+int xz_input(struct xz_request *req, const char *prompt, bool sensitive);
+/*
+ * A route that needs input: without a query the client gets 10 (11 when
+ * sensitive) with prompt; with one, fn runs and reads xz_request_input.
+ */
+int xz_input_route(struct xz_app *app, const char *pattern, const char *prompt,
+    bool sensitive, xz_route_fn fn, void *arg);
+/* Redirects: 30 (31 when permanent) to url; ends the response. */
+int xz_redirect(struct xz_request *req, const char *url, bool permanent);
+/*
+ * Client certificates. xz_require_cert returns true when the client
+ * presented one; otherwise it answers 60 "Certificate required" (ending
+ * the response) and returns false. xz_require_cert_in also wants the
+ * certificate's hash among hashes (NULL-ended "SHA256:..." strings) and
+ * answers 61 "Certificate not authorised" when it is not.
+ */
+bool xz_require_cert(struct xz_request *req);
+bool xz_require_cert_in(struct xz_request *req, const char *const *hashes);
+
+/*
+ * For a route that answers later: fn runs if the client goes away (or the
+ * server stops) before xz_end, so the route can drop its timers and
+ * state. After it, req is gone. Mounted handlers use ops->cancel instead.
+ */
+void xz_request_on_cancel(struct xz_request *req,
+    void (*fn)(struct xz_request *req, void *arg), void *arg);
+
+/*
  * Backpressure for handlers that stream: the number of body bytes queued
  * and not yet taken by the client, and a callback run once when that
  * falls to low or below (cb NULL cancels it).
@@ -263,7 +304,13 @@ const char *xz_app_error(const struct xz_app *app);
 struct xz_scgi_config {
 	/* Bounds the connect, then each wait for the backend's next bytes. */
 	double timeout;           /* seconds; default 30.0 */
-	size_t max_response_size; /* bytes; default 1048576; 0 = unlimited */
+	/*
+	 * Bytes the backend may send, header included; default 1048576.
+	 * With a limit the answer is held until complete (so that "too
+	 * large" can still be a 43); 0 = unlimited: it streams to the client
+	 * with backpressure, in constant memory.
+	 */
+	size_t max_response_size;
 	size_t buffer_size;       /* read chunk; default 8192 */
 	bool inherit_environment; /* pass the server's environment; true */
 	/* State keys sent as XITZIN_<KEY>; NULL-ended, NULL for none; the
@@ -285,14 +332,19 @@ struct xz_scgi_opts {
 
 /*
  * app.scgi(prefix, ...): mounts an SCGI backend at prefix. XZ_EINVAL (see
- * xz_app_error) for both or neither of TCP and socket, host without port,
- * a host that does not resolve, or a bad config value.
+ * xz_app_error, e.g. "scgi /api: host given without port") for both or
+ * neither of TCP and socket, a host without a port or a port without a
+ * host, a port outside 1..65535, a host that does not resolve, a socket
+ * path too long for sockaddr_un, timeout <= 0, buffer_size 0, or a prefix
+ * already mounted. opts and everything it points to are copied.
  */
 int xz_scgi(struct xz_app *app, const char *prefix,
     const struct xz_scgi_opts *opts);
 /*
- * SCGIHandler / SCGIApp: the explicit handlers, for xz_mount(). cfg may be
- * NULL (defaults). NULL on a bad argument or when out of memory.
+ * SCGIHandler / SCGIApp: the explicit handlers, for xz_mount() (which
+ * takes them). cfg may be NULL (defaults) and is copied. NULL on a bad
+ * argument (as for xz_scgi; xz_mount then fails with XZ_EINVAL) or when
+ * out of memory.
  */
 struct xz_handler *xz_scgi_tcp(const char *host, int port,
     const struct xz_scgi_config *cfg);
@@ -343,6 +395,20 @@ struct xz_server_opts {
 	double write_timeout;   /* a client that takes no bytes; 0: 60 */
 	double drain_timeout;   /* graceful stop bound; 0: 10 */
 	bool quiet;             /* no access log */
+	/*
+	 * Started as root: after binding and reading the keys, before the
+	 * startup hooks, chroot to chroot_dir (if set) and become user (if
+	 * set). Paths used later (SCGI socket paths) are then inside the
+	 * chroot; mounted directories stay reachable (opened before).
+	 */
+	const char *user;
+	const char *chroot_dir;
+	/*
+	 * Connections over these are closed as soon as accepted, before
+	 * any TLS work (0: no limit but the file descriptor limit).
+	 */
+	unsigned max_connections;             /* in all, across workers */
+	unsigned max_connections_per_address; /* from one client address */
 };
 
 /*
@@ -353,7 +419,8 @@ struct xz_server_opts {
 struct xz_server *xz_server_new(struct xz_app *app,
     const struct xz_server_opts *opts, char *errbuf, size_t errlen);
 /*
- * Runs the startup hooks, serves until SIGTERM/SIGINT or xz_server_stop(),
+ * Drops privileges (opts.user, opts.chroot_dir), runs the startup hooks,
+ * serves until SIGTERM/SIGINT or xz_server_stop(),
  * lets in-flight requests finish (up to drain_timeout), runs the shutdown
  * hooks and returns XZ_OK.
  */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -26,6 +27,8 @@ struct mount {
 
 struct route {
 	char *pattern;
+	char *prompt; /* input routes: asked when there is no query */
+	bool sensitive;
 	char **segs; /* the pattern split at '/', leading '/' dropped */
 	size_t nsegs;
 	xz_route_fn fn;
@@ -156,6 +159,7 @@ route_free(struct route *r)
 		free(r->segs[i]);
 	free(r->segs);
 	free(r->pattern);
+	free(r->prompt);
 }
 
 void
@@ -320,29 +324,73 @@ route_valid(const struct route *r)
 	return true;
 }
 
-int
-xz_route(struct xz_app *app, const char *pattern, xz_route_fn fn, void *arg)
+static struct route *
+app_add_route(struct xz_app *app, const char *pattern, xz_route_fn fn,
+    void *arg, int *rc)
 {
 	struct route r = { 0 }, *slot;
 
-	if (pattern == NULL || pattern[0] != '/' || fn == NULL)
-		return XZ_EINVAL;
+	*rc = XZ_EINVAL;
+	if (pattern == NULL || pattern[0] != '/' || fn == NULL) {
+		app_set_error(app,
+		    "route %s: a pattern starts with '/' and needs a function",
+		    pattern ? pattern : "(null)");
+		return NULL;
+	}
+	*rc = XZ_ENOMEM;
 	if ((r.pattern = strdup(pattern)) == NULL ||
 	    route_split(&r, pattern) != XZ_OK) {
 		route_free(&r);
-		return XZ_ENOMEM;
+		return NULL;
 	}
 	if (!route_valid(&r)) {
+		app_set_error(app,
+		    "route %s: {name:path} only last, no empty segments",
+		    pattern);
 		route_free(&r);
-		return XZ_EINVAL;
+		*rc = XZ_EINVAL;
+		return NULL;
 	}
 	r.fn = fn;
 	r.arg = arg;
 	if ((slot = app_grow(&app->routes, &app->nroutes, sizeof(r))) == NULL) {
 		route_free(&r);
-		return XZ_ENOMEM;
+		return NULL;
 	}
 	*slot = r;
+	*rc = XZ_OK;
+	return slot;
+}
+
+int
+xz_route(struct xz_app *app, const char *pattern, xz_route_fn fn, void *arg)
+{
+	int rc;
+
+	(void)app_add_route(app, pattern, fn, arg, &rc);
+	return rc;
+}
+
+int
+xz_input_route(struct xz_app *app, const char *pattern, const char *prompt,
+    bool sensitive, xz_route_fn fn, void *arg)
+{
+	struct route *r;
+	int rc;
+
+	if (prompt == NULL || !response_valid(10, prompt, strlen(prompt))) {
+		app_set_error(app, "route %s: the prompt must be a valid meta",
+		    pattern ? pattern : "(null)");
+		return XZ_EINVAL;
+	}
+	if ((r = app_add_route(app, pattern, fn, arg, &rc)) == NULL)
+		return rc;
+	if ((r->prompt = strdup(prompt)) == NULL) {
+		route_free(r);
+		app->nroutes--;
+		return XZ_ENOMEM;
+	}
+	r->sensitive = sensitive;
 	return XZ_OK;
 }
 
@@ -522,8 +570,19 @@ request_cancel(struct xz_request *req)
 {
 	if (req->handler != NULL && req->handler->ops->cancel != NULL)
 		req->handler->ops->cancel(req, req->handler->state);
+	else if (req->cancel_cb != NULL)
+		req->cancel_cb(req, req->cancel_arg);
 	req->handler = NULL;
+	req->cancel_cb = NULL;
 	req->ended = true;
+}
+
+void
+xz_request_on_cancel(struct xz_request *req,
+    void (*fn)(struct xz_request *, void *), void *arg)
+{
+	req->cancel_cb = fn;
+	req->cancel_arg = arg;
 }
 
 void
@@ -666,6 +725,10 @@ app_run_handler(struct xz_request *req)
 	req->path_info = req->url.path;
 	if ((r = app_find_route(app, req)) == NULL) {
 		xz_respond(req, 51, "Not found");
+		return;
+	}
+	if (r->prompt != NULL && xz_request_query(req) == NULL) {
+		xz_input(req, r->prompt, r->sensitive);
 		return;
 	}
 	if (r->fn(req, r->arg) != XZ_OK) {
@@ -859,6 +922,55 @@ xz_gemtext(struct xz_request *req, const char *body)
 		rc = xz_puts(req, body);
 	xz_end(req);
 	return rc;
+}
+
+const char *
+xz_request_input(struct xz_request *req)
+{
+	size_t len;
+
+	if (req->url.query == NULL)
+		return NULL;
+	if (req->input == NULL &&
+	    url_decode(req->url.query, strlen(req->url.query), &req->input,
+		&len) != XZ_OK)
+		return NULL;
+	return req->input;
+}
+
+int
+xz_input(struct xz_request *req, const char *prompt, bool sensitive)
+{
+	return xz_respond(req, sensitive ? 11 : 10, prompt);
+}
+
+int
+xz_redirect(struct xz_request *req, const char *url, bool permanent)
+{
+	return xz_respond(req, permanent ? 31 : 30, url);
+}
+
+bool
+xz_require_cert(struct xz_request *req)
+{
+	if (req->cert.present)
+		return true;
+	xz_respond(req, 60, "Certificate required");
+	return false;
+}
+
+bool
+xz_require_cert_in(struct xz_request *req, const char *const *hashes)
+{
+	const char *const *h;
+
+	if (!xz_require_cert(req))
+		return false;
+	for (h = hashes; h != NULL && *h != NULL; h++)
+		if (strcasecmp(*h, req->cert.hash) == 0)
+			return true;
+	xz_respond(req, 61, "Certificate not authorised");
+	return false;
 }
 
 size_t

@@ -45,7 +45,7 @@ struct xz_config {
 	struct xz_server_opts opts;
 	char **listen;
 	size_t nlisten;
-	char *hostname, *cert, *key;
+	char *hostname, *cert, *key, *user, *chroot_dir;
 	/* while reading */
 	int line;
 	char *err;
@@ -62,10 +62,28 @@ struct cfg_kind {
 
 static int cfg_apply_static(struct xz_config *, const struct cfg_section *,
     struct xz_app *);
+static int cfg_apply_scgi(struct xz_config *, const struct cfg_section *,
+    struct xz_app *);
+static int cfg_apply_cgi(struct xz_config *, const struct cfg_section *,
+    struct xz_app *);
 
 static const struct cfg_kind cfg_kinds[] = {
 	{ "static", cfg_apply_static },
+	{ "scgi", cfg_apply_scgi },
+	{ "cgi", cfg_apply_cgi },
 };
+
+static void
+cfg_free_list(char **list)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; list[i] != NULL; i++)
+		free(list[i]);
+	free(list);
+}
 
 static int __attribute__((format(printf, 3, 4)))
 cfg_error(struct xz_config *cfg, int line, const char *fmt, ...)
@@ -254,6 +272,17 @@ cfg_int(const char *v, long lo, long hi, int *out)
 }
 
 static int
+cfg_unsigned(const char *v, unsigned *out)
+{
+	int n;
+
+	if (cfg_int(v, 0, 10000000, &n) != XZ_OK)
+		return XZ_EINVAL;
+	*out = (unsigned)n;
+	return XZ_OK;
+}
+
+static int
 cfg_add_listen(struct xz_config *cfg, const char *v)
 {
 	char **l = realloc(cfg->listen, (cfg->nlisten + 2) * sizeof(char *));
@@ -304,6 +333,15 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 		rc = cfg_seconds(e->value, &o->write_timeout);
 	else if (strcmp(e->key, "drain_timeout") == 0)
 		rc = cfg_seconds(e->value, &o->drain_timeout);
+	else if (strcmp(e->key, "max_connections") == 0)
+		rc = cfg_unsigned(e->value, &o->max_connections);
+	else if (strcmp(e->key, "max_connections_per_address") == 0)
+		rc = cfg_unsigned(e->value, &o->max_connections_per_address);
+	else if (strcmp(e->key, "user") == 0) {
+		free(cfg->user);
+		rc = (cfg->user = strdup(e->value)) ? XZ_OK : XZ_ENOMEM;
+	} else if (strcmp(e->key, "chroot") == 0)
+		rc = cfg_set_path(cfg, &cfg->chroot_dir, e->value);
 	else if (strcmp(e->key, "access_log") == 0) {
 		if ((rc = cfg_bool(e->value, &b)) == XZ_OK)
 			o->quiet = !b;
@@ -347,6 +385,8 @@ cfg_finish_opts(struct xz_config *cfg)
 	cfg->opts.hostname = cfg->hostname;
 	cfg->opts.cert_file = cfg->cert;
 	cfg->opts.key_file = cfg->key;
+	cfg->opts.user = cfg->user;
+	cfg->opts.chroot_dir = cfg->chroot_dir;
 	return XZ_OK;
 }
 
@@ -463,6 +503,238 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 	return rc;
 }
 
+/* "1048576", "10M", "512K", "1G"; "0" and "unlimited" mean no limit. */
+static int
+cfg_size(const char *v, size_t *out)
+{
+	unsigned long long n, mult = 1;
+	char *end;
+
+	if (strcasecmp(v, "unlimited") == 0) {
+		*out = 0;
+		return XZ_OK;
+	}
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || v[0] == '-')
+		return XZ_EINVAL;
+	if (*end != '\0') {
+		const char *units = "KMG", *u = strchr(units, toupper(*end));
+
+		if (u == NULL || *u == '\0' || end[1] != '\0')
+			return XZ_EINVAL;
+		mult = 1ULL << (10 * (u - units + 1));
+	}
+	if (n > SIZE_MAX / mult)
+		return XZ_EINVAL;
+	*out = (size_t)(n * mult);
+	return XZ_OK;
+}
+
+/*
+ * "db_url, api_key" -> a NULL-ended list kept in the section (so that it
+ * lives as long as the config).
+ */
+static int
+cfg_key_list(const char *v, char ***out)
+{
+	char **list = calloc(strlen(v) / 2 + 2, sizeof(char *));
+	size_t n = 0, len;
+
+	if (list == NULL)
+		return XZ_ENOMEM;
+	while (*v != '\0') {
+		while (*v == ',' || *v == ' ' || *v == '\t')
+			v++;
+		len = strcspn(v, ", \t");
+		if (len == 0)
+			break;
+		if ((list[n++] = strndup(v, len)) == NULL) {
+			cfg_free_list(list);
+			return XZ_ENOMEM;
+		}
+		v += len;
+	}
+	*out = list;
+	return XZ_OK;
+}
+
+/* The keys [scgi] and [cgi] share, in one place. */
+struct cfg_backend {
+	double timeout;
+	size_t max_response_size;
+	bool inherit_environment;
+	char **state_keys;
+};
+
+/* XZ_OK when taken, XZ_EAGAIN when not a shared key, or an error. */
+static int
+cfg_backend_key(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_backend *b)
+{
+	int rc;
+
+	if (strcmp(e->key, "timeout") == 0)
+		rc = cfg_seconds(e->value, &b->timeout);
+	else if (strcmp(e->key, "max_response_size") == 0)
+		rc = cfg_size(e->value, &b->max_response_size);
+	else if (strcmp(e->key, "inherit_environment") == 0)
+		rc = cfg_bool(e->value, &b->inherit_environment);
+	else if (strcmp(e->key, "app_state_keys") == 0) {
+		cfg_free_list(b->state_keys);
+		b->state_keys = NULL;
+		rc = cfg_key_list(e->value, &b->state_keys);
+	} else
+		return XZ_EAGAIN;
+	if (rc == XZ_EINVAL)
+		return cfg_error(cfg, e->line, "%s: invalid value '%s'", e->key,
+		    e->value);
+	return rc;
+}
+
+static int
+cfg_unknown_key(struct xz_config *cfg, const struct cfg_section *s,
+    const struct cfg_entry *e)
+{
+	return cfg_error(cfg, e->line, "unknown key '%s' in [%s %s]", e->key,
+	    s->kind, s->prefix);
+}
+
+/* Registration failed: the library says why; the line is the section's. */
+static int
+cfg_mount_error(struct xz_config *cfg, const struct cfg_section *s,
+    struct xz_app *app, int rc)
+{
+	const char *why = xz_app_error(app);
+
+	return cfg_error(cfg, s->line, "[%s %s]: %s", s->kind, s->prefix,
+	    why[0] != '\0' ? why : xz_strerror(rc));
+}
+
+static int
+cfg_scgi_key(struct xz_config *cfg, const struct cfg_section *s,
+    const struct cfg_entry *e, struct xz_scgi_opts *o,
+    struct xz_scgi_config *sc, struct cfg_backend *b, char **socket)
+{
+	int rc = cfg_backend_key(cfg, e, b), n;
+
+	if (rc != XZ_EAGAIN)
+		return rc;
+	if (strcmp(e->key, "host") == 0)
+		o->host = e->value;
+	else if (strcmp(e->key, "port") == 0) {
+		if (cfg_int(e->value, 1, 65535, &n) != XZ_OK)
+			return cfg_error(cfg, e->line,
+			    "port: invalid value '%s'", e->value);
+		o->port = n;
+	} else if (strcmp(e->key, "socket") == 0) {
+		free(*socket);
+		if ((*socket = cfg_path(cfg, e->value)) == NULL)
+			return XZ_ENOMEM;
+	} else if (strcmp(e->key, "buffer_size") == 0) {
+		if (cfg_size(e->value, &sc->buffer_size) != XZ_OK ||
+		    sc->buffer_size == 0)
+			return cfg_error(cfg, e->line,
+			    "buffer_size: invalid value '%s'", e->value);
+	} else
+		return cfg_unknown_key(cfg, s, e);
+	return XZ_OK;
+}
+
+static int
+cfg_apply_scgi(struct xz_config *cfg, const struct cfg_section *s,
+    struct xz_app *app)
+{
+	struct xz_scgi_opts o = { 0 };
+	struct xz_scgi_config sc;
+	struct cfg_backend b;
+	char *socket = NULL;
+	size_t i;
+	int rc = XZ_OK;
+
+	xz_scgi_config_init(&sc);
+	b.timeout = sc.timeout;
+	b.max_response_size = sc.max_response_size;
+	b.inherit_environment = sc.inherit_environment;
+	b.state_keys = NULL;
+	for (i = 0; i < s->nentries && rc == XZ_OK; i++)
+		rc = cfg_scgi_key(cfg, s, &s->entries[i], &o, &sc, &b, &socket);
+	if (rc == XZ_OK) {
+		sc.timeout = b.timeout;
+		sc.max_response_size = b.max_response_size;
+		sc.inherit_environment = b.inherit_environment;
+		sc.app_state_keys = (const char *const *)b.state_keys;
+		o.socket_path = socket;
+		o.config = &sc;
+		if ((rc = xz_scgi(app, s->prefix, &o)) != XZ_OK)
+			rc = cfg_mount_error(cfg, s, app, rc);
+	}
+	free(socket);
+	cfg_free_list(b.state_keys);
+	return rc;
+}
+
+static int
+cfg_cgi_key(struct xz_config *cfg, const struct cfg_section *s,
+    const struct cfg_entry *e, struct xz_cgi_config *cc, struct cfg_backend *b,
+    char **root, char **script)
+{
+	int rc = cfg_backend_key(cfg, e, b);
+
+	if (rc != XZ_EAGAIN)
+		return rc;
+	if (strcmp(e->key, "root") == 0 || strcmp(e->key, "script") == 0) {
+		char **slot = e->key[0] == 'r' ? root : script;
+
+		free(*slot);
+		if ((*slot = cfg_path(cfg, e->value)) == NULL)
+			return XZ_ENOMEM;
+	} else if (strcmp(e->key, "max_processes") == 0) {
+		if (cfg_int(e->value, 1, 100000, &cc->max_processes) != XZ_OK)
+			return cfg_error(cfg, e->line,
+			    "max_processes: invalid value '%s'", e->value);
+	} else
+		return cfg_unknown_key(cfg, s, e);
+	return XZ_OK;
+}
+
+static int
+cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
+    struct xz_app *app)
+{
+	struct xz_cgi_config cc;
+	struct cfg_backend b;
+	char *root = NULL, *script = NULL;
+	size_t i;
+	int rc = XZ_OK;
+
+	xz_cgi_config_init(&cc);
+	b.timeout = cc.timeout;
+	b.max_response_size = cc.max_response_size;
+	b.inherit_environment = cc.inherit_environment;
+	b.state_keys = NULL;
+	for (i = 0; i < s->nentries && rc == XZ_OK; i++)
+		rc = cfg_cgi_key(cfg, s, &s->entries[i], &cc, &b, &root,
+		    &script);
+	if (rc == XZ_OK && (root == NULL) == (script == NULL))
+		rc = cfg_error(cfg, s->line,
+		    "[cgi %s] needs either a root or a script", s->prefix);
+	if (rc == XZ_OK) {
+		cc.timeout = b.timeout;
+		cc.max_response_size = b.max_response_size;
+		cc.inherit_environment = b.inherit_environment;
+		cc.app_state_keys = (const char *const *)b.state_keys;
+		rc = root != NULL ? xz_cgi(app, s->prefix, root, &cc) :
+		                    xz_cgi_script(app, s->prefix, script, &cc);
+		if (rc != XZ_OK)
+			rc = cfg_mount_error(cfg, s, app, rc);
+	}
+	free(root);
+	free(script);
+	cfg_free_list(b.state_keys);
+	return rc;
+}
+
 int
 xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *err,
     size_t errlen)
@@ -518,6 +790,8 @@ xz_config_free(struct xz_config *cfg)
 	free(cfg->hostname);
 	free(cfg->cert);
 	free(cfg->key);
+	free(cfg->user);
+	free(cfg->chroot_dir);
 	free(cfg->path);
 	free(cfg->dir);
 	free(cfg);

@@ -45,6 +45,12 @@ log_vline(const char *prefix, const char *err, const char *fmt, va_list ap)
 }
 
 void
+xz_log_enable(bool verbose)
+{
+	log_init(verbose);
+}
+
+void
 log_warn(const char *fmt, ...)
 {
 	char buf[128];

@@ -7,6 +7,8 @@
  * serves that directory on localhost:1965 with a certificate generated
  * under ./certs on first run. Only this file exits, and only at startup.
  */
+#include <sys/resource.h>
+
 #include <err.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "xz_private.h"
+#include "xitzin.h"
 
 static void __attribute__((noreturn)) usage(int status)
 {
@@ -85,6 +87,18 @@ setup_dir(struct xz_app *app, struct xz_server_opts *so, const char *dir)
 	so->key_file = "certs/localhost.key";
 }
 
+/* Each connection is a descriptor: take all the kernel allows us. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -98,8 +112,9 @@ main(int argc, char **argv)
 	int rc;
 
 	parse_args(argc, argv, &o);
-	log_init(o.verbose);
+	xz_log_enable(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	if ((app = xz_app_new()) == NULL)
 		errx(1, "out of memory");
 	if (o.config != NULL) {

@@ -205,12 +205,11 @@ relay_on_event(struct bufferevent *bev, short what, void *arg)
 
 		snprintf(detail, sizeof(detail), "connection error: %s",
 		    strerror(errno));
-		/* A reset after a complete answer is still an answer. */
-		if (errno == ECONNRESET && !r->header_sent &&
-		    r->cfg->max_response_size > 0)
-			relay_on_eof(r);
-		else
-			relay_fail(r, r->cfg->meta_bad, detail);
+		/*
+		 * A reset is never taken for the end of an answer: held, it
+		 * could hide a truncated body behind a clean 2x.
+		 */
+		relay_fail(r, r->cfg->meta_bad, detail);
 	}
 }
 
@@ -233,11 +232,17 @@ relay_new(struct xz_request *req, struct bufferevent *bev,
 	r->arg = arg;
 	tv.tv_sec = (time_t)cfg->timeout;
 	tv.tv_usec = (suseconds_t)((cfg->timeout - (double)tv.tv_sec) * 1e6);
-	bufferevent_set_timeouts(bev, &tv, &tv);
+	/*
+	 * Reading only: nothing is written through bev (SCGI has sent its
+	 * request already), and the read end of a CGI script's stdout pipe
+	 * never becomes writable, so a write timeout would fire on a script
+	 * still talking.
+	 */
+	bufferevent_set_timeouts(bev, &tv, NULL);
 	if (cfg->buffer_size > 0)
 		bufferevent_set_max_single_read(bev, cfg->buffer_size);
 	bufferevent_setcb(bev, relay_on_read, NULL, relay_on_event, r);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	bufferevent_enable(bev, EV_READ);
 	return r;
 }
 

@@ -16,6 +16,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <grp.h>
+#include <pwd.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +47,7 @@ struct worker;
 struct conn_entry {
 	struct xz_conn *c;
 	struct worker *w;
+	struct admit_key key;
 	TAILQ_ENTRY(conn_entry) link;
 };
 
@@ -82,6 +86,7 @@ struct xz_server {
 	struct worker *workers;
 	int nworkers;
 	int stop_pipe[2];
+	struct admit *admit;
 };
 
 static void
@@ -91,6 +96,7 @@ server_conn_closed(struct xz_conn *c, void *arg)
 	struct worker *w = e->w;
 
 	TAILQ_REMOVE(&w->conns, e, link);
+	admit_release(w->srv->admit, &e->key);
 	free(e);
 	if (--w->nconns == 0 && w->stopping)
 		event_base_loopexit(w->base, NULL);
@@ -103,11 +109,17 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	struct listener *l = arg;
 	struct worker *w = l->w;
 	struct conn_entry *e;
-	int one = 1;
 
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY came from the listener (server_bind): no syscall. */
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
 		log_warnx("accept: out of memory");
+		close(fd);
+		return;
+	}
+	if (!admit_take(w->srv->admit, sa, &e->key)) {
+		/* Over a limit: refused before any TLS work. */
+		log_debug("accept: connection limit reached, dropped");
+		free(e);
 		close(fd);
 		return;
 	}
@@ -117,6 +129,7 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	e->c = conn_new(w->base, fd, l->cfg, sa, server_conn_closed, e);
 	if (e->c == NULL) {
 		TAILQ_REMOVE(&w->conns, e, link);
+		admit_release(w->srv->admit, &e->key);
 		w->nconns--;
 		free(e);
 	}
@@ -254,8 +267,14 @@ server_bind(struct listen_addr *la, char *err, size_t errlen)
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		goto fail;
+	/*
+	 * Accepted sockets inherit TCP_NODELAY from the listener (Linux
+	 * copies it at accept), which saves a setsockopt per connection.
+	 * No Nagle: a response's last record must not wait for an ACK.
+	 */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		goto fail;
 	if (la->ss.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
@@ -281,6 +300,27 @@ fail:
 	return -1;
 }
 
+/*
+ * With the epoll changelist, libevent batches event changes until the
+ * next epoll_wait: a connection's read event, deleted as it fires and
+ * added again by its callback, then costs one epoll_ctl or none rather
+ * than two. (Its caveat, descriptors cloned by dup(), doesn't arise.)
+ */
+static struct event_base *
+worker_base_new(void)
+{
+	struct event_config *ec;
+	struct event_base *base = NULL;
+
+	if ((ec = event_config_new()) == NULL)
+		return NULL;
+	if (event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) ==
+	    0)
+		base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}
+
 static int
 worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 {
@@ -289,7 +329,7 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 
 	w->srv = srv;
 	TAILQ_INIT(&w->conns);
-	if ((w->base = event_base_new()) == NULL ||
+	if ((w->base = worker_base_new()) == NULL ||
 	    (w->listeners = calloc(srv->naddrs, sizeof(*w->listeners))) ==
 	        NULL ||
 	    (w->ev_stop = event_new(w->base, -1, 0, worker_on_stop, w)) ==
@@ -307,8 +347,13 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 		srv->addrs[i].cfg.port = server_addr_port(&srv->addrs[i].ss);
 		l->w = w;
 		l->cfg = &srv->addrs[i].cfg;
+		/*
+		 * Backlog 0: the socket listens already, with SERVER_BACKLOG.
+		 * -1 would make libevent listen() again with 128, and at 256
+		 * concurrent handshakes SYNs would be dropped (1 s retries).
+		 */
 		l->evl = evconnlistener_new(w->base, server_on_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 		if (l->evl == NULL) {
 			close(fd);
 			snprintf(err, errlen, "out of memory");
@@ -438,6 +483,12 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	topts.ed25519 = srv->opts.key_ed25519;
 	if ((srv->tls = tls_ctx_new(&topts, err, errlen)) == NULL)
 		goto fail;
+	srv->admit = admit_new(srv->opts.max_connections,
+	    srv->opts.max_connections_per_address);
+	if (srv->admit == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (server_setup_addrs(srv, err, errlen) != XZ_OK)
 		goto fail;
 	srv->workers = calloc((size_t)srv->opts.workers, sizeof(*srv->workers));
@@ -542,12 +593,60 @@ server_log_listening(const struct xz_server *srv)
 	}
 }
 
+/*
+ * Root is needed only to bind low ports and read the keys, both done by
+ * now. Order matters: look the user up while /etc/passwd is reachable,
+ * chroot while still root, drop groups before the gid, the gid before the
+ * uid, then make sure root cannot be had back.
+ */
+static int
+server_drop_privileges(const struct xz_server *srv)
+{
+	const char *user = srv->opts.user, *dir = srv->opts.chroot_dir;
+	struct passwd *pw = NULL;
+
+	if (geteuid() != 0) {
+		if (user != NULL || dir != NULL)
+			log_warnx("not root: user and chroot are ignored");
+		return XZ_OK;
+	}
+	if (user == NULL) {
+		log_warnx("running as root: set user in [server] to drop "
+		          "privileges");
+		return dir != NULL && (chroot(dir) == -1 || chdir("/") == -1) ?
+		           XZ_EIO :
+		           XZ_OK;
+	}
+	if ((pw = getpwnam(user)) == NULL) {
+		log_warnx("user %s: no such user", user);
+		return XZ_EINVAL;
+	}
+	if (dir != NULL && (chroot(dir) == -1 || chdir("/") == -1)) {
+		log_warn("chroot %s", dir);
+		return XZ_EIO;
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1) {
+		log_warn("dropping privileges to %s", user);
+		return XZ_EIO;
+	}
+	if (setuid(0) != -1) {
+		log_warnx("dropped to %s but root came back", user);
+		return XZ_EIO;
+	}
+	log_info("running as %s%s%s", user, dir ? " in " : "", dir ? dir : "");
+	return XZ_OK;
+}
+
 int
 xz_server_run(struct xz_server *srv)
 {
 	sigset_t all, old;
 	int i, rc;
 
+	if ((rc = server_drop_privileges(srv)) != XZ_OK)
+		return rc;
 	if ((rc = app_startup(srv->app)) != XZ_OK) {
 		log_warnx("a startup hook failed: %s", xz_strerror(rc));
 		return rc;
@@ -589,6 +688,7 @@ xz_server_free(struct xz_server *srv)
 			free(srv->hostnames[i]);
 	free(srv->hostnames);
 	tls_ctx_free(srv->tls);
+	admit_free(srv->admit);
 	if (srv->stop_pipe[0] != -1)
 		close(srv->stop_pipe[0]);
 	if (srv->stop_pipe[1] != -1)

@@ -16,7 +16,7 @@ struct evbuffer;
 struct event_base;
 struct sockaddr;
 
-#define XZ_MAX_URL 1024	 /* bytes of a request URL, CRLF not counted */
+#define XZ_MAX_URL 1024  /* bytes of a request URL, CRLF not counted */
 #define XZ_MAX_META 1024 /* bytes of a response meta */
 
 /*
@@ -58,8 +58,7 @@ struct xz_url {
  * and not needed). The scheme's and host's syntax is checked here; whether
  * they are ours is the server's 53.
  */
-int url_parse(struct xz_url *u, const char *line, size_t len,
-    const char **why);
+int url_parse(struct xz_url *u, const char *line, size_t len, const char **why);
 /* Frees what u holds and zeroes it; safe on a zeroed u. */
 void url_clear(struct xz_url *u);
 
@@ -98,16 +97,16 @@ struct tls_opts {
 	const char *cert_file; /* PEM */
 	const char *key_file;  /* PEM */
 	const char *hostname;  /* generating: "a, b" -> CN a, SANs a and b */
-	bool ed25519;	       /* generate Ed25519 rather than ECDSA P-256 */
+	bool ed25519;          /* generate Ed25519 rather than ECDSA P-256 */
 };
 
 /* What a client certificate says (Gemini: never chain-verified). */
 struct xz_cert {
 	bool present;
 	char hash[7 + 64 + 1]; /* "SHA256:" + lowercase hex of the DER */
-	char *subject;	       /* one-line DNs (RFC 4514) */
+	char *subject;         /* one-line DNs (RFC 4514) */
 	char *issuer;
-	char *cn;		/* subject CN; NULL when none */
+	char *cn;            /* subject CN; NULL when none */
 	char not_before[21]; /* 2026-01-02T03:04:05Z */
 	char not_after[21];
 };
@@ -152,8 +151,8 @@ int tls_conn_bye(struct tls_conn *tc);
  * release with cert_clear. XZ_OK, XZ_ENOMEM or XZ_EPARSE.
  */
 int tls_conn_peer_cert(struct tls_conn *tc, struct xz_cert *cert);
-const char *tls_conn_version(struct tls_conn *tc); /* "TLSv1.3" */
-const char *tls_conn_cipher(struct tls_conn *tc);  /* IANA name */
+const char *tls_conn_version(struct tls_conn *tc);  /* "TLSv1.3" */
+const char *tls_conn_cipher(struct tls_conn *tc);   /* IANA name */
 const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
 
 /*
@@ -191,12 +190,12 @@ int response_parse_backend(const char *buf, size_t len, int *status,
  * both), and its encodings.
  */
 struct cgienv_src {
-	const char *url;	 /* GEMINI_URL */
-	const char *host;	 /* SERVER_NAME */
-	int server_port;	 /* SERVER_PORT */
+	const char *url;         /* GEMINI_URL */
+	const char *host;        /* SERVER_NAME */
+	int server_port;         /* SERVER_PORT */
 	const char *script_name; /* SCRIPT_NAME */
-	const char *path_info;	 /* PATH_INFO, decoded */
-	const char *query;	 /* QUERY_STRING, raw; NULL when none */
+	const char *path_info;   /* PATH_INFO, decoded */
+	const char *query;       /* QUERY_STRING, raw; NULL when none */
 	const char *remote_addr; /* REMOTE_ADDR, REMOTE_HOST */
 	const struct xz_cert *cert;
 	const char *tls_version;
@@ -256,34 +255,36 @@ struct xz_request {
 	struct xz_conn *c;
 	struct event_base *base;
 	struct xz_url url;
-	int port;		  /* the port the request arrived on */
-	char remote_addr[64];	  /* numeric, no port */
-	struct xz_cert cert;	  /* the client's certificate facts */
-	const char *tls_version;  /* static strings; NULL without TLS */
+	int port;                /* the port the request arrived on */
+	char remote_addr[64];    /* numeric, no port */
+	struct xz_cert cert;     /* the client's certificate facts */
+	const char *tls_version; /* static strings; NULL without TLS */
 	const char *tls_cipher;
-	const char *mount;	  /* the matched mount prefix, or "" */
-	const char *path_info;	  /* into url.path */
-	char **param_names;	  /* route parameters (names borrowed) */
+	const char *mount;     /* the matched mount prefix, or "" */
+	const char *path_info; /* into url.path */
+	char **param_names;    /* route parameters (names borrowed) */
 	char **param_values;
 	size_t nparams;
-	char *input;		  /* decoded query, made on demand */
+	char *input;                /* decoded query, made on demand */
 	struct xz_handler *handler; /* the mounted handler answering, if any */
-	void *data;		  /* the handler's per-request data */
-	int mw_depth;		  /* middleware befores that let it through */
-	int status;		  /* 0 until replied */
+	void *data;                 /* the handler's per-request data */
+	int mw_depth;               /* middleware befores that let it through */
+	int status;                 /* 0 until replied */
 	char *meta;
 	bool replied, ended;
 	size_t drain_low;
 	void (*drain_cb)(struct xz_request *, void *);
 	void *drain_arg;
+	void (*cancel_cb)(struct xz_request *, void *); /* async routes */
+	void *cancel_arg;
 };
 
 /* Sets the message xz_app_error() returns. */
 void app_set_error(struct xz_app *app, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Fills the parts of req app.c owns; conn.c fills the rest. */
-void request_init(struct xz_request *req, struct xz_app *app,
-    struct xz_conn *c, struct event_base *base);
+void request_init(struct xz_request *req, struct xz_app *app, struct xz_conn *c,
+    struct event_base *base);
 /* Runs middleware, then the mount, route or 51 answering req. */
 void app_dispatch(struct xz_request *req);
 /* The client went away before xz_end(): tells the handler (cancel). */
@@ -299,6 +300,21 @@ void app_shutdown(struct xz_app *app);
 int request_write_file(struct xz_request *req, int fd, size_t size);
 
 /*
+ * admit.c: the global and per-address connection limits (0: none).
+ */
+struct admit;
+struct admit_key {
+	int family;
+	unsigned char addr[16];
+};
+struct admit *admit_new(unsigned max_total, unsigned max_per_addr);
+void admit_free(struct admit *a);
+/* Counts a connection from sa in (true), or refuses it (false). */
+bool admit_take(struct admit *a, const struct sockaddr *sa,
+    struct admit_key *key);
+void admit_release(struct admit *a, const struct admit_key *key);
+
+/*
  * conn.c: one client connection's life, from the TLS handshake to
  * close_notify.
  */
@@ -307,11 +323,11 @@ struct tls_ctx;
 /* What a connection needs from its listener; shared, read-only. */
 struct conn_cfg {
 	struct xz_app *app;
-	struct tls_ctx *tls;		/* NULL: plain bytes (test client) */
-	const char *const *hostnames;	/* lower-case, NULL-ended */
-	int port;			/* the listener's port */
-	double request_timeout;		/* handshake + request line */
-	double write_timeout;		/* a client that takes no bytes */
+	struct tls_ctx *tls;          /* NULL: plain bytes (test client) */
+	const char *const *hostnames; /* lower-case, NULL-ended */
+	int port;                     /* the listener's port */
+	double request_timeout;       /* handshake + request line */
+	double write_timeout;         /* a client that takes no bytes */
 	bool access_log;
 };
 
@@ -361,19 +377,19 @@ struct bufferevent;
 struct relay;
 
 struct relay_cfg {
-	double timeout;		  /* each wait for the backend's next bytes */
+	double timeout;           /* each wait for the backend's next bytes */
 	size_t max_response_size; /* 0: unlimited, stream */
-	size_t buffer_size;	  /* read chunk */
-	int error_status;	  /* 43 (SCGI) or 42 (CGI) */
+	size_t buffer_size;       /* read chunk */
+	int error_status;         /* 43 (SCGI) or 42 (CGI) */
 	const char *meta_timeout; /* "SCGI backend timeout", ... */
 	const char *meta_too_big; /* "SCGI response exceeds maximum size" */
-	const char *meta_bad;	  /* "SCGI backend error" */
-	const char *name;	  /* for the log: "scgi /api" */
+	const char *meta_bad;     /* "SCGI backend error" */
+	const char *name;         /* for the log: "scgi /api" */
 };
 
 enum relay_end {
-	RELAY_OK,	/* the backend's answer went out whole */
-	RELAY_FAILED,	/* the client got error_status (or a cut stream) */
+	RELAY_OK,     /* the backend's answer went out whole */
+	RELAY_FAILED, /* the client got error_status (or a cut stream) */
 };
 
 /*
@@ -384,8 +400,8 @@ enum relay_end {
  * (bev freed, nothing answered).
  */
 struct relay *relay_new(struct xz_request *req, struct bufferevent *bev,
-    const struct relay_cfg *cfg,
-    void (*done)(enum relay_end how, void *arg), void *arg);
+    const struct relay_cfg *cfg, void (*done)(enum relay_end how, void *arg),
+    void *arg);
 /* The client went away: frees bev and the relay; done does not run. */
 void relay_cancel(struct relay *r);
 

@@ -280,3 +280,11 @@ def test_usage(capsule):
     assert r.returncode == 1
     r = subprocess.run([BIN, "-V"], capture_output=True, text=True)
     assert r.stdout.startswith("xitzin 0.")
+
+
+def test_demo_configuration_is_valid():
+    """`make run` serves examples/demo.conf: it must always check out."""
+    from conftest import ROOT
+    r = subprocess.run([BIN, "-t", "-c", str(ROOT / "examples" / "demo.conf")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -3,6 +3,7 @@
  * in-process test client (the real dispatch path).
  */
 #include <criterion/criterion.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -418,5 +419,182 @@ Test(state, values_outlive_replacement)
 	xz_state_set(app, "k", "two");
 	cr_expect_str_eq(old, "one");
 	cr_expect_str_eq(xz_state_get(app, "k"), "two");
+	xz_app_free(app);
+}
+
+static int
+route_greet(struct xz_request *req, void *arg)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "Hello, %s!", xz_request_input(req));
+	return xz_gemtext(req, body);
+}
+
+Test(helpers, input_route_prompts_then_gets_decoded_query)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_test_client *tc;
+	struct xz_test_response *r;
+
+	cr_assert_eq(xz_input_route(app, "/name", "Enter your name:", false,
+			 route_greet, NULL),
+	    XZ_OK);
+	cr_assert_eq(xz_input_route(app, "/secret", "Password:", true,
+			 route_greet, NULL),
+	    XZ_OK);
+	cr_expect_eq(xz_input_route(app, "/bad", "a\r\nb", false, route_greet,
+			 NULL),
+	    XZ_EINVAL);
+	tc = xz_test_client_new(app);
+	r = xz_test_get(tc, "/name");
+	cr_expect(xz_test_is_input_required(r));
+	cr_expect_eq(r->status, 10);
+	cr_expect_str_eq(r->meta, "Enter your name:");
+	xz_test_response_free(r);
+	r = xz_test_get(tc, "/secret");
+	cr_expect_eq(r->status, 11);
+	xz_test_response_free(r);
+	r = xz_test_get_query(tc, "/name", "José Ünïcode & co");
+	cr_expect_eq(r->status, 20);
+	cr_expect_str_eq((char *)r->body, "Hello, José Ünïcode & co!");
+	xz_test_response_free(r);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+static int
+route_moved(struct xz_request *req, void *arg)
+{
+	return xz_redirect(req, "gemini://example.com/new", arg != NULL);
+}
+
+Test(helpers, redirects)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_test_response *r;
+
+	xz_route(app, "/temp", route_moved, NULL);
+	xz_route(app, "/perm", route_moved, "yes");
+	r = get(app, "/temp");
+	cr_expect(xz_test_is_redirect(r));
+	cr_expect_eq(r->status, 30);
+	cr_expect_str_eq(r->meta, "gemini://example.com/new");
+	xz_test_response_free(r);
+	expect_status(app, "/perm", 31);
+	xz_app_free(app);
+}
+
+static const char *const allowed[] = { "SHA256:aaaa", "SHA256:bbbb", NULL };
+
+static int
+route_private(struct xz_request *req, void *arg)
+{
+	if (!xz_require_cert_in(req, allowed))
+		return XZ_OK;
+	return xz_gemtext(req, xz_request_cert_hash(req));
+}
+
+static int
+route_members(struct xz_request *req, void *arg)
+{
+	if (!xz_require_cert(req))
+		return XZ_OK;
+	return xz_gemtext(req, "welcome");
+}
+
+Test(helpers, certificates_required_and_allow_listed)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_test_client *tc;
+	struct xz_test_response *r;
+
+	xz_route(app, "/private", route_private, NULL);
+	xz_route(app, "/members", route_members, NULL);
+	tc = xz_test_client_new(app);
+	r = xz_test_get(tc, "/members");
+	cr_expect(xz_test_is_certificate_required(r));
+	cr_expect_eq(r->status, 60);
+	cr_expect_str_eq(r->meta, "Certificate required");
+	xz_test_response_free(r);
+	xz_test_client_set_cert(tc, "SHA256:cccc");
+	r = xz_test_get(tc, "/members");
+	cr_expect_eq(r->status, 20);
+	xz_test_response_free(r);
+	r = xz_test_get(tc, "/private");
+	cr_expect_eq(r->status, 61);
+	cr_expect_str_eq(r->meta, "Certificate not authorised");
+	xz_test_response_free(r);
+	xz_test_client_set_cert(tc, "SHA256:bbbb");
+	r = xz_test_get(tc, "/private");
+	cr_expect_eq(r->status, 20);
+	cr_expect_str_eq((char *)r->body, "SHA256:bbbb");
+	xz_test_response_free(r);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+/* An asynchronous route: answers from a timer, or is told it is gone. */
+struct later {
+	struct event *ev;
+	bool cancelled;
+};
+
+static void
+later_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct xz_request *req = arg;
+
+	xz_gemtext(req, "later");
+}
+
+static void
+later_cancel(struct xz_request *req, void *arg)
+{
+	struct later *l = arg;
+
+	event_del(l->ev);
+	l->cancelled = true;
+}
+
+static int
+route_later(struct xz_request *req, void *arg)
+{
+	struct later *l = arg;
+	struct timeval tv = { 0, 50000 };
+
+	l->cancelled = false;
+	if (l->ev != NULL)
+		event_free(l->ev);
+	l->ev = evtimer_new(xz_request_base(req), later_fire, req);
+	xz_request_on_cancel(req, later_cancel, l);
+	if (strcmp(xz_request_path(req), "/slow") == 0)
+		tv.tv_sec = 60;
+	evtimer_add(l->ev, &tv);
+	return XZ_OK;
+}
+
+Test(route, answers_later_or_is_cancelled)
+{
+	struct xz_app *app = xz_app_new();
+	struct later l = { 0 };
+	struct xz_test_client *tc;
+	struct xz_test_response *r;
+
+	xz_route(app, "/later", route_later, &l);
+	xz_route(app, "/slow", route_later, &l);
+	tc = xz_test_client_new(app);
+	r = xz_test_get(tc, "/later");
+	cr_expect_eq(r->status, 20);
+	cr_expect_str_eq((char *)r->body, "later");
+	cr_expect(!l.cancelled);
+	xz_test_response_free(r);
+	xz_test_client_set_timeout(tc, 0.2);
+	r = xz_test_get(tc, "/slow");
+	cr_expect_eq(r->status, 0); /* the client gave up ... */
+	cr_expect(l.cancelled);	    /* ... and the route was told */
+	xz_test_response_free(r);
+	xz_test_client_free(tc);
+	event_free(l.ev);
 	xz_app_free(app);
 }

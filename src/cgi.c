@@ -1,0 +1,954 @@
+/*
+ * cgi.c - the CGI handler (RFC 3875): a new process per request.
+ *
+ * It owns a mount's scripts (a directory, or one file), the life of one
+ * script's process (spawn, stderr to the log, exit, kill, reap) and the
+ * public API of xitzin.h's CGI section. The variable set comes from
+ * cgienv.c and the answer goes to the client through relay.c, both
+ * shared with SCGI; failures are 42 with the relay's metas.
+ *
+ * Which file runs: the first path segment after a directory mount is
+ * opened with openat2(RESOLVE_BENEATH) relative to the root's descriptor,
+ * so neither ".." nor a symlink can lead out of the root, and the checks
+ * (a regular file, executable) are made on that descriptor. The child
+ * then runs that very descriptor, execveat(fd, "", AT_EMPTY_PATH): no
+ * path is looked up again, so nothing can be swapped between check and
+ * exec. The price: the kernel names an interpreted (#!) script
+ * "/dev/fd/3" to its interpreter (so $0 says so, and the descriptor stays
+ * open for the interpreter to read), since the script has no other name
+ * the kernel could trust. Scripts find their directory as their working
+ * directory.
+ *
+ * Processes never block a worker: fork in the worker (posix_spawn cannot
+ * run a descriptor), exec in the child (async-signal-safe calls only
+ * between the two), stdout read through a bufferevent by the relay,
+ * stderr by an event, and the exit watched on a pidfd, never with SIGCHLD
+ * (workers are threads; a handler would be process-wide). Each script
+ * leads its own process group; when its request is over (answered, timed
+ * out, or the client went away) the whole group is killed, and the leader
+ * is reaped from its pidfd event: no zombie, no process left behind.
+ *
+ * A process outlives its request while it dies, briefly. Each mount keeps
+ * its processes in a list so that one whose event loop has already gone
+ * (the server stopped, or the test client was freed) is still killed and
+ * reaped when the mount is disposed. Their events are embedded in the
+ * process (event_assign) so that an event_base freed before them leaves
+ * nothing to free.
+ */
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <linux/openat2.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "xz_private.h"
+
+#define CGI_STATUS 42 /* Gemini "CGI error" */
+#define META_NOT_EXEC "CGI script not executable"
+#define META_ERROR "CGI script error"
+/* 44 SLOW DOWN: the meta is the seconds a client should wait. */
+#define CGI_RETRY_AFTER "5"
+#define CGI_ERR_LINE 1024   /* bytes of one stderr line logged */
+#define CGI_READ_SIZE 65536 /* a pipe's whole buffer in one read */
+#define CGI_SCRIPT_FD 3     /* where the child keeps its script */
+
+struct cgi_proc;
+
+/* A mount: where its scripts are, its limits, its live processes. */
+struct cgi_mount {
+	int dirfd;    /* the root, or the one script's directory */
+	char *script; /* one-script mount: its name in dirfd; else NULL */
+	int nullfd;   /* /dev/null, opened now: a chroot may lack it */
+	char *name;   /* "cgi /srv/cgi-bin": the log */
+	struct xz_cgi_config cfg;
+	char **state_keys; /* copied; NULL-ended; cfg.app_state_keys */
+	size_t nstate;
+	struct relay_cfg relay;
+	int running; /* scripts whose request is in flight (atomic) */
+	pthread_mutex_t lock;
+	TAILQ_HEAD(, cgi_proc) procs; /* spawned and not yet reaped */
+};
+
+/* One script's process, from fork to reap. */
+struct cgi_proc {
+	struct cgi_mount *m;
+	struct relay *relay; /* while the request is in flight */
+	char *script_name;   /* SCRIPT_NAME: the log's name for it */
+	pid_t pid;           /* also its process group */
+	int pidfd;
+	int errfd; /* stderr's read end; -1 once closed */
+	struct event ev_exit;
+	struct event ev_err;
+	bool err_armed, exit_armed;
+	char errline[CGI_ERR_LINE + 1];
+	size_t errlen;
+	bool err_skip;     /* inside an over-long line: drop to its end */
+	bool request_over; /* the relay is done, or the client went away */
+	bool killed;       /* we sent SIGKILL */
+	TAILQ_ENTRY(cgi_proc) link;
+};
+
+/* What a request runs. */
+struct cgi_target {
+	int fd;            /* the script, opened for execveat() */
+	char *script_name; /* SCRIPT_NAME */
+	const char *path_info;
+};
+
+/* The child's side of a spawn: all prepared before fork. */
+struct cgi_child {
+	int nullfd, outfd, errfd, scriptfd, dirfd;
+	char *argv[2];
+	char **envp;
+	sigset_t mask; /* empty: a worker blocks every signal */
+	struct sigaction dfl;
+};
+
+static void cgi_on_exit(evutil_socket_t, short, void *);
+static void cgi_on_stderr(evutil_socket_t, short, void *);
+
+void
+xz_cgi_config_init(struct xz_cgi_config *cfg)
+{
+	cfg->timeout = 30;
+	cfg->max_response_size = 1048576;
+	cfg->inherit_environment = true;
+	cfg->app_state_keys = NULL;
+	cfg->max_processes = 64;
+}
+
+/*
+ * The child, between fork and exec: async-signal-safe calls only (the
+ * parent has threads whose locks may be held). Never returns.
+ */
+static void
+cgi_child_exec(struct cgi_child *ch)
+{
+	static const char msg[] = "exec failed, errno ";
+	int *fds[] = { &ch->nullfd, &ch->outfd, &ch->errfd, &ch->scriptfd };
+	char num[16];
+	int sig, i, e, n;
+
+	/* Ignored signals stay ignored across exec (SIGPIPE is). */
+	for (sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &ch->dfl, NULL);
+	(void)sigprocmask(SIG_SETMASK, &ch->mask, NULL);
+	(void)setsid();
+	if (fchdir(ch->dirfd) == -1)
+		_exit(127);
+	/* No source may sit where a dup2 below would overwrite it. */
+	for (i = 0; i < 4; i++)
+		if (*fds[i] <= CGI_SCRIPT_FD &&
+		    (*fds[i] = fcntl(*fds[i], F_DUPFD_CLOEXEC,
+		         CGI_SCRIPT_FD + 1)) == -1)
+			_exit(127);
+	for (i = 0; i < 4; i++)
+		if (dup2(*fds[i], i) == -1) /* dup2 clears close-on-exec */
+			_exit(127);
+	(void)close_range(CGI_SCRIPT_FD + 1, ~0U, 0);
+	execveat(CGI_SCRIPT_FD, "", ch->argv, ch->envp, AT_EMPTY_PATH);
+	e = errno;
+	n = (int)sizeof(num);
+	num[--n] = '\n';
+	do {
+		num[--n] = (char)('0' + e % 10);
+		e /= 10;
+	} while (e != 0 && n > 0);
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)!write(STDERR_FILENO, num + n, sizeof(num) - (size_t)n);
+	_exit(127);
+}
+
+/* SIGKILL to the script and its process group; never after the reap. */
+static void
+cgi_kill(struct cgi_proc *p)
+{
+	/*
+	 * The pidfd first: a child that has not reached setsid() yet has
+	 * no group, but also no children. Until it is reaped its pid cannot
+	 * be reused, so -pid names its group and nothing else.
+	 */
+	(void)pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0);
+	(void)kill(-p->pid, SIGKILL);
+	p->killed = true;
+}
+
+static void
+cgi_err_emit(struct cgi_proc *p, bool truncated)
+{
+	if (p->errlen > 0 && p->errline[p->errlen - 1] == '\r')
+		p->errlen--;
+	p->errline[p->errlen] = '\0';
+	log_warnx("cgi %s: %s%s", p->script_name, p->errline,
+	    truncated ? "..." : "");
+	p->errlen = 0;
+}
+
+/* Cuts stderr into log lines of at most CGI_ERR_LINE bytes. */
+static void
+cgi_err_feed(struct cgi_proc *p, const char *buf, size_t len)
+{
+	size_t i;
+	char ch;
+
+	for (i = 0; i < len; i++) {
+		ch = buf[i];
+		if (ch == '\n') {
+			if (!p->err_skip)
+				cgi_err_emit(p, false);
+			p->errlen = 0;
+			p->err_skip = false;
+			continue;
+		}
+		if (p->err_skip)
+			continue;
+		if (p->errlen == CGI_ERR_LINE) {
+			cgi_err_emit(p, true);
+			p->err_skip = true;
+			continue;
+		}
+		/* A script must not be able to forge log lines. */
+		if ((unsigned char)ch < 0x20 && ch != '\t' && ch != '\r')
+			ch = '?';
+		p->errline[p->errlen++] = ch;
+	}
+}
+
+static void
+cgi_err_close(struct cgi_proc *p)
+{
+	if (p->errfd == -1)
+		return;
+	if (p->errlen > 0 && !p->err_skip)
+		cgi_err_emit(p, false);
+	if (p->err_armed)
+		event_del(&p->ev_err);
+	p->err_armed = false;
+	close(p->errfd);
+	p->errfd = -1;
+}
+
+/* Reads what stderr holds now; closes it at its end. */
+static void
+cgi_err_read(struct cgi_proc *p, bool until_empty)
+{
+	char buf[4096];
+	ssize_t n;
+
+	do {
+		n = read(p->errfd, buf, sizeof(buf));
+		if (n > 0)
+			cgi_err_feed(p, buf, (size_t)n);
+	} while (n > 0 && until_empty);
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+		cgi_err_close(p);
+}
+
+static void
+cgi_on_stderr(evutil_socket_t fd, short what, void *arg)
+{
+	cgi_err_read(arg, false);
+}
+
+/* Logs how the script ended, unless it was our own SIGKILL. */
+static void
+cgi_log_exit(const struct cgi_proc *p, const siginfo_t *si)
+{
+	if (si->si_code == CLD_EXITED && si->si_status != 0)
+		log_warnx("cgi %s: exited with status %d", p->script_name,
+		    si->si_status);
+	else if (si->si_code == CLD_EXITED)
+		log_debug("cgi %s: exited", p->script_name);
+	else if (p->killed && si->si_status == SIGKILL)
+		log_debug("cgi %s: killed", p->script_name);
+	else
+		log_warnx("cgi %s: killed by signal %d (%s)", p->script_name,
+		    si->si_status, strsignal(si->si_status));
+}
+
+static void
+cgi_proc_free(struct cgi_proc *p)
+{
+	struct cgi_mount *m = p->m;
+
+	pthread_mutex_lock(&m->lock);
+	TAILQ_REMOVE(&m->procs, p, link);
+	pthread_mutex_unlock(&m->lock);
+	if (p->exit_armed)
+		event_del(&p->ev_exit);
+	cgi_err_close(p);
+	close(p->pidfd);
+	free(p->script_name);
+	free(p);
+}
+
+/*
+ * The leader has exited and its request is over: sweep the group (a
+ * background child may linger; the unreaped leader keeps its pgid from
+ * being reused), reap, take the last of stderr, free.
+ */
+static void
+cgi_proc_finish(struct cgi_proc *p, int wflags)
+{
+	siginfo_t si;
+
+	(void)kill(-p->pid, SIGKILL);
+	memset(&si, 0, sizeof(si));
+	while (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | wflags) == -1 &&
+	       errno == EINTR)
+		;
+	if (si.si_pid != 0)
+		cgi_log_exit(p, &si);
+	if (p->errfd != -1)
+		cgi_err_read(p, true);
+	cgi_proc_free(p);
+}
+
+/* The pidfd is readable: the leader has exited (and is a zombie). */
+static void
+cgi_on_exit(evutil_socket_t fd, short what, void *arg)
+{
+	struct cgi_proc *p = arg;
+
+	p->exit_armed = false; /* not persistent: it stays readable */
+	if (p->request_over)
+		cgi_proc_finish(p, WNOHANG);
+}
+
+static bool
+cgi_has_exited(const struct cgi_proc *p)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	return waitid(P_PIDFD, (id_t)p->pidfd, &si,
+	           WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	       si.si_pid != 0;
+}
+
+/*
+ * The request is over, answered or not: the script has nothing left to
+ * say, so its group is killed (when it has not exited already) and its
+ * slot freed at once. The reap follows from the pidfd event.
+ */
+static void
+cgi_request_over(struct cgi_proc *p)
+{
+	p->relay = NULL;
+	p->request_over = true;
+	__atomic_sub_fetch(&p->m->running, 1, __ATOMIC_RELAXED);
+	if (cgi_has_exited(p)) {
+		cgi_proc_finish(p, WNOHANG);
+		return;
+	}
+	cgi_kill(p);
+	/*
+	 * Never watched (out of memory at spawn): the child just killed is
+	 * reaped now, the one wait that may block, and only for the moment
+	 * a SIGKILL takes.
+	 */
+	if (!p->exit_armed)
+		cgi_proc_finish(p, 0);
+}
+
+/* The relay has answered and ended the request: req is not ours. */
+static void
+cgi_on_relay_done(enum relay_end how, void *arg)
+{
+	cgi_request_over(arg);
+}
+
+/* The client went away (or the server stops). */
+static void
+cgi_cancel(struct xz_request *req, void *state)
+{
+	struct cgi_proc *p = xz_request_data(req);
+
+	if (p == NULL)
+		return;
+	xz_request_set_data(req, NULL);
+	relay_cancel(p->relay);
+	cgi_request_over(p);
+}
+
+/* A pipe with close-on-exec ends, the read end non-blocking. */
+static int
+cgi_pipe(int fds[2])
+{
+	if (pipe2(fds, O_CLOEXEC) == -1)
+		return -1;
+	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	return 0;
+}
+
+/* stdout's pipe and stderr's, or neither. */
+static int
+cgi_pipes(struct cgi_proc *p, int out[2], int err[2])
+{
+	if (cgi_pipe(out) == -1) {
+		log_warn("cgi %s: pipe", p->script_name);
+		return XZ_EIO;
+	}
+	if (cgi_pipe(err) == -1) {
+		log_warn("cgi %s: pipe", p->script_name);
+		close(out[0]);
+		close(out[1]);
+		return XZ_EIO;
+	}
+	return XZ_OK;
+}
+
+/* Everything the child needs, made before fork (no malloc after it). */
+static void
+cgi_child_prepare(struct cgi_child *ch, const struct cgi_proc *p,
+    const struct cgi_target *t, char **envp, int outfd, int errfd)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->nullfd = p->m->nullfd;
+	ch->outfd = outfd;
+	ch->errfd = errfd;
+	ch->scriptfd = t->fd;
+	ch->dirfd = p->m->dirfd;
+	/* argv[0] is the file's own name; no query words (RFC 3875, 4.4). */
+	ch->argv[0] = p->m->script != NULL ? p->m->script :
+	                                     strrchr(p->script_name, '/') + 1;
+	ch->envp = envp;
+	sigemptyset(&ch->mask);
+	ch->dfl.sa_handler = SIG_DFL;
+}
+
+/*
+ * Forks the child for t with envp; *outfd gets stdout's read end and
+ * p->pid, p->pidfd, p->errfd are set. XZ_OK or XZ_EIO (logged).
+ */
+static int
+cgi_fork(struct cgi_proc *p, const struct cgi_target *t, char **envp,
+    int *outfd)
+{
+	struct cgi_child ch;
+	int out[2], err[2];
+	pid_t pid;
+
+	if (cgi_pipes(p, out, err) != XZ_OK)
+		return XZ_EIO;
+	cgi_child_prepare(&ch, p, t, envp, out[1], err[1]);
+	if ((pid = fork()) == 0)
+		cgi_child_exec(&ch);
+	close(out[1]);
+	close(err[1]);
+	/* Nobody else reaps our children, so pid is still the child's. */
+	if (pid == -1 || (p->pidfd = pidfd_open(pid, 0)) == -1) {
+		log_warn("cgi %s: %s", p->script_name,
+		    pid == -1 ? "fork" : "pidfd_open");
+		if (pid != -1) {
+			/* Unwatchable (EMFILE): killed, and waited for now. */
+			(void)kill(pid, SIGKILL);
+			(void)waitpid(pid, NULL, 0);
+		}
+		close(out[0]);
+		close(err[0]);
+		return XZ_EIO;
+	}
+	p->pid = pid;
+	p->errfd = err[0];
+	*outfd = out[0];
+	return XZ_OK;
+}
+
+/* The variable set of DESIGN.md as an execve() environment. */
+static char **
+cgi_envp(const struct cgi_mount *m, struct xz_request *req,
+    const struct cgi_target *t)
+{
+	struct cgienv_src src = { 0 };
+	struct cgienv env;
+	const char **values;
+	char **envp = NULL;
+	size_t i;
+
+	if ((values = calloc(m->nstate + 1, sizeof(*values))) == NULL)
+		return NULL;
+	for (i = 0; i < m->nstate; i++)
+		values[i] = xz_state_get(xz_request_app(req), m->state_keys[i]);
+	src.url = xz_request_url(req);
+	src.host = xz_request_host(req);
+	src.server_port = xz_request_port(req);
+	src.script_name = t->script_name;
+	src.path_info = t->path_info;
+	src.query = xz_request_query(req);
+	src.remote_addr = xz_request_remote_addr(req);
+	src.cert = &req->cert;
+	src.tls_version = req->tls_version;
+	src.tls_cipher = req->tls_cipher;
+	src.state_keys = (const char *const *)m->state_keys;
+	src.state_values = values;
+	src.nstate = m->nstate;
+	src.inherit_environment = m->cfg.inherit_environment;
+	if (cgienv_build(&env, &src) == XZ_OK) {
+		envp = cgienv_envp(&env);
+		cgienv_clear(&env);
+	}
+	free(values);
+	return envp;
+}
+
+/* Watches the new process: its exit and its stderr. */
+static int
+cgi_watch(struct cgi_proc *p, struct event_base *base)
+{
+	event_assign(&p->ev_exit, base, p->pidfd, EV_READ, cgi_on_exit, p);
+	event_assign(&p->ev_err, base, p->errfd, EV_READ | EV_PERSIST,
+	    cgi_on_stderr, p);
+	if (event_add(&p->ev_exit, NULL) == -1)
+		return XZ_ENOMEM;
+	p->exit_armed = true;
+	if (event_add(&p->ev_err, NULL) == -1)
+		return XZ_ENOMEM;
+	p->err_armed = true;
+	return XZ_OK;
+}
+
+/* Hands the script's stdout (outfd, taken) to the relay for req. */
+static bool
+cgi_hand_over(struct cgi_proc *p, struct xz_request *req, int outfd)
+{
+	struct bufferevent *bev;
+
+	if (cgi_watch(p, xz_request_base(req)) != XZ_OK ||
+	    (bev = bufferevent_socket_new(xz_request_base(req), outfd,
+	         BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(outfd);
+		return false;
+	}
+	/* relay_new takes bev, even when it fails. */
+	p->relay = relay_new(req, bev, &p->m->relay, cgi_on_relay_done, p);
+	return p->relay != NULL;
+}
+
+/*
+ * Runs t for req: spawns the process and hands its stdout to the relay.
+ * The slot is taken; it is given back when the request is over, or, if
+ * this fails before spawning, by the caller (nothing answered then).
+ */
+static int
+cgi_run(struct cgi_mount *m, struct xz_request *req, struct cgi_target *t)
+{
+	struct cgi_proc *p;
+	char **envp;
+	int outfd, rc;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return XZ_ENOMEM;
+	p->m = m;
+	p->errfd = p->pidfd = -1;
+	if ((envp = cgi_envp(m, req, t)) == NULL) {
+		free(p);
+		return XZ_ENOMEM;
+	}
+	p->script_name = t->script_name;
+	t->script_name = NULL;
+	rc = cgi_fork(p, t, envp, &outfd);
+	cgienv_envp_free(envp);
+	if (rc != XZ_OK) {
+		free(p->script_name);
+		free(p);
+		return rc;
+	}
+	pthread_mutex_lock(&m->lock);
+	TAILQ_INSERT_TAIL(&m->procs, p, link);
+	pthread_mutex_unlock(&m->lock);
+	if (!cgi_hand_over(p, req, outfd)) {
+		log_warnx("%s: out of memory", m->name);
+		xz_end(req); /* 40: our failure, not the script's */
+		cgi_request_over(p);
+		return XZ_OK;
+	}
+	xz_request_set_data(req, p);
+	return XZ_OK;
+}
+
+/*
+ * Opens name under dirfd for execveat(): readable, because interpreters
+ * read the script through the descriptor (perl reads /dev/fd/3 with no
+ * reopen); O_PATH only for a binary we may run but not read. O_NONBLOCK:
+ * opening a FIFO must not block the worker.
+ */
+static int
+cgi_open_script(int dirfd, const char *name, bool beneath)
+{
+	struct open_how how = { 0 };
+	int fd;
+
+	how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+	how.resolve = beneath ? RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS : 0;
+	fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	if (fd == -1 && errno == EACCES) {
+		how.flags = O_PATH | O_CLOEXEC;
+		fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	}
+	return fd;
+}
+
+/*
+ * A directory mount: the first segment after the mount names the script,
+ * the rest is PATH_INFO. Returns 0 with t filled, or the status to
+ * answer (*meta set).
+ */
+static int
+cgi_resolve_dir(const struct cgi_mount *m, struct xz_request *req,
+    struct cgi_target *t, const char **meta)
+{
+	const char *info = xz_request_path_info(req), *slash;
+	char *name;
+
+	*meta = "Not found";
+	if (info[0] != '/' || info[1] == '\0' || info[1] == '/')
+		return 51; /* the mount itself: no script named */
+	slash = strchr(info + 1, '/');
+	t->path_info = slash != NULL ? slash : "";
+	if ((name = strndup(info + 1, slash != NULL ?
+	                                  (size_t)(slash - info - 1) :
+	                                  strlen(info + 1))) == NULL)
+		return -1;
+	/* request.c removed dot segments already; this holds regardless. */
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		free(name);
+		*meta = "Bad request";
+		return 59;
+	}
+	if (asprintf(&t->script_name, "%s/%s", xz_request_mount(req), name) ==
+	    -1) {
+		t->script_name = NULL;
+		free(name);
+		return -1;
+	}
+	t->fd = cgi_open_script(m->dirfd, name, true);
+	free(name);
+	if (t->fd != -1)
+		return 0;
+	if (errno == EXDEV) { /* a symlink out of the root */
+		log_warnx("%s: %s leads out of the root", m->name,
+		    t->script_name);
+		*meta = "Bad request";
+		return 59;
+	}
+	if (errno != ENOENT && errno != ENOTDIR)
+		log_warn("%s: %s", m->name, t->script_name);
+	return 51;
+}
+
+/* A one-script mount: SCRIPT_NAME is the mount, PATH_INFO the rest. */
+static int
+cgi_resolve_script(const struct cgi_mount *m, struct xz_request *req,
+    struct cgi_target *t, const char **meta)
+{
+	*meta = "Not found";
+	t->path_info = xz_request_path_info(req);
+	if ((t->script_name = strdup(xz_request_mount(req))) == NULL)
+		return -1;
+	if ((t->fd = cgi_open_script(m->dirfd, m->script, false)) != -1)
+		return 0;
+	log_warn("%s", m->name);
+	return 51;
+}
+
+/* Only a regular file we may execute runs. */
+static bool
+cgi_executable(const struct cgi_mount *m, const struct cgi_target *t)
+{
+	struct stat st;
+
+	if (fstat(t->fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		log_warnx("%s: %s is not a regular file", m->name,
+		    t->script_name);
+		return false;
+	}
+	if (faccessat(t->fd, "", X_OK, AT_EMPTY_PATH | AT_EACCESS) == -1) {
+		log_warn("%s: %s", m->name, t->script_name);
+		return false;
+	}
+	return true;
+}
+
+/* A slot among max_processes, or false when all are taken. */
+static bool
+cgi_take_slot(struct cgi_mount *m)
+{
+	if (__atomic_add_fetch(&m->running, 1, __ATOMIC_RELAXED) <=
+	    m->cfg.max_processes)
+		return true;
+	__atomic_sub_fetch(&m->running, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+static int
+cgi_start(struct xz_request *req, void *state)
+{
+	struct cgi_mount *m = state;
+	struct cgi_target t = { .fd = -1 };
+	const char *meta;
+	int status, rc;
+
+	status = m->script != NULL ? cgi_resolve_script(m, req, &t, &meta) :
+	                             cgi_resolve_dir(m, req, &t, &meta);
+	if (status == 0 && !cgi_executable(m, &t)) {
+		status = CGI_STATUS;
+		meta = META_NOT_EXEC;
+	}
+	if (status == 0 && !cgi_take_slot(m)) {
+		log_warnx("%s: %s: %d scripts running already", m->name,
+		    t.script_name, m->cfg.max_processes);
+		status = 44;
+		meta = CGI_RETRY_AFTER;
+	}
+	rc = XZ_OK;
+	if (status > 0)
+		xz_respond(req, status, meta);
+	else if (status < 0)
+		rc = XZ_ENOMEM;
+	else if ((rc = cgi_run(m, req, &t)) != XZ_OK)
+		__atomic_sub_fetch(&m->running, 1, __ATOMIC_RELAXED);
+	if (t.fd != -1)
+		close(t.fd);
+	free(t.script_name);
+	return rc;
+}
+
+/*
+ * Disposal comes after every event loop has stopped: what is left is
+ * killed and reaped here, waiting for each (a SIGKILL is quick).
+ */
+static void
+cgi_dispose(void *state)
+{
+	struct cgi_mount *m = state;
+	struct cgi_proc *p, *next;
+	size_t i;
+
+	for (p = TAILQ_FIRST(&m->procs); p != NULL; p = next) {
+		next = TAILQ_NEXT(p, link); /* p is freed below */
+		/* Their event_base is gone: nothing to remove from it. */
+		p->exit_armed = p->err_armed = false;
+		if (!p->request_over) {
+			log_warnx("%s: %s: request still in flight at dispose",
+			    m->name, p->script_name);
+			p->request_over = true;
+		}
+		if (!cgi_has_exited(p))
+			cgi_kill(p);
+		cgi_proc_finish(p, 0);
+	}
+	for (i = 0; i < m->nstate; i++)
+		free(m->state_keys[i]);
+	free(m->state_keys);
+	if (m->dirfd != -1)
+		close(m->dirfd);
+	if (m->nullfd != -1)
+		close(m->nullfd);
+	pthread_mutex_destroy(&m->lock);
+	free(m->script);
+	free(m->name);
+	free(m);
+}
+
+static const struct xz_handler_ops cgi_ops = {
+	.name = "cgi",
+	.start = cgi_start,
+	.cancel = cgi_cancel,
+	.dispose = cgi_dispose,
+};
+
+/*
+ * Registration.
+ */
+
+static int
+cgi_copy_keys(struct cgi_mount *m, const char *const *keys)
+{
+	size_t n = 0, i;
+
+	while (keys != NULL && keys[n] != NULL)
+		n++;
+	if ((m->state_keys = calloc(n + 1, sizeof(char *))) == NULL)
+		return XZ_ENOMEM;
+	for (i = 0; i < n; i++) {
+		if ((m->state_keys[i] = strdup(keys[i])) == NULL)
+			return XZ_ENOMEM;
+		m->nstate++;
+	}
+	m->cfg.app_state_keys = (const char *const *)m->state_keys;
+	return XZ_OK;
+}
+
+/* The relay's view of the mount, with the CGI metas. */
+static void
+cgi_relay_cfg(struct cgi_mount *m)
+{
+	m->relay.timeout = m->cfg.timeout;
+	m->relay.max_response_size = m->cfg.max_response_size;
+	m->relay.buffer_size = CGI_READ_SIZE;
+	m->relay.error_status = CGI_STATUS;
+	m->relay.meta_timeout = "CGI script timeout";
+	m->relay.meta_too_big = "CGI response exceeds maximum size";
+	m->relay.meta_bad = META_ERROR;
+	m->relay.name = m->name;
+}
+
+/* Why cfg is not usable, or NULL. */
+static const char *
+cgi_config_invalid(const struct xz_cgi_config *cfg)
+{
+	if (!(cfg->timeout > 0) || !isfinite(cfg->timeout))
+		return "timeout must be greater than 0";
+	if (cfg->max_processes < 1)
+		return "max_processes must be at least 1";
+	return NULL;
+}
+
+/* A mount with cfg (NULL: the defaults) and nothing opened yet. */
+static struct cgi_mount *
+cgi_mount_new(struct xz_app *app, const char *prefix, const char *path,
+    const struct xz_cgi_config *cfg, int *rc)
+{
+	struct cgi_mount *m;
+	const char *why;
+
+	*rc = XZ_ENOMEM;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	m->dirfd = m->nullfd = -1;
+	TAILQ_INIT(&m->procs);
+	if (pthread_mutex_init(&m->lock, NULL) != 0) {
+		free(m);
+		return NULL;
+	}
+	if (cfg != NULL)
+		m->cfg = *cfg;
+	else
+		xz_cgi_config_init(&m->cfg);
+	if (asprintf(&m->name, "cgi %s", path) == -1) {
+		m->name = NULL;
+		cgi_dispose(m);
+		return NULL;
+	}
+	if ((why = cgi_config_invalid(&m->cfg)) != NULL) {
+		app_set_error(app, "cgi %s: %s", prefix, why);
+		*rc = XZ_EINVAL;
+		cgi_dispose(m);
+		return NULL;
+	}
+	if (cgi_copy_keys(m, m->cfg.app_state_keys) != XZ_OK) {
+		cgi_dispose(m);
+		return NULL;
+	}
+	cgi_relay_cfg(m);
+	return m;
+}
+
+/* Opens dir and /dev/null; XZ_EINVAL (with the reason) when one fails. */
+static int
+cgi_mount_open(struct xz_app *app, const char *prefix, struct cgi_mount *m,
+    const char *dir)
+{
+	m->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (m->dirfd == -1) {
+		app_set_error(app, "cgi %s: %s: %s", prefix, dir,
+		    strerror(errno));
+		return XZ_EINVAL;
+	}
+	m->nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (m->nullfd == -1) {
+		app_set_error(app, "cgi %s: /dev/null: %s", prefix,
+		    strerror(errno));
+		return XZ_EINVAL;
+	}
+	return XZ_OK;
+}
+
+static int
+cgi_mount(struct xz_app *app, const char *prefix, struct cgi_mount *m)
+{
+	return xz_mount(app, prefix, xz_handler_new(&cgi_ops, m));
+}
+
+int
+xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
+    const struct xz_cgi_config *cfg)
+{
+	struct cgi_mount *m;
+	int rc;
+
+	if (prefix == NULL || dir == NULL) {
+		app_set_error(app, "cgi %s: no directory",
+		    prefix != NULL ? prefix : "(null)");
+		return XZ_EINVAL;
+	}
+	if ((m = cgi_mount_new(app, prefix, dir, cfg, &rc)) == NULL)
+		return rc;
+	if ((rc = cgi_mount_open(app, prefix, m, dir)) != XZ_OK) {
+		cgi_dispose(m);
+		return rc;
+	}
+	return cgi_mount(app, prefix, m);
+}
+
+/*
+ * The script is looked up again for each request (so that a new version
+ * replaces the old without a restart), from its directory opened now.
+ */
+int
+xz_cgi_script(struct xz_app *app, const char *prefix, const char *script,
+    const struct xz_cgi_config *cfg)
+{
+	struct cgi_mount *m;
+	char *dcopy = NULL, *bcopy = NULL;
+	struct stat st;
+	int rc;
+
+	if (prefix == NULL || script == NULL) {
+		app_set_error(app, "cgi %s: no script",
+		    prefix != NULL ? prefix : "(null)");
+		return XZ_EINVAL;
+	}
+	if ((m = cgi_mount_new(app, prefix, script, cfg, &rc)) == NULL)
+		return rc;
+	if ((dcopy = strdup(script)) == NULL ||
+	    (bcopy = strdup(script)) == NULL ||
+	    (m->script = strdup(basename(bcopy))) == NULL)
+		rc = XZ_ENOMEM;
+	else if ((rc = cgi_mount_open(app, prefix, m, dirname(dcopy))) ==
+	             XZ_OK &&
+	         fstatat(m->dirfd, m->script, &st, 0) == -1) {
+		app_set_error(app, "cgi %s: %s: %s", prefix, script,
+		    strerror(errno));
+		rc = XZ_EINVAL;
+	}
+	free(dcopy);
+	free(bcopy);
+	if (rc != XZ_OK) {
+		cgi_dispose(m);
+		return rc;
+	}
+	return cgi_mount(app, prefix, m);
+}

@@ -1,0 +1,602 @@
+/*
+ * scgi.c - the SCGI handler: requests forwarded to a persistent backend
+ * over TCP or a Unix socket (the SCGI protocol, python.ca/scgi/protocol).
+ *
+ * It owns the backend's address (resolved once, at registration), the
+ * trip of one request to it (a non-blocking connect bounded by the
+ * timeout, then the request header sent in one write), and the public
+ * API of xitzin.h's SCGI section. The variable set comes from cgienv.c,
+ * shared with CGI; the answer is relayed to the client by relay.c, shared
+ * with CGI too. Nothing here ever blocks the worker.
+ *
+ * A failure the client sees is one of the five metas of DESIGN.md; the
+ * address and errno behind it go to the log only, since an internal
+ * address in a public error is a leak.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "xz_private.h"
+
+#define SCGI_STATUS 43 /* Gemini "proxy error" */
+#define META_CONNECT "Failed to connect to SCGI backend"
+#define META_CONNECT_TIMEOUT "SCGI connection timeout"
+
+/* One backend: where it is and how to talk to it. Read-only once made. */
+struct scgi_backend {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char where[128]; /* "127.0.0.1:4000", "unix:/run/app.sock": the log */
+	char name[160];  /* "scgi 127.0.0.1:4000": relay_cfg.name */
+	struct xz_scgi_config cfg;
+	char **state_keys; /* copied; NULL-ended; cfg.app_state_keys */
+	size_t nstate;
+	struct relay_cfg relay;
+};
+
+/* One request's trip to the backend, until relay.c has taken it. */
+struct scgi_call {
+	const struct scgi_backend *b;
+	struct xz_request *req;
+	struct bufferevent *bev; /* until handed to the relay */
+	struct evbuffer *hdr;    /* the request bytes not yet sent */
+	struct event *ev_send;   /* waits for room for the rest of hdr */
+	struct relay *relay;     /* once the request is sent */
+	bool in_connect;         /* inside bufferevent_socket_connect() */
+	int connect_errno;       /* why it failed there */
+};
+
+static void scgi_on_send(evutil_socket_t, short, void *);
+
+void
+xz_scgi_config_init(struct xz_scgi_config *cfg)
+{
+	cfg->timeout = 30.0;
+	cfg->max_response_size = 1048576;
+	cfg->buffer_size = 8192;
+	cfg->inherit_environment = true;
+	cfg->app_state_keys = NULL;
+}
+
+static struct timeval
+scgi_timeval(double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
+static void
+scgi_call_free(struct scgi_call *call)
+{
+	if (call->ev_send != NULL)
+		event_free(call->ev_send);
+	if (call->bev != NULL)
+		bufferevent_free(call->bev);
+	if (call->hdr != NULL)
+		evbuffer_free(call->hdr);
+	free(call);
+}
+
+/* Ends req with an error before anything reached the client. */
+static void
+scgi_fail(struct scgi_call *call, const char *meta)
+{
+	struct xz_request *req = call->req;
+
+	xz_request_set_data(req, NULL);
+	scgi_call_free(call);
+	xz_respond(req, SCGI_STATUS, meta);
+}
+
+/* The relay has answered and ended the request; req is no longer ours. */
+static void
+scgi_on_relay_done(enum relay_end how, void *arg)
+{
+	struct scgi_call *call = arg;
+
+	call->relay = NULL;
+	scgi_call_free(call);
+}
+
+/* The whole request is with the backend: its answer goes to relay.c. */
+static void
+scgi_hand_over(struct scgi_call *call)
+{
+	struct bufferevent *bev = call->bev;
+
+	call->bev = NULL;
+	call->relay = relay_new(call->req, bev, &call->b->relay,
+	    scgi_on_relay_done, call);
+	if (call->relay == NULL) {
+		log_warnx("%s: out of memory", call->b->name);
+		xz_request_set_data(call->req, NULL);
+		xz_end(call->req); /* 40: our failure, not the backend's */
+		scgi_call_free(call);
+	}
+}
+
+/*
+ * Sends what is left of the request header. The socket is fresh, so the
+ * whole header normally goes in one send(); only a header larger than
+ * the socket buffer (a big inherited environment) waits for room.
+ * MSG_NOSIGNAL: a backend that closes early must not SIGPIPE the server.
+ */
+static void
+scgi_send(struct scgi_call *call)
+{
+	evutil_socket_t fd = bufferevent_getfd(call->bev);
+	size_t len = evbuffer_get_length(call->hdr);
+	struct timeval tv;
+	ssize_t n;
+
+	n = send(fd, evbuffer_pullup(call->hdr, -1), len, MSG_NOSIGNAL);
+	if (n == -1 && errno != EAGAIN && errno != EINTR) {
+		log_warn("%s: %s: sending the request", call->b->name,
+		    xz_request_url(call->req));
+		scgi_fail(call, call->b->relay.meta_bad);
+		return;
+	}
+	if (n > 0)
+		evbuffer_drain(call->hdr, (size_t)n);
+	if (evbuffer_get_length(call->hdr) == 0) {
+		scgi_hand_over(call);
+		return;
+	}
+	if (call->ev_send == NULL &&
+	    (call->ev_send = event_new(xz_request_base(call->req), fd, EV_WRITE,
+	         scgi_on_send, call)) == NULL) {
+		scgi_fail(call, call->b->relay.meta_bad);
+		return;
+	}
+	tv = scgi_timeval(call->b->cfg.timeout);
+	event_add(call->ev_send, &tv);
+}
+
+static void
+scgi_on_send(evutil_socket_t fd, short what, void *arg)
+{
+	struct scgi_call *call = arg;
+
+	if (what & EV_TIMEOUT) {
+		log_warnx("%s: %s: took no request bytes within the timeout",
+		    call->b->name, xz_request_url(call->req));
+		scgi_fail(call, call->b->relay.meta_timeout);
+		return;
+	}
+	scgi_send(call);
+}
+
+/* The connect's outcome (bufferevent events while connecting). */
+static void
+scgi_on_connect(struct bufferevent *bev, short what, void *arg)
+{
+	struct scgi_call *call = arg;
+
+	if (call->in_connect) {
+		/*
+		 * libevent reports a connect that failed at once from inside
+		 * bufferevent_socket_connect(): scgi_connect answers it.
+		 */
+		call->connect_errno = errno;
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		/* Nothing to read or write through bev until the relay. */
+		bufferevent_disable(bev, EV_READ | EV_WRITE);
+		scgi_send(call);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_warnx("%s: %s: connect timed out after %gs", call->b->name,
+		    xz_request_url(call->req), call->b->cfg.timeout);
+		scgi_fail(call, META_CONNECT_TIMEOUT);
+		return;
+	}
+	/* libevent restores the connect's errno for this callback. */
+	log_warn("%s: %s: connect", call->b->name, xz_request_url(call->req));
+	scgi_fail(call, META_CONNECT);
+}
+
+/* A non-blocking, close-on-exec socket (CGI children never inherit it). */
+static int
+scgi_socket(const struct scgi_backend *b)
+{
+	int fd, on = 1;
+
+	fd = socket(b->addr.ss_family,
+	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	/* One small request, then reads: Nagle would only add delay. */
+	if (b->addr.ss_family != AF_UNIX)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	return fd;
+}
+
+/*
+ * Starts the connect. XZ_OK when under way (the outcome comes to
+ * scgi_on_connect), XZ_EIO when it failed at once (errno logged),
+ * XZ_ENOMEM.
+ */
+static int
+scgi_connect(struct scgi_call *call)
+{
+	const struct scgi_backend *b = call->b;
+	struct timeval tv = scgi_timeval(b->cfg.timeout);
+	int fd, rc;
+
+	if ((fd = scgi_socket(b)) == -1) {
+		log_warn("%s: socket", b->name);
+		return XZ_EIO;
+	}
+	call->bev = bufferevent_socket_new(xz_request_base(call->req), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (call->bev == NULL) {
+		close(fd);
+		return XZ_ENOMEM;
+	}
+	/* While connecting, the write timeout bounds the connect. */
+	bufferevent_set_timeouts(call->bev, NULL, &tv);
+	bufferevent_setcb(call->bev, NULL, NULL, scgi_on_connect, call);
+	call->in_connect = true;
+	rc = bufferevent_socket_connect(call->bev,
+	    (const struct sockaddr *)&b->addr, (int)b->addrlen);
+	call->in_connect = false;
+	if (rc == -1) {
+		/* ENOENT, ECONNREFUSED, a full Unix socket backlog, ... */
+		errno = call->connect_errno != 0 ? call->connect_errno : errno;
+		log_warn("%s: %s: connect", b->name, xz_request_url(call->req));
+		return XZ_EIO;
+	}
+	return XZ_OK;
+}
+
+/* The variable set of DESIGN.md, as an SCGI request header in call->hdr. */
+static int
+scgi_build_header(struct scgi_call *call)
+{
+	const struct scgi_backend *b = call->b;
+	struct xz_request *req = call->req;
+	struct cgienv_src src = { 0 };
+	struct cgienv env;
+	const char **values;
+	size_t i;
+	int rc;
+
+	if ((values = calloc(b->nstate + 1, sizeof(*values))) == NULL)
+		return XZ_ENOMEM;
+	for (i = 0; i < b->nstate; i++)
+		values[i] = xz_state_get(xz_request_app(req), b->state_keys[i]);
+	src.url = xz_request_url(req);
+	src.host = xz_request_host(req);
+	src.server_port = xz_request_port(req);
+	src.script_name = xz_request_mount(req);
+	src.path_info = xz_request_path_info(req);
+	src.query = xz_request_query(req);
+	src.remote_addr = xz_request_remote_addr(req);
+	src.cert = &req->cert;
+	src.tls_version = req->tls_version;
+	src.tls_cipher = req->tls_cipher;
+	src.state_keys = (const char *const *)b->state_keys;
+	src.state_values = values;
+	src.nstate = b->nstate;
+	src.inherit_environment = b->cfg.inherit_environment;
+	rc = cgienv_build(&env, &src);
+	free(values);
+	if (rc != XZ_OK)
+		return rc;
+	if ((call->hdr = evbuffer_new()) == NULL)
+		rc = XZ_ENOMEM;
+	else
+		rc = cgienv_scgi_header(call->hdr, &env);
+	cgienv_clear(&env);
+	return rc;
+}
+
+static int
+scgi_start(struct xz_request *req, void *state)
+{
+	struct scgi_call *call = calloc(1, sizeof(*call));
+	int rc;
+
+	if (call == NULL)
+		return XZ_ENOMEM;
+	call->b = state;
+	call->req = req;
+	if ((rc = scgi_build_header(call)) == XZ_OK)
+		rc = scgi_connect(call);
+	if (rc == XZ_ENOMEM) {
+		scgi_call_free(call);
+		return rc; /* the client gets 40: the failure is ours */
+	}
+	xz_request_set_data(req, call);
+	if (rc != XZ_OK)
+		scgi_fail(call, META_CONNECT);
+	return XZ_OK;
+}
+
+/* The client went away: drop the backend connection at once. */
+static void
+scgi_cancel(struct xz_request *req, void *state)
+{
+	struct scgi_call *call = xz_request_data(req);
+
+	if (call == NULL)
+		return;
+	xz_request_set_data(req, NULL);
+	if (call->relay != NULL)
+		relay_cancel(call->relay);
+	call->relay = NULL;
+	scgi_call_free(call);
+}
+
+static void
+scgi_backend_free(struct scgi_backend *b)
+{
+	size_t i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < b->nstate; i++)
+		free(b->state_keys[i]);
+	free(b->state_keys);
+	free(b);
+}
+
+static void
+scgi_dispose(void *state)
+{
+	scgi_backend_free(state);
+}
+
+static const struct xz_handler_ops scgi_ops = {
+	.name = "scgi",
+	.start = scgi_start,
+	.cancel = scgi_cancel,
+	.dispose = scgi_dispose,
+};
+
+/*
+ * Registration.
+ */
+
+/* Why cfg is not usable, or NULL. */
+static const char *
+scgi_config_invalid(const struct xz_scgi_config *cfg)
+{
+	if (!(cfg->timeout > 0) || !isfinite(cfg->timeout))
+		return "timeout must be greater than 0";
+	if (cfg->buffer_size < 1)
+		return "buffer_size must be at least 1";
+	return NULL;
+}
+
+static int
+scgi_copy_keys(struct scgi_backend *b, const char *const *keys)
+{
+	size_t n = 0, i;
+
+	while (keys != NULL && keys[n] != NULL)
+		n++;
+	if ((b->state_keys = calloc(n + 1, sizeof(char *))) == NULL)
+		return XZ_ENOMEM;
+	for (i = 0; i < n; i++) {
+		if ((b->state_keys[i] = strdup(keys[i])) == NULL)
+			return XZ_ENOMEM;
+		b->nstate++;
+	}
+	return XZ_OK;
+}
+
+/* A backend with cfg (NULL: the defaults); NULL with *why on failure. */
+static struct scgi_backend *
+scgi_backend_new(const struct xz_scgi_config *cfg, const char **why)
+{
+	struct scgi_backend *b;
+
+	*why = "out of memory";
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return NULL;
+	if (cfg != NULL)
+		b->cfg = *cfg;
+	else
+		xz_scgi_config_init(&b->cfg);
+	if ((*why = scgi_config_invalid(&b->cfg)) != NULL) {
+		scgi_backend_free(b);
+		return NULL;
+	}
+	if (scgi_copy_keys(b, b->cfg.app_state_keys) != XZ_OK) {
+		*why = "out of memory";
+		scgi_backend_free(b);
+		return NULL;
+	}
+	b->cfg.app_state_keys = (const char *const *)b->state_keys;
+	return b;
+}
+
+/* The relay's view of cfg, with the SCGI metas; after b->where is set. */
+static void
+scgi_backend_finish(struct scgi_backend *b)
+{
+	snprintf(b->name, sizeof(b->name), "scgi %s", b->where);
+	b->relay.timeout = b->cfg.timeout;
+	b->relay.max_response_size = b->cfg.max_response_size;
+	b->relay.buffer_size = b->cfg.buffer_size;
+	b->relay.error_status = SCGI_STATUS;
+	b->relay.meta_timeout = "SCGI backend timeout";
+	b->relay.meta_too_big = "SCGI response exceeds maximum size";
+	b->relay.meta_bad = "SCGI backend error";
+	b->relay.name = b->name;
+}
+
+/*
+ * Resolves host (a name or an IP literal, "[::1]" too) once, now: the
+ * first address getaddrinfo gives. why gets the reason on failure.
+ */
+static int
+scgi_resolve(struct scgi_backend *b, const char *host, int port, char *why,
+    size_t whylen)
+{
+	struct addrinfo hints = { 0 }, *res;
+	char name[200], serv[16];
+	size_t len = strlen(host);
+	int rc;
+
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+		host++;
+		len -= 2;
+	}
+	if (len == 0 || len >= sizeof(name)) {
+		snprintf(why, whylen, "host given without a name");
+		return XZ_EINVAL;
+	}
+	memcpy(name, host, len);
+	name[len] = '\0';
+	snprintf(serv, sizeof(serv), "%d", port);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((rc = getaddrinfo(name, serv, &hints, &res)) != 0) {
+		snprintf(why, whylen, "host %s does not resolve: %s", name,
+		    gai_strerror(rc));
+		return XZ_EINVAL;
+	}
+	memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
+	b->addrlen = res->ai_addrlen;
+	snprintf(b->where, sizeof(b->where),
+	    res->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d", name, port);
+	freeaddrinfo(res);
+	return XZ_OK;
+}
+
+static int
+scgi_set_unix(struct scgi_backend *b, const char *path, char *why,
+    size_t whylen)
+{
+	struct sockaddr_un *su = (struct sockaddr_un *)&b->addr;
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(su->sun_path)) {
+		snprintf(why, whylen, "socket path empty or over %zu bytes",
+		    sizeof(su->sun_path) - 1);
+		return XZ_EINVAL;
+	}
+	su->sun_family = AF_UNIX;
+	memcpy(su->sun_path, path, len + 1);
+	b->addrlen =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+	snprintf(b->where, sizeof(b->where), "unix:%s", path);
+	return XZ_OK;
+}
+
+/* Where the backend is, from opts; why gets the reason for XZ_EINVAL. */
+static int
+scgi_opts_check(const struct xz_scgi_opts *o, char *why, size_t whylen)
+{
+	bool tcp = o->host != NULL || o->port != 0;
+
+	if (tcp && o->socket_path != NULL)
+		snprintf(why, whylen,
+		    "give host and port, or socket, not both");
+	else if (!tcp && o->socket_path == NULL)
+		snprintf(why, whylen, "give host and port, or socket");
+	else if (tcp && o->host == NULL)
+		snprintf(why, whylen, "port given without host");
+	else if (tcp && o->port == 0)
+		snprintf(why, whylen, "host given without port");
+	else if (tcp && (o->port < 1 || o->port > 65535))
+		snprintf(why, whylen, "port %d out of range 1..65535", o->port);
+	else
+		return XZ_OK;
+	return XZ_EINVAL;
+}
+
+/* The handler for opts, or NULL with the reason in why. */
+static struct xz_handler *
+scgi_handler_new(const struct xz_scgi_opts *o, char *why, size_t whylen,
+    int *rc)
+{
+	struct scgi_backend *b;
+	const char *reason;
+
+	*rc = XZ_EINVAL;
+	if (scgi_opts_check(o, why, whylen) != XZ_OK)
+		return NULL;
+	if ((b = scgi_backend_new(o->config, &reason)) == NULL) {
+		snprintf(why, whylen, "%s", reason);
+		if (strcmp(reason, "out of memory") == 0)
+			*rc = XZ_ENOMEM;
+		return NULL;
+	}
+	if ((o->socket_path != NULL ?
+	            scgi_set_unix(b, o->socket_path, why, whylen) :
+	            scgi_resolve(b, o->host, o->port, why, whylen)) != XZ_OK) {
+		scgi_backend_free(b);
+		return NULL;
+	}
+	scgi_backend_finish(b);
+	*rc = XZ_ENOMEM;
+	return xz_handler_new(&scgi_ops, b); /* disposes b on failure */
+}
+
+int
+xz_scgi(struct xz_app *app, const char *prefix, const struct xz_scgi_opts *opts)
+{
+	struct xz_handler *h;
+	char why[256];
+	int rc;
+
+	if (prefix == NULL || opts == NULL) {
+		app_set_error(app, "scgi %s: no options",
+		    prefix != NULL ? prefix : "(null)");
+		return XZ_EINVAL;
+	}
+	if ((h = scgi_handler_new(opts, why, sizeof(why), &rc)) == NULL) {
+		if (rc == XZ_EINVAL)
+			app_set_error(app, "scgi %s: %s", prefix, why);
+		return rc;
+	}
+	return xz_mount(app, prefix, h);
+}
+
+struct xz_handler *
+xz_scgi_tcp(const char *host, int port, const struct xz_scgi_config *cfg)
+{
+	struct xz_scgi_opts o = { host, port, NULL, cfg };
+	char why[256];
+	int rc;
+
+	if (host == NULL)
+		return NULL;
+	return scgi_handler_new(&o, why, sizeof(why), &rc);
+}
+
+struct xz_handler *
+xz_scgi_unix(const char *socket_path, const struct xz_scgi_config *cfg)
+{
+	struct xz_scgi_opts o = { NULL, 0, socket_path, cfg };
+	char why[256];
+	int rc;
+
+	if (socket_path == NULL)
+		return NULL;
+	return scgi_handler_new(&o, why, sizeof(why), &rc);
+}

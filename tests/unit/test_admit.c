@@ -1,0 +1,70 @@
+/*
+ * test_admit.c - the global and per-address connection limits.
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "xz_private.h"
+
+static struct sockaddr_in
+v4(const char *addr, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port) };
+
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	return sin;
+}
+
+Test(admit, no_limits_admit_all)
+{
+	struct admit *a = admit_new(0, 0);
+	struct sockaddr_in sin = v4("10.0.0.1", 1);
+	struct admit_key k;
+	int i;
+
+	for (i = 0; i < 1000; i++)
+		cr_assert(admit_take(a, (struct sockaddr *)&sin, &k));
+	admit_free(a);
+}
+
+Test(admit, global_limit_and_release)
+{
+	struct admit *a = admit_new(3, 0);
+	struct sockaddr_in sin = v4("10.0.0.1", 1);
+	struct admit_key k[4];
+
+	cr_assert(admit_take(a, (struct sockaddr *)&sin, &k[0]));
+	cr_assert(admit_take(a, (struct sockaddr *)&sin, &k[1]));
+	cr_assert(admit_take(a, (struct sockaddr *)&sin, &k[2]));
+	cr_assert(!admit_take(a, (struct sockaddr *)&sin, &k[3]));
+	admit_release(a, &k[0]);
+	cr_assert(admit_take(a, (struct sockaddr *)&sin, &k[3]));
+	admit_free(a);
+}
+
+Test(admit, per_address_ignores_the_port)
+{
+	struct admit *a = admit_new(0, 2);
+	struct sockaddr_in a1 = v4("10.0.0.1", 1), a2 = v4("10.0.0.1", 2);
+	struct sockaddr_in b = v4("10.0.0.2", 1);
+	struct sockaddr_in6 six = { .sin6_family = AF_INET6 };
+	struct admit_key k[6];
+
+	inet_pton(AF_INET6, "::1", &six.sin6_addr);
+	cr_assert(admit_take(a, (struct sockaddr *)&a1, &k[0]));
+	cr_assert(admit_take(a, (struct sockaddr *)&a2, &k[1]));
+	cr_assert(!admit_take(a, (struct sockaddr *)&a1, &k[2]));
+	cr_assert(admit_take(a, (struct sockaddr *)&b, &k[3]));
+	cr_assert(admit_take(a, (struct sockaddr *)&six, &k[4]));
+	admit_release(a, &k[0]);
+	cr_assert(admit_take(a, (struct sockaddr *)&a2, &k[5]));
+	admit_release(a, &k[1]);
+	admit_release(a, &k[3]);
+	admit_release(a, &k[4]);
+	admit_release(a, &k[5]);
+	admit_free(a);
+}
