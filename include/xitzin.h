@@ -303,7 +303,7 @@ const char *xz_app_error(const struct xz_app *app);
  */
 struct xz_scgi_config {
 	/* Bounds the connect, then each wait for the backend's next bytes. */
-	double timeout;           /* seconds; default 30.0 */
+	double timeout; /* seconds; default 30.0 */
 	/*
 	 * Bytes the backend may send, header included; default 1048576.
 	 * With a limit the answer is held until complete (so that "too
@@ -316,6 +316,13 @@ struct xz_scgi_config {
 	/* State keys sent as XITZIN_<KEY>; NULL-ended, NULL for none; the
 	 * strings are copied at registration. */
 	const char *const *app_state_keys;
+	/*
+	 * A bound on the whole answer, from the moment the backend has the
+	 * request, however steadily it drips (timeout is per wait); default
+	 * 0: off. Before the header it is a 43 "SCGI backend timeout"; after,
+	 * the connection is cut without close_notify.
+	 */
+	double max_duration;
 };
 
 /* Sets the document's defaults (above). */
@@ -364,6 +371,7 @@ struct xz_cgi_config {
 	bool inherit_environment; /* default true */
 	const char *const *app_state_keys; /* as for SCGI */
 	int max_processes;                 /* concurrent scripts; default 64 */
+	double max_duration; /* whole answer, as for SCGI; default 0: off */
 };
 
 void xz_cgi_config_init(struct xz_cgi_config *cfg);

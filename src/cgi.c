@@ -132,6 +132,7 @@ xz_cgi_config_init(struct xz_cgi_config *cfg)
 	cfg->inherit_environment = true;
 	cfg->app_state_keys = NULL;
 	cfg->max_processes = 64;
+	cfg->max_duration = 0;
 }
 
 /*
@@ -806,6 +807,7 @@ static void
 cgi_relay_cfg(struct cgi_mount *m)
 {
 	m->relay.timeout = m->cfg.timeout;
+	m->relay.max_duration = m->cfg.max_duration;
 	m->relay.max_response_size = m->cfg.max_response_size;
 	m->relay.buffer_size = CGI_READ_SIZE;
 	m->relay.error_status = CGI_STATUS;
@@ -823,6 +825,8 @@ cgi_config_invalid(const struct xz_cgi_config *cfg)
 		return "timeout must be greater than 0";
 	if (cfg->max_processes < 1)
 		return "max_processes must be at least 1";
+	if (!(cfg->max_duration >= 0) || !isfinite(cfg->max_duration))
+		return "max_duration must be 0 (off) or more";
 	return NULL;
 }
 

@@ -562,6 +562,7 @@ cfg_key_list(const char *v, char ***out)
 /* The keys [scgi] and [cgi] share, in one place. */
 struct cfg_backend {
 	double timeout;
+	double max_duration;
 	size_t max_response_size;
 	bool inherit_environment;
 	char **state_keys;
@@ -576,6 +577,10 @@ cfg_backend_key(struct xz_config *cfg, const struct cfg_entry *e,
 
 	if (strcmp(e->key, "timeout") == 0)
 		rc = cfg_seconds(e->value, &b->timeout);
+	else if (strcmp(e->key, "max_duration") == 0)
+		rc = strcmp(e->value, "0") == 0 ?
+		         (b->max_duration = 0, XZ_OK) :
+		         cfg_seconds(e->value, &b->max_duration);
 	else if (strcmp(e->key, "max_response_size") == 0)
 		rc = cfg_size(e->value, &b->max_response_size);
 	else if (strcmp(e->key, "inherit_environment") == 0)
@@ -654,6 +659,7 @@ cfg_apply_scgi(struct xz_config *cfg, const struct cfg_section *s,
 
 	xz_scgi_config_init(&sc);
 	b.timeout = sc.timeout;
+	b.max_duration = sc.max_duration;
 	b.max_response_size = sc.max_response_size;
 	b.inherit_environment = sc.inherit_environment;
 	b.state_keys = NULL;
@@ -661,6 +667,7 @@ cfg_apply_scgi(struct xz_config *cfg, const struct cfg_section *s,
 		rc = cfg_scgi_key(cfg, s, &s->entries[i], &o, &sc, &b, &socket);
 	if (rc == XZ_OK) {
 		sc.timeout = b.timeout;
+		sc.max_duration = b.max_duration;
 		sc.max_response_size = b.max_response_size;
 		sc.inherit_environment = b.inherit_environment;
 		sc.app_state_keys = (const char *const *)b.state_keys;
@@ -710,6 +717,7 @@ cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
 
 	xz_cgi_config_init(&cc);
 	b.timeout = cc.timeout;
+	b.max_duration = cc.max_duration;
 	b.max_response_size = cc.max_response_size;
 	b.inherit_environment = cc.inherit_environment;
 	b.state_keys = NULL;
@@ -721,6 +729,7 @@ cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
 		    "[cgi %s] needs either a root or a script", s->prefix);
 	if (rc == XZ_OK) {
 		cc.timeout = b.timeout;
+		cc.max_duration = b.max_duration;
 		cc.max_response_size = b.max_response_size;
 		cc.inherit_environment = b.inherit_environment;
 		cc.app_state_keys = (const char *const *)b.state_keys;

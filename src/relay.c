@@ -37,7 +37,11 @@ struct relay {
 	const struct relay_cfg *cfg;
 	void (*done)(enum relay_end, void *);
 	void *arg;
-	bool header_sent; /* streaming: the header went to the client */
+	bool header_sent; /* the header went to the client */
+	int status;       /* the backend's header, once parsed */
+	char *meta;
+	size_t hdrlen;
+	struct event *ev_max; /* max_duration, when set */
 };
 
 static void relay_on_read(struct bufferevent *, void *);
@@ -46,6 +50,9 @@ static void relay_on_event(struct bufferevent *, short, void *);
 static void
 relay_free(struct relay *r)
 {
+	if (r->ev_max != NULL)
+		event_free(r->ev_max);
+	free(r->meta);
 	if (r->bev != NULL)
 		bufferevent_free(r->bev);
 	free(r);
@@ -76,22 +83,24 @@ relay_fail(struct relay *r, const char *meta, const char *detail)
 }
 
 /*
- * Parses the header from in. Returns XZ_OK after replying (the header
- * bytes drained), XZ_EAGAIN, or XZ_EPARSE after answering the error.
+ * Parses the header at the front of in, once: a bad one is caught as soon
+ * as it arrives, held answer or not. Returns XZ_OK (status, meta and
+ * hdrlen kept), XZ_EAGAIN, or XZ_EPARSE after answering the error.
  */
 static int
-relay_header(struct relay *r, struct evbuffer *in)
+relay_parse(struct relay *r, struct evbuffer *in)
 {
-	size_t len = evbuffer_get_length(in), hdrlen = 0;
+	size_t len = evbuffer_get_length(in);
 	size_t want =
 	    len < XZ_MAX_BACKEND_HEADER + 1 ? len : XZ_MAX_BACKEND_HEADER + 1;
 	const char *why = NULL;
-	char *meta = NULL;
-	int status = 0, rc;
+	int rc;
 
+	if (r->meta != NULL)
+		return XZ_OK;
 	rc = response_parse_backend(
-	    (const char *)evbuffer_pullup(in, (ssize_t)want), want, &status,
-	    &meta, &hdrlen, &why);
+	    (const char *)evbuffer_pullup(in, (ssize_t)want), want, &r->status,
+	    &r->meta, &r->hdrlen, &why);
 	if (rc == XZ_EAGAIN)
 		return XZ_EAGAIN;
 	if (rc != XZ_OK) {
@@ -99,13 +108,21 @@ relay_header(struct relay *r, struct evbuffer *in)
 		    why != NULL ? why : "bad header");
 		return XZ_EPARSE;
 	}
-	evbuffer_drain(in, hdrlen);
-	rc = xz_reply(r->req, status, meta);
-	free(meta);
-	if (rc != XZ_OK) {
+	return XZ_OK;
+}
+
+/* Sends the parsed header (through middleware): XZ_OK or answered. */
+static int
+relay_send_header(struct relay *r, struct evbuffer *in)
+{
+	int rc;
+
+	evbuffer_drain(in, r->hdrlen);
+	if ((rc = xz_reply(r->req, r->status, r->meta)) != XZ_OK) {
 		relay_fail(r, r->cfg->meta_bad, xz_strerror(rc));
 		return XZ_EPARSE;
 	}
+	r->header_sent = true;
 	return XZ_OK;
 }
 
@@ -134,11 +151,9 @@ relay_resume(struct xz_request *req, void *arg)
 static void
 relay_stream(struct relay *r, struct evbuffer *in)
 {
-	if (!r->header_sent) {
-		if (relay_header(r, in) != XZ_OK)
-			return;
-		r->header_sent = true;
-	}
+	if (!r->header_sent &&
+	    (relay_parse(r, in) != XZ_OK || relay_send_header(r, in) != XZ_OK))
+		return;
 	if (!relay_move_body(r, in)) {
 		xz_end(r->req);
 		relay_finish(r, RELAY_OK);
@@ -161,6 +176,8 @@ relay_on_read(struct bufferevent *bev, void *arg)
 		relay_stream(r, in);
 		return;
 	}
+	if (relay_parse(r, in) == XZ_EPARSE)
+		return;
 	if (evbuffer_get_length(in) > r->cfg->max_response_size) {
 		relay_fail(r, r->cfg->meta_too_big, "answer over the limit");
 		return;
@@ -174,14 +191,14 @@ relay_on_eof(struct relay *r)
 	struct evbuffer *in = bufferevent_get_input(r->bev);
 
 	if (!r->header_sent) {
-		int rc = relay_header(r, in);
+		int rc = relay_parse(r, in);
 
 		if (rc == XZ_EAGAIN)
 			relay_fail(r, r->cfg->meta_bad,
 			    evbuffer_get_length(in) == 0 ?
 			        "closed without answering" :
 			        "closed in the middle of the header");
-		if (rc != XZ_OK)
+		if (rc != XZ_OK || relay_send_header(r, in) != XZ_OK)
 			return;
 	}
 	(void)relay_move_body(r, in);
@@ -213,6 +230,26 @@ relay_on_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+/* A backend that drips one byte per interval never trips the per-wait
+ * timeout: this bounds the whole answer. */
+static void
+relay_on_max_duration(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	relay_fail(r, r->cfg->meta_timeout, "answer took over max_duration");
+}
+
+static struct timeval
+relay_timeval(double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
 struct relay *
 relay_new(struct xz_request *req, struct bufferevent *bev,
     const struct relay_cfg *cfg, void (*done)(enum relay_end, void *),
@@ -230,8 +267,16 @@ relay_new(struct xz_request *req, struct bufferevent *bev,
 	r->cfg = cfg;
 	r->done = done;
 	r->arg = arg;
-	tv.tv_sec = (time_t)cfg->timeout;
-	tv.tv_usec = (suseconds_t)((cfg->timeout - (double)tv.tv_sec) * 1e6);
+	if (cfg->max_duration > 0) {
+		r->ev_max = evtimer_new(bufferevent_get_base(bev),
+		    relay_on_max_duration, r);
+		tv = relay_timeval(cfg->max_duration);
+		if (r->ev_max == NULL || evtimer_add(r->ev_max, &tv) == -1) {
+			relay_free(r);
+			return NULL;
+		}
+	}
+	tv = relay_timeval(cfg->timeout);
 	/*
 	 * Reading only: nothing is written through bev (SCGI has sent its
 	 * request already), and the read end of a CGI script's stdout pipe

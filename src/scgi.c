@@ -71,6 +71,7 @@ xz_scgi_config_init(struct xz_scgi_config *cfg)
 	cfg->buffer_size = 8192;
 	cfg->inherit_environment = true;
 	cfg->app_state_keys = NULL;
+	cfg->max_duration = 0;
 }
 
 static struct timeval
@@ -386,6 +387,8 @@ scgi_config_invalid(const struct xz_scgi_config *cfg)
 		return "timeout must be greater than 0";
 	if (cfg->buffer_size < 1)
 		return "buffer_size must be at least 1";
+	if (!(cfg->max_duration >= 0) || !isfinite(cfg->max_duration))
+		return "max_duration must be 0 (off) or more";
 	return NULL;
 }
 
@@ -438,6 +441,7 @@ scgi_backend_finish(struct scgi_backend *b)
 {
 	snprintf(b->name, sizeof(b->name), "scgi %s", b->where);
 	b->relay.timeout = b->cfg.timeout;
+	b->relay.max_duration = b->cfg.max_duration;
 	b->relay.max_response_size = b->cfg.max_response_size;
 	b->relay.buffer_size = b->cfg.buffer_size;
 	b->relay.error_status = SCGI_STATUS;

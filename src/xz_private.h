@@ -378,6 +378,7 @@ struct relay;
 
 struct relay_cfg {
 	double timeout;           /* each wait for the backend's next bytes */
+	double max_duration;      /* the whole answer; 0: no bound */
 	size_t max_response_size; /* 0: unlimited, stream */
 	size_t buffer_size;       /* read chunk */
 	int error_status;         /* 43 (SCGI) or 42 (CGI) */
