@@ -6,7 +6,7 @@ SAN ?= build-san
 PYTEST = /usr/bin/python3 -m pytest
 MESON_OPTS = -Dwerror=true
 
-.PHONY: all run check example san install bench fuzz format format-check clean
+.PHONY: all run check example san valgrind install bench fuzz format format-check clean
 
 all: $(BUILD)/build.ninja
 	@scripts/deps.sh build
@@ -66,6 +66,16 @@ example: all
 		--define-variable=prefix=$(CURDIR)/$(BUILD)/stage$(PREFIX)); \
 	cc -Wall -Wextra -Werror -o $(BUILD)/stage/hello examples/hello.c \
 		$$flags -Wl,-rpath,$(CURDIR)/$$(dirname $$pc)
+
+# memcheck over the end-to-end smoke subset (slow: not part of check).
+VALGRIND_TESTS = tests/e2e/test_engine.py tests/e2e/test_scgi.py \
+	tests/e2e/test_cgi.py tests/e2e/test_hostile_backends.py
+valgrind: all
+	@scripts/deps.sh test
+	XITZIN_BIN=$(CURDIR)/scripts/valgrind-xitzin XITZIN_SANITIZED=1 \
+		XITZIN_BUILD_DIR=$(CURDIR)/$(BUILD) \
+		$(PYTEST) -q -k "not concurrent and not 100_mib and not flood and not sigterm" \
+		$(VALGRIND_TESTS)
 
 install: all
 	meson install -C $(BUILD)

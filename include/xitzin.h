@@ -452,6 +452,7 @@ struct xz_test_response {
 	char *meta;          /* never NULL */
 	unsigned char *body; /* binary-safe: body_len bytes, NUL after */
 	size_t body_len;
+	char *mime_type; /* 2x: the meta before any ';', trimmed; else NULL */
 };
 
 struct xz_test_client *xz_test_client_new(struct xz_app *app);
@@ -479,6 +480,9 @@ bool xz_test_is_input_required(const struct xz_test_response *r); /* 1x */
 bool xz_test_is_redirect(const struct xz_test_response *r);       /* 3x */
 bool xz_test_is_error(const struct xz_test_response *r);          /* 4x-6x */
 bool xz_test_is_certificate_required(const struct xz_test_response *r);
+/* The meta of a 3x (the redirect URL) or of a 1x (the prompt); or NULL. */
+const char *xz_test_redirect_url(const struct xz_test_response *r);
+const char *xz_test_input_prompt(const struct xz_test_response *r);
 
 /*
  * The program's configuration file, xitzin.conf (see xitzin.conf(5)).

@@ -933,7 +933,7 @@ xz_request_input(struct xz_request *req)
 		return NULL;
 	if (req->input == NULL &&
 	    url_decode(req->url.query, strlen(req->url.query), &req->input,
-		&len) != XZ_OK)
+	        &len) != XZ_OK)
 		return NULL;
 	return req->input;
 }

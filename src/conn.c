@@ -175,10 +175,8 @@ conn_set_state(struct xz_conn *c, enum conn_state next)
 static void
 conn_arm_timer(struct xz_conn *c, double seconds)
 {
-	struct timeval tv;
+	struct timeval tv = xz_timeval(seconds);
 
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
 	event_add(c->ev_timer, &tv);
 }
 

@@ -240,16 +240,6 @@ relay_on_max_duration(evutil_socket_t fd, short what, void *arg)
 	relay_fail(r, r->cfg->meta_timeout, "answer took over max_duration");
 }
 
-static struct timeval
-relay_timeval(double seconds)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 struct relay *
 relay_new(struct xz_request *req, struct bufferevent *bev,
     const struct relay_cfg *cfg, void (*done)(enum relay_end, void *),
@@ -270,13 +260,13 @@ relay_new(struct xz_request *req, struct bufferevent *bev,
 	if (cfg->max_duration > 0) {
 		r->ev_max = evtimer_new(bufferevent_get_base(bev),
 		    relay_on_max_duration, r);
-		tv = relay_timeval(cfg->max_duration);
+		tv = xz_timeval(cfg->max_duration);
 		if (r->ev_max == NULL || evtimer_add(r->ev_max, &tv) == -1) {
 			relay_free(r);
 			return NULL;
 		}
 	}
-	tv = relay_timeval(cfg->timeout);
+	tv = xz_timeval(cfg->timeout);
 	/*
 	 * Reading only: nothing is written through bev (SCGI has sent its
 	 * request already), and the read end of a CGI script's stdout pipe

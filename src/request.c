@@ -92,8 +92,8 @@ url_strndup_lower(const char *s, size_t n)
  * is not one. Bounding the second byte is what refuses overlong forms,
  * surrogates and code points over U+10FFFF (RFC 3629, 4).
  */
-static size_t
-url_utf8_len(const unsigned char *s, size_t n)
+size_t
+utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t len, i;
@@ -141,7 +141,7 @@ url_check_bytes(const char *line, size_t len, const char **why)
 			    "URL has a control byte or space");
 		if (s[i] == '#')
 			return url_reject(why, "URL has a fragment");
-		if ((n = url_utf8_len(s + i, len - i)) == 0)
+		if ((n = utf8_len(s + i, len - i)) == 0)
 			return url_reject(why, "URL is not UTF-8");
 	}
 	return 0;

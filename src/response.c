@@ -17,42 +17,6 @@
 #include "xz_private.h"
 
 /*
- * The length of the valid UTF-8 sequence (RFC 3629) at s[0..len), or 0:
- * no overlong forms, no surrogates, nothing above U+10FFFF.
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t len)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		if (s[0] == 0xe0)
-			lo = 0xa0; /* overlong */
-		else if (s[0] == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		if (s[0] == 0xf0)
-			lo = 0x90; /* overlong */
-		else if (s[0] == 0xf4)
-			hi = 0x8f; /* above U+10FFFF */
-	} else
-		return 0;
-	if (len < n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return n;
-}
-
-/*
  * Why status and meta would not make a valid header, or NULL when they
  * do. Gemini: the status is 10..69; the meta is at most 1024 bytes of
  * UTF-8 without control bytes (CR and LF would end the header early; a
@@ -74,7 +38,7 @@ response_invalid(int status, const char *meta, size_t metalen)
 	for (i = 0; i < metalen; i += n) {
 		if (m[i] < 0x20 || m[i] == 0x7f)
 			return "control byte in meta";
-		if ((n = utf8_seq(m + i, metalen - i)) == 0)
+		if ((n = utf8_len(m + i, metalen - i)) == 0)
 			return "meta is not UTF-8";
 	}
 	return NULL;

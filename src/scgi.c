@@ -74,16 +74,6 @@ xz_scgi_config_init(struct xz_scgi_config *cfg)
 	cfg->max_duration = 0;
 }
 
-static struct timeval
-scgi_timeval(double seconds)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 static void
 scgi_call_free(struct scgi_call *call)
 {
@@ -167,7 +157,7 @@ scgi_send(struct scgi_call *call)
 		scgi_fail(call, call->b->relay.meta_bad);
 		return;
 	}
-	tv = scgi_timeval(call->b->cfg.timeout);
+	tv = xz_timeval(call->b->cfg.timeout);
 	event_add(call->ev_send, &tv);
 }
 
@@ -241,7 +231,7 @@ static int
 scgi_connect(struct scgi_call *call)
 {
 	const struct scgi_backend *b = call->b;
-	struct timeval tv = scgi_timeval(b->cfg.timeout);
+	struct timeval tv = xz_timeval(b->cfg.timeout);
 	int fd, rc;
 
 	if ((fd = scgi_socket(b)) == -1) {

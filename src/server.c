@@ -42,6 +42,14 @@
  */
 #define SERVER_BACKLOG 65535
 
+/*
+ * libevent accepts until the queue is empty. From a deep backlog a burst
+ * would become thousands of connections set up at once, their memory all
+ * held together, while the ones already open wait: after this many the
+ * listener pauses until the loop has served what else is ready.
+ */
+#define SERVER_ACCEPT_BATCH 32
+
 struct worker;
 
 struct conn_entry {
@@ -55,6 +63,8 @@ struct listener {
 	struct worker *w;
 	const struct conn_cfg *cfg;
 	struct evconnlistener *evl;
+	struct event *ev_resume; /* re-enables evl after a full batch */
+	unsigned batch;          /* accepted since the last pause */
 };
 
 struct worker {
@@ -102,6 +112,17 @@ server_conn_closed(struct xz_conn *c, void *arg)
 		event_base_loopexit(w->base, NULL);
 }
 
+/* Runs once the events that were ready with the batch have been served. */
+static void
+server_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	l->batch = 0;
+	if (!l->w->stopping)
+		evconnlistener_enable(l->evl);
+}
+
 static void
 server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -109,6 +130,13 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	struct listener *l = arg;
 	struct worker *w = l->w;
 	struct conn_entry *e;
+
+	if (++l->batch == SERVER_ACCEPT_BATCH) {
+		/* libevent's accept loop stops when its listener is disabled.
+		 */
+		evconnlistener_disable(evl);
+		event_active(l->ev_resume, EV_TIMEOUT, 1);
+	}
 
 	/* TCP_NODELAY came from the listener (server_bind): no syscall. */
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
@@ -177,8 +205,7 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(w->base, NULL);
 		return;
 	}
-	tv.tv_sec = (time_t)t;
-	tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
+	tv = xz_timeval(t);
 	evtimer_add(w->ev_drain_timeout, &tv);
 }
 
@@ -347,6 +374,12 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 		srv->addrs[i].cfg.port = server_addr_port(&srv->addrs[i].ss);
 		l->w = w;
 		l->cfg = &srv->addrs[i].cfg;
+		if ((l->ev_resume = event_new(w->base, -1, 0, server_on_resume,
+		         l)) == NULL) {
+			close(fd);
+			snprintf(err, errlen, "out of memory");
+			return XZ_ENOMEM;
+		}
 		/*
 		 * Backlog 0: the socket listens already, with SERVER_BACKLOG.
 		 * -1 would make libevent listen() again with 128, and at 256
@@ -370,9 +403,12 @@ worker_free(struct worker *w, size_t naddrs)
 	size_t i;
 
 	if (w->listeners != NULL)
-		for (i = 0; i < naddrs; i++)
+		for (i = 0; i < naddrs; i++) {
 			if (w->listeners[i].evl != NULL)
 				evconnlistener_free(w->listeners[i].evl);
+			if (w->listeners[i].ev_resume != NULL)
+				event_free(w->listeners[i].ev_resume);
+		}
 	free(w->listeners);
 	if (w->ev_stop != NULL)
 		event_free(w->ev_stop);

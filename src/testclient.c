@@ -119,6 +119,17 @@ test_on_read(evutil_socket_t fd, short what, void *arg)
 		x->eof = true;
 }
 
+/* "text/gemini; charset=utf-8" -> "text/gemini" ("" stays ""). */
+static char *
+test_mime_type(const char *meta)
+{
+	size_t len = strcspn(meta, ";");
+
+	while (len > 0 && (meta[len - 1] == ' ' || meta[len - 1] == '\t'))
+		len--;
+	return strndup(meta, len);
+}
+
 /* Splits "20 text/gemini\r\nbody" into a response. */
 static struct xz_test_response *
 test_parse(struct evbuffer *in, bool timed_out)
@@ -140,6 +151,8 @@ test_parse(struct evbuffer *in, bool timed_out)
 	if (all[0] >= '0' && all[0] <= '9' && all[1] >= '0' && all[1] <= '9')
 		r->status = (all[0] - '0') * 10 + (all[1] - '0');
 	r->meta = strndup(all + (hlen > 2 ? 3 : 2), hlen > 2 ? hlen - 3 : 0);
+	if (r->status / 10 == 2 && r->meta != NULL)
+		r->mime_type = test_mime_type(r->meta);
 	r->body_len = len - hlen - 2;
 	if ((r->body = malloc(r->body_len + 1)) != NULL) {
 		memcpy(r->body, crlf + 2, r->body_len);
@@ -176,8 +189,7 @@ xz_test_request(struct xz_test_client *tc, const char *line)
 	}
 	x.ev =
 	    event_new(tc->base, sv[1], EV_READ | EV_PERSIST, test_on_read, &x);
-	tv.tv_sec = (time_t)tc->timeout;
-	tv.tv_usec = (suseconds_t)((tc->timeout - (double)tv.tv_sec) * 1e6);
+	tv = xz_timeval(tc->timeout);
 	event_add(x.ev, &tv);
 	while (!x.eof && !x.timed_out)
 		event_base_loop(tc->base, EVLOOP_ONCE);
@@ -249,6 +261,7 @@ xz_test_response_free(struct xz_test_response *r)
 		return;
 	free(r->meta);
 	free(r->body);
+	free(r->mime_type);
 	free(r);
 }
 
@@ -280,4 +293,16 @@ bool
 xz_test_is_certificate_required(const struct xz_test_response *r)
 {
 	return r->status >= 60 && r->status <= 69;
+}
+
+const char *
+xz_test_redirect_url(const struct xz_test_response *r)
+{
+	return xz_test_is_redirect(r) ? r->meta : NULL;
+}
+
+const char *
+xz_test_input_prompt(const struct xz_test_response *r)
+{
+	return xz_test_is_input_required(r) ? r->meta : NULL;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 #include <sys/types.h>
 
 #include "xitzin.h"
@@ -61,6 +62,24 @@ struct xz_url {
 int url_parse(struct xz_url *u, const char *line, size_t len, const char **why);
 /* Frees what u holds and zeroes it; safe on a zeroed u. */
 void url_clear(struct xz_url *u);
+
+/*
+ * The length of the valid UTF-8 sequence at s (n > 0 bytes left), or 0:
+ * no overlong forms, surrogates or code points over U+10FFFF (RFC 3629).
+ * URLs and metas are checked with it.
+ */
+size_t utf8_len(const unsigned char *s, size_t n);
+
+/* Seconds (fractions allowed) as the timeval libevent takes. */
+static inline struct timeval
+xz_timeval(double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
 
 /*
  * Percent-decodes in[0..len) into a new NUL-terminated string (*out, with

@@ -19,6 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("XITZIN_BIN", str(ROOT / "build" / "xitzin"))
+# Where the example programs built beside xitzin are (the SCGI backends).
+BUILD_DIR = Path(os.environ.get("XITZIN_BUILD_DIR", Path(BIN).parent))
 SANITIZED = os.environ.get("XITZIN_SANITIZED") == "1"
 # Under ASan everything is slower: give timeouts room, never shrink them.
 SLOW = 4.0 if SANITIZED else 1.0

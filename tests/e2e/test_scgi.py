@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BIN, ROOT, SLOW, Reply, client_context,
-                      make_client_cert, measured_env)
+from conftest import (BUILD_DIR, ROOT, SLOW, Reply, client_context,
+                      gemini_raw, make_client_cert, measured_env)
 
 EXAMPLES = ROOT / "examples" / "scgi"
-ECHO = Path(BIN).parent / "scgi-echo-backend"
-SCGI_APP = Path(BIN).parent / "scgi-app"
+ECHO = BUILD_DIR / "scgi-echo-backend"
+SCGI_APP = BUILD_DIR / "scgi-app"
 PYTHON = "/usr/bin/python3"
 MIB = 1024 * 1024
 
@@ -123,37 +123,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def strict_context(cert=None, key=None):
-    """A client context that can tell a cut connection from a clean end:
-    Python's default (OP_IGNORE_UNEXPECTED_EOF) reads a TCP close without
-    close_notify as a clean end of stream."""
-    ctx = client_context(cert, key)
-    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
-    return ctx
-
-
 def get(server, path, cert=None, key=None):
     """GET path from server: a Reply whose close_notify can be trusted."""
-    ctx = strict_context(cert, key)
-    with socket.create_connection(("127.0.0.1", server.port),
-                                  timeout=20 * SLOW) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost",
-                             suppress_ragged_eofs=False) as s:
-            s.sendall(f"gemini://localhost{path}\r\n".encode())
-            chunks, close_notify = [], True
-            while True:
-                try:
-                    d = s.recv(65536)
-                except ssl.SSLError as e:
-                    if "UNEXPECTED_EOF" not in str(e) and not isinstance(
-                            e, ssl.SSLEOFError):
-                        raise
-                    close_notify = False
-                    break
-                if not d:
-                    break
-                chunks.append(d)
-    return Reply(b"".join(chunks), close_notify)
+    return gemini_raw(server.port, f"gemini://localhost{path}\r\n".encode(),
+                      cert=cert, key=key, timeout=20)
 
 
 def wait_connectable(addr, proc, family=socket.AF_INET, timeout=20):
@@ -246,7 +219,7 @@ def env_of(reply):
 
 def tls_request(port, line, cert=None, key=None):
     """(raw reply, TLS version, cipher) of one request."""
-    ctx = strict_context(cert, key)
+    ctx = client_context(cert, key)
     with socket.create_connection(("127.0.0.1", port),
                                   timeout=20 * SLOW) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
@@ -527,7 +500,7 @@ def test_statuses_pass_verbatim(xitzin, scripted, answer, status, meta):
 
 def stream_sha256(port, line, rss=None):
     """Reads a whole reply without keeping it: (header, size, sha256)."""
-    ctx = strict_context()
+    ctx = client_context()
     h = hashlib.sha256()
     size, head, buf = 0, None, b""
     with socket.create_connection(("127.0.0.1", port),
@@ -577,7 +550,7 @@ def test_unlimited_100_mib_in_constant_memory(xitzin, scripted):
 def test_client_gone_mid_stream_closes_the_backend(xitzin, scripted):
     port, notes = scripted("endless")
     s = xitzin(scgi(host="127.0.0.1", port=port, max_response_size=0))
-    ctx = strict_context()
+    ctx = client_context()
     raw = socket.create_connection(("127.0.0.1", s.port), timeout=20 * SLOW)
     c = ctx.wrap_socket(raw, server_hostname="localhost")
     c.sendall(b"gemini://localhost/api/endless\r\n")
@@ -621,7 +594,7 @@ async def _one(port, ctx, i):
 def test_500_concurrent_requests(xitzin, echo):
     port = echo()
     s = xitzin(scgi(host="127.0.0.1", port=port))
-    ctx = strict_context()
+    ctx = client_context()
     peak = [s.rss_kib()]
     done = threading.Event()
 

@@ -239,7 +239,7 @@ route_binary(struct xz_request *req, void *arg)
 
 	for (i = 0; i < 256; i++)
 		all[i] = (unsigned char)i;
-	xz_reply(req, 20, "application/octet-stream");
+	xz_reply(req, 20, "application/octet-stream; x=1");
 	xz_write(req, all, sizeof(all));
 	xz_end(req);
 	return XZ_OK;
@@ -253,6 +253,7 @@ Test(testclient, binary_safe)
 
 	xz_route(app, "/bin", route_binary, NULL);
 	r = get(app, "/bin");
+	cr_expect_str_eq(r->mime_type, "application/octet-stream");
 	cr_assert_eq(r->body_len, 256);
 	for (i = 0; i < 256; i++)
 		cr_assert_eq(r->body[i], i);
@@ -438,18 +439,19 @@ Test(helpers, input_route_prompts_then_gets_decoded_query)
 	struct xz_test_response *r;
 
 	cr_assert_eq(xz_input_route(app, "/name", "Enter your name:", false,
-			 route_greet, NULL),
+	                 route_greet, NULL),
 	    XZ_OK);
 	cr_assert_eq(xz_input_route(app, "/secret", "Password:", true,
-			 route_greet, NULL),
+	                 route_greet, NULL),
 	    XZ_OK);
-	cr_expect_eq(xz_input_route(app, "/bad", "a\r\nb", false, route_greet,
-			 NULL),
+	cr_expect_eq(
+	    xz_input_route(app, "/bad", "a\r\nb", false, route_greet, NULL),
 	    XZ_EINVAL);
 	tc = xz_test_client_new(app);
 	r = xz_test_get(tc, "/name");
 	cr_expect(xz_test_is_input_required(r));
 	cr_expect_eq(r->status, 10);
+	cr_expect_str_eq(xz_test_input_prompt(r), "Enter your name:");
 	cr_expect_str_eq(r->meta, "Enter your name:");
 	xz_test_response_free(r);
 	r = xz_test_get(tc, "/secret");
@@ -478,6 +480,9 @@ Test(helpers, redirects)
 	xz_route(app, "/perm", route_moved, "yes");
 	r = get(app, "/temp");
 	cr_expect(xz_test_is_redirect(r));
+	cr_expect_str_eq(xz_test_redirect_url(r), "gemini://example.com/new");
+	cr_expect_null(xz_test_input_prompt(r));
+	cr_expect_null(r->mime_type);
 	cr_expect_eq(r->status, 30);
 	cr_expect_str_eq(r->meta, "gemini://example.com/new");
 	xz_test_response_free(r);
@@ -592,7 +597,7 @@ Test(route, answers_later_or_is_cancelled)
 	xz_test_client_set_timeout(tc, 0.2);
 	r = xz_test_get(tc, "/slow");
 	cr_expect_eq(r->status, 0); /* the client gave up ... */
-	cr_expect(l.cancelled);	    /* ... and the route was told */
+	cr_expect(l.cancelled);     /* ... and the route was told */
 	xz_test_response_free(r);
 	xz_test_client_free(tc);
 	event_free(l.ev);
