@@ -68,8 +68,9 @@ example: all
 		$$flags -Wl,-rpath,$(CURDIR)/$$(dirname $$pc)
 
 # memcheck over the end-to-end smoke subset (slow: not part of check).
+# Not CGI: Debian 12's valgrind (3.19) has no pidfd_open, which CGI needs.
 VALGRIND_TESTS = tests/e2e/test_engine.py tests/e2e/test_scgi.py \
-	tests/e2e/test_cgi.py tests/e2e/test_hostile_backends.py
+	tests/e2e/test_hostile_backends.py
 valgrind: all
 	@scripts/deps.sh test
 	XITZIN_BIN=$(CURDIR)/scripts/valgrind-xitzin XITZIN_SANITIZED=1 \

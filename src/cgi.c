@@ -598,16 +598,13 @@ cgi_run(struct cgi_mount *m, struct xz_request *req, struct cgi_target *t)
 static int
 cgi_open_script(int dirfd, const char *name, bool beneath)
 {
-	struct open_how how = { 0 };
-	int fd;
+	int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, fd;
 
-	how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-	how.resolve = beneath ? RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS : 0;
-	fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
-	if (fd == -1 && errno == EACCES) {
-		how.flags = O_PATH | O_CLOEXEC;
-		fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
-	}
+	fd = beneath ? open_beneath(dirfd, name, flags) :
+	               openat(dirfd, name, flags);
+	if (fd == -1 && errno == EACCES)
+		fd = beneath ? open_beneath(dirfd, name, O_PATH | O_CLOEXEC) :
+		               openat(dirfd, name, O_PATH | O_CLOEXEC);
 	return fd;
 }
 
