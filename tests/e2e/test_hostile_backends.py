@@ -211,6 +211,8 @@ def test_flood_to_a_slow_client_keeps_memory_flat(xitzin, hostile, good):
         peak = max(peak, s.anon_kib())
         time.sleep(0.02)
     c.close()
+    print(f"FIGURE flood to slow client: got {got} B, anon {base} -> "
+          f"peak {peak} KiB")
     assert got > 128 * 1024
     assert peak - base < 16 * 1024, (base, peak)  # KiB: flat, not growing
     assert_good_still_answers(s)

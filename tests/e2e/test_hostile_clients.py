@@ -43,6 +43,8 @@ def test_slowloris_is_dropped_at_the_request_timeout(xitzin, capsule):
     # Others are still served while they hang.
     for _ in range(5):
         assert_served(s)
+    print(f"FIGURE slowloris: 2000 held, RSS {s.rss_kib()} KiB, "
+          f"anon {s.anon_kib()} KiB, 5/5 others answered")
     deadline = time.time() + 30 * SLOW
     dropped = 0
     for c in idle:
@@ -149,6 +151,7 @@ def test_clients_that_never_read(xitzin, capsule):
     time.sleep(1)
     peak = s.anon_kib()
     assert_served(s)
+    print(f"FIGURE never-read: 50 x 32 MiB, anon {base} -> {peak} KiB")
     assert peak - base < RSS_SLACK_KIB, (base, peak)
     # They are all dropped once they have taken nothing for write_timeout
     # (reading now would let them go on: so wait, reading nothing).
@@ -185,6 +188,7 @@ def test_open_close_loop_returns_to_baseline(xitzin, capsule):
     time.sleep(1)
     after = s.rss_kib()
     assert_served(s)
+    print(f"FIGURE open-close: 20000 connections, RSS {base} -> {after} KiB")
     assert after - base < RSS_SLACK_KIB / 4, (base, after)
 
 

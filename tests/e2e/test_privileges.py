@@ -55,3 +55,58 @@ def test_unknown_user_refuses_to_start(tmp_path, capsule):
     with pytest.raises(AssertionError, match="no such user"):
         start_server(tmp_path, f"[server]\nuser = no-such-user-xz\n"
                                f"[static /]\nroot = {capsule}\n")
+
+
+def test_unix_socket_backend_and_cgi_after_the_drop(xitzin, capsule,
+                                                   tmp_path):
+    """After dropping to nobody: an SCGI backend on a Unix socket (which
+    nobody may connect to) and CGI scripts (which nobody may run)."""
+    from conftest import BUILD_DIR
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    # A socket is reached by path: every directory above it must be
+    # searchable by nobody (pytest's own are root's alone).
+    shared = Path(tempfile.mkdtemp(prefix="xitzin-priv-"))
+    cgi = shared / "cgi"
+    cgi.mkdir(parents=True)
+    (cgi / "who.sh").write_text("#!/bin/sh\nprintf '20 text/plain\\r\\n'\n"
+                                "id -u\n")
+    (cgi / "who.sh").chmod(0o755)
+    shared.chmod(0o755)
+    open_tree(capsule)
+    sock = shared / "echo.sock"
+    backend = subprocess.Popen([str(BUILD_DIR / "scgi-echo-backend"),
+                                f"unix:{sock}"], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert "listening" in backend.stdout.readline()
+        sock.chmod(0o777)
+        s = xitzin(f"[server]\nuser = nobody\n"
+                   f"[static /]\nroot = {capsule}\n"
+                   f"[scgi /api]\nsocket = {sock}\n"
+                   f"[cgi /cgi-bin]\nroot = {cgi}\n")
+        assert uid_of(s.proc.pid)[0] == pwd.getpwnam("nobody").pw_uid
+        r = s.get("/api/x")
+        assert r.status == 20 and b"PATH_INFO=/x" in r.body, r
+        r = s.get("/cgi-bin/who.sh")
+        assert (r.status, r.body.strip()) == (
+            20, str(pwd.getpwnam("nobody").pw_uid).encode()), r
+    finally:
+        backend.terminate()
+        backend.wait()
+        shutil.rmtree(shared)
+
+
+def test_chroot_keeps_mounted_directories(xitzin, capsule, tmp_path):
+    """chroot to an empty directory: the static root, opened before, is
+    still served; nothing outside it can be named any more."""
+    jail = tmp_path / "jail"
+    jail.mkdir()
+    open_tree(capsule)
+    s = xitzin(f"[server]\nuser = nobody\nchroot = {jail}\n"
+               f"[static /]\nroot = {capsule}\n")
+    assert os.readlink(f"/proc/{s.proc.pid}/root") == str(jail)
+    assert s.get("/").body == b"# Home\n"
+    assert f"running as nobody in {jail}" in s.log()
