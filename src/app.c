@@ -850,34 +850,40 @@ xz_puts(struct xz_request *req, const char *s)
 	return xz_write(req, s, strlen(s));
 }
 
-int
-request_write_file(struct xz_request *req, int fd, size_t size)
+ssize_t
+request_read_file(struct xz_request *req, int fd, off_t off, size_t len)
 {
-	struct evbuffer_file_segment *seg;
-	int rc;
+	struct evbuffer *out = conn_output(req->c);
+	struct evbuffer_iovec vec[2];
+	ssize_t n, got = 0;
+	int nvec, i;
 
-	if (!request_takes_body(req)) {
-		close(fd);
+	if (!request_takes_body(req))
 		return XZ_ESTATE;
-	}
-	if (size == 0) {
-		close(fd);
-		return XZ_OK;
-	}
-	/* Not sendfile: the bytes must pass through TLS. */
-	seg = evbuffer_file_segment_new(fd, 0, (ev_off_t)size,
-	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
-	if (seg == NULL) {
-		close(fd);
+	if ((nvec = evbuffer_reserve_space(out, (ev_ssize_t)len, vec, 2)) < 0)
 		return XZ_ENOMEM;
+	/* pread straight into the output buffer: no copy in between. */
+	for (i = 0; i < nvec && (size_t)got < len; i++) {
+		size_t want = vec[i].iov_len < len - (size_t)got ?
+		                  vec[i].iov_len :
+		                  len - (size_t)got;
+
+		n = pread(fd, vec[i].iov_base, want, off + got);
+		if (n < 0)
+			return XZ_EIO;
+		vec[i].iov_len = (size_t)n;
+		got += n;
+		if ((size_t)n < want) {
+			nvec = i + 1;
+			break;
+		}
 	}
-	rc = evbuffer_add_file_segment(conn_output(req->c), seg, 0,
-	    (ev_off_t)size);
-	evbuffer_file_segment_free(seg);
-	if (rc == -1)
+	for (; i < nvec; i++)
+		vec[i].iov_len = 0;
+	if (evbuffer_commit_space(out, vec, nvec) == -1)
 		return XZ_ENOMEM;
 	conn_kick(req->c);
-	return XZ_OK;
+	return got;
 }
 
 void

@@ -210,19 +210,87 @@ static_not_found(struct xz_request *req, const struct static_root *root,
 	return xz_respond(req, 51, "Not found");
 }
 
+/*
+ * A file is read in STATIC_CHUNK pieces as the client takes them, never
+ * mapped: a file truncated while it is served cannot fault the server
+ * (SIGBUS), and memory stays STATIC_HIGH per connection whatever the size.
+ */
+#define STATIC_CHUNK (64 * 1024)
+#define STATIC_HIGH (256 * 1024)
+#define STATIC_LOW (64 * 1024)
+
+struct static_send {
+	int fd;
+	off_t off, size;
+};
+
+static void
+static_send_free(struct static_send *s)
+{
+	close(s->fd);
+	free(s);
+}
+
+static void
+static_refill(struct xz_request *req, void *arg)
+{
+	struct static_send *s = arg;
+	ssize_t n = 1;
+
+	while (s->off < s->size && xz_pending(req) < STATIC_HIGH && n > 0) {
+		size_t left = (size_t)(s->size - s->off);
+
+		n = request_read_file(req, s->fd, s->off,
+		    left < STATIC_CHUNK ? left : STATIC_CHUNK);
+		if (n > 0)
+			s->off += n;
+	}
+	if (s->off < s->size && n > 0) {
+		xz_on_drain(req, STATIC_LOW, static_refill, s);
+		return;
+	}
+	xz_request_set_data(req, NULL);
+	if (s->off < s->size) {
+		/* Shrunk or unreadable under us: the client must not take a
+		 * short file for a whole one. */
+		log_warnx("static: %s: file ended early", xz_request_url(req));
+		static_send_free(s);
+		request_abort(req, "file ended early");
+		return;
+	}
+	static_send_free(s);
+	xz_end(req);
+}
+
 /* Serves fd, an open regular file of st's size, named path. */
 static int
 static_send(struct xz_request *req, int fd, const struct stat *st,
     const char *path)
 {
+	struct static_send *s;
 	int rc = xz_reply(req, 20, static_mime(path));
 
-	if (rc == XZ_OK)
-		rc = request_write_file(req, fd, (size_t)st->st_size);
-	else
+	if (rc != XZ_OK || req->status / 10 != 2 ||
+	    (s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
-	xz_end(req);
-	return rc == XZ_ESTATE ? XZ_OK : rc;
+		xz_end(req);
+		return rc;
+	}
+	s->fd = fd;
+	s->size = st->st_size;
+	xz_request_set_data(req, s);
+	static_refill(req, s);
+	return XZ_OK;
+}
+
+/* The client left mid-file. */
+static void
+static_cancel(struct xz_request *req, void *state)
+{
+	struct static_send *s = xz_request_data(req);
+
+	if (s != NULL)
+		static_send_free(s);
 }
 
 static int
@@ -278,7 +346,7 @@ static_dispose(void *state)
 static const struct xz_handler_ops static_ops = {
 	.name = "static",
 	.start = static_start,
-	.cancel = NULL, /* answers within start */
+	.cancel = static_cancel,
 	.dispose = static_dispose,
 };
 

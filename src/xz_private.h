@@ -325,8 +325,12 @@ void request_drained(struct xz_request *req, size_t pending);
 int app_startup(struct xz_app *app);
 /* Runs shutdown hooks in reverse order. */
 void app_shutdown(struct xz_app *app);
-/* Queues a file (fd taken) of size bytes as body, without copying. */
-int request_write_file(struct xz_request *req, int fd, size_t size);
+/*
+ * Reads up to len bytes of fd at off straight into the response body.
+ * Returns the bytes read (fewer at the end of the file), or an error.
+ */
+ssize_t request_read_file(struct xz_request *req, int fd, off_t off,
+    size_t len);
 
 /*
  * admit.c: the global and per-address connection limits (0: none).

@@ -288,3 +288,35 @@ def test_demo_configuration_is_valid():
     r = subprocess.run([BIN, "-t", "-c", str(ROOT / "examples" / "demo.conf")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_file_truncated_while_served_is_cut_not_a_crash(xitzin, capsule):
+    """Files are read as the client takes them, never mapped: one that
+    shrinks mid-response ends the connection without close_notify (the
+    client can tell it is short), and the server goes on."""
+    path = capsule / "shrinking.bin"
+    path.write_bytes(b"s" * (32 << 20))
+    s = xitzin(static(capsule))
+    ctx = client_context()
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    raw = socket.create_connection(("127.0.0.1", s.port), timeout=30 * SLOW)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    c = ctx.wrap_socket(raw, server_hostname="localhost")
+    c.sendall(b"gemini://localhost/shrinking.bin\r\n")
+    got = len(c.recv(65536))
+    with open(path, "r+b") as f:
+        f.truncate(1 << 20)
+    clean = True
+    while True:
+        try:
+            d = c.recv(1 << 20)
+        except (ssl.SSLError, ConnectionResetError):
+            clean = False
+            break
+        if not d:
+            break
+        got += len(d)
+    c.close()
+    assert not clean and got < (32 << 20)
+    assert s.get("/hello.txt").status == 20
+    assert "file ended early" in s.log()
