@@ -92,10 +92,10 @@ install: all
 	meson install -C $(BUILD)
 
 format:
-	clang-format -i src/*.c src/*.h include/*.h tests/unit/*.c fuzz/*.c
+	clang-format -i src/*.c src/*.h include/*.h tests/unit/*.[ch] fuzz/*.c bench/*.c examples/*.c examples/scgi/*.c
 
 format-check:
-	clang-format --dry-run -Werror src/*.c src/*.h include/*.h tests/unit/*.c fuzz/*.c
+	clang-format --dry-run -Werror src/*.c src/*.h include/*.h tests/unit/*.[ch] fuzz/*.c bench/*.c examples/*.c examples/scgi/*.c
 
 clean:
 	rm -rf $(BUILD) $(SAN) build-fuzz

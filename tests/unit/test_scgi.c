@@ -28,6 +28,7 @@
 #include <event2/listener.h>
 
 #include "xz_private.h"
+#include "scgi_pairs.h"
 
 /* What the mock backend does once it has read a whole request. */
 enum mock_mode {
@@ -719,83 +720,13 @@ Test(scgi_register, defaults_and_good_options)
 	xz_app_free(app);
 }
 
-/*
- * The request the backend received, decoded strictly: a netstring
- * ("len:" without leading zeros, len bytes, ","), pairs name\0value\0,
- * CONTENT_LENGTH first and 0, SCGI second and 1, no empty name or value,
- * no duplicate, and nothing after the netstring (no body).
- */
-struct pairs {
-	char *names[128];
-	char *values[128];
-	size_t n;
-};
-
+/* The request the backend received, decoded strictly (scgi_pairs.h). */
 static void
 decode_request(struct evbuffer *req, struct pairs *p)
 {
-	size_t len = evbuffer_get_length(req), n = 0, i = 0, pos, end, j;
-	char *buf = malloc(len + 1);
+	size_t len = evbuffer_get_length(req);
 
-	cr_assert_not_null(buf);
-	evbuffer_copyout(req, buf, len);
-	buf[len] = '\0';
-	cr_assert(len > 0 && buf[0] >= '0' && buf[0] <= '9');
-	cr_assert(buf[0] != '0' || buf[1] == ':', "leading zero");
-	for (; i < len && buf[i] >= '0' && buf[i] <= '9'; i++)
-		n = n * 10 + (size_t)(buf[i] - '0');
-	cr_assert_eq(buf[i], ':');
-	pos = i + 1;
-	end = pos + n;
-	cr_assert_eq(end + 1, len, "a body or trailing bytes after the header");
-	cr_assert_eq(buf[end], ',');
-	cr_assert(n > 0 && buf[end - 1] == '\0', "the block ends in a NUL");
-	memset(p, 0, sizeof(*p));
-	while (pos < end) {
-		char *name = buf + pos, *value;
-
-		cr_assert(p->n < 128);
-		pos += strlen(name) + 1;
-		cr_assert(pos < end, "name %s without a value", name);
-		value = buf + pos;
-		pos += strlen(value) + 1;
-		cr_assert(pos <= end);
-		cr_assert(name[0] != '\0', "empty name");
-		cr_assert(value[0] != '\0', "empty value for %s", name);
-		for (j = 0; j < p->n; j++)
-			cr_assert(strcmp(p->names[j], name) != 0,
-			    "duplicate %s", name);
-		p->names[p->n] = strdup(name);
-		p->values[p->n] = strdup(value);
-		p->n++;
-	}
-	cr_assert_str_eq(p->names[0], "CONTENT_LENGTH");
-	cr_assert_str_eq(p->values[0], "0");
-	cr_assert_str_eq(p->names[1], "SCGI");
-	cr_assert_str_eq(p->values[1], "1");
-	free(buf);
-}
-
-static const char *
-pair(const struct pairs *p, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < p->n; i++)
-		if (strcmp(p->names[i], name) == 0)
-			return p->values[i];
-	return NULL;
-}
-
-static void
-pairs_clear(struct pairs *p)
-{
-	size_t i;
-
-	for (i = 0; i < p->n; i++) {
-		free(p->names[i]);
-		free(p->values[i]);
-	}
+	scgi_decode((const char *)evbuffer_pullup(req, -1), len, p);
 }
 
 static int
@@ -844,26 +775,28 @@ Test(scgi_request, the_variable_set)
 	cfg.app_state_keys = keys;
 	request_for("gemini://localhost/api/users/123?search=hello%20world&x",
 	    &cfg, NULL, &p);
-	cr_expect_str_eq(pair(&p, "GATEWAY_INTERFACE"), "CGI/1.1");
-	cr_expect_str_eq(pair(&p, "SERVER_PROTOCOL"), "GEMINI");
-	cr_expect_str_eq(pair(&p, "SERVER_SOFTWARE"), "xitzin/" XITZIN_VERSION);
-	cr_expect_str_eq(pair(&p, "SERVER_NAME"), "localhost");
-	cr_expect_str_eq(pair(&p, "SERVER_PORT"), "1965");
-	cr_expect_str_eq(pair(&p, "SCRIPT_NAME"), "/api");
-	cr_expect_str_eq(pair(&p, "PATH_INFO"), "/users/123");
-	cr_expect_str_eq(pair(&p, "QUERY_STRING"), "search=hello%20world&x");
-	cr_expect_str_eq(pair(&p, "GEMINI_URL"),
+	cr_expect_str_eq(pairs_get(&p, "GATEWAY_INTERFACE"), "CGI/1.1");
+	cr_expect_str_eq(pairs_get(&p, "SERVER_PROTOCOL"), "GEMINI");
+	cr_expect_str_eq(pairs_get(&p, "SERVER_SOFTWARE"),
+	    "xitzin/" XITZIN_VERSION);
+	cr_expect_str_eq(pairs_get(&p, "SERVER_NAME"), "localhost");
+	cr_expect_str_eq(pairs_get(&p, "SERVER_PORT"), "1965");
+	cr_expect_str_eq(pairs_get(&p, "SCRIPT_NAME"), "/api");
+	cr_expect_str_eq(pairs_get(&p, "PATH_INFO"), "/users/123");
+	cr_expect_str_eq(pairs_get(&p, "QUERY_STRING"),
+	    "search=hello%20world&x");
+	cr_expect_str_eq(pairs_get(&p, "GEMINI_URL"),
 	    "gemini://localhost/api/users/123?search=hello%20world&x");
-	cr_expect_not_null(pair(&p, "REMOTE_ADDR"));
-	cr_expect_str_eq(pair(&p, "TLS_CLIENT_AUTHORISED"), "0");
-	cr_expect_null(pair(&p, "TLS_CLIENT_HASH"));
-	cr_expect_null(pair(&p, "AUTH_TYPE"));
-	cr_expect_null(pair(&p, "REMOTE_USER"));
-	cr_expect_str_eq(pair(&p, "XITZIN_DB_URL"),
+	cr_expect_not_null(pairs_get(&p, "REMOTE_ADDR"));
+	cr_expect_str_eq(pairs_get(&p, "TLS_CLIENT_AUTHORISED"), "0");
+	cr_expect_null(pairs_get(&p, "TLS_CLIENT_HASH"));
+	cr_expect_null(pairs_get(&p, "AUTH_TYPE"));
+	cr_expect_null(pairs_get(&p, "REMOTE_USER"));
+	cr_expect_str_eq(pairs_get(&p, "XITZIN_DB_URL"),
 	    "postgres://localhost/mydb");
-	cr_expect_str_eq(pair(&p, "XITZIN_API_KEY"), "secret123");
-	cr_expect_null(pair(&p, "XITZIN_UNSET_KEY"));
-	pairs_clear(&p);
+	cr_expect_str_eq(pairs_get(&p, "XITZIN_API_KEY"), "secret123");
+	cr_expect_null(pairs_get(&p, "XITZIN_UNSET_KEY"));
+	pairs_free(&p);
 }
 
 Test(scgi_request, decoded_path_info_and_the_mount_itself)
@@ -871,17 +804,18 @@ Test(scgi_request, decoded_path_info_and_the_mount_itself)
 	struct pairs p;
 
 	request_for("gemini://localhost/api/caf%C3%A9/a%2Fb", NULL, NULL, &p);
-	cr_expect_str_eq(pair(&p, "PATH_INFO"), "/café/a/b");
-	cr_expect_str_eq(pair(&p, "SCRIPT_NAME"), "/api");
-	cr_expect_null(pair(&p, "QUERY_STRING"), "empty: left out");
-	pairs_clear(&p);
+	cr_expect_str_eq(pairs_get(&p, "PATH_INFO"), "/café/a/b");
+	cr_expect_str_eq(pairs_get(&p, "SCRIPT_NAME"), "/api");
+	cr_expect_null(pairs_get(&p, "QUERY_STRING"), "empty: left out");
+	pairs_free(&p);
 	request_for("gemini://localhost/api", NULL, NULL, &p);
-	cr_expect_null(pair(&p, "PATH_INFO"), "\"\" for the mount: left out");
-	cr_expect_str_eq(pair(&p, "SCRIPT_NAME"), "/api");
-	pairs_clear(&p);
+	cr_expect_null(pairs_get(&p, "PATH_INFO"),
+	    "\"\" for the mount: left out");
+	cr_expect_str_eq(pairs_get(&p, "SCRIPT_NAME"), "/api");
+	pairs_free(&p);
 	request_for("gemini://localhost/api/", NULL, NULL, &p);
-	cr_expect_str_eq(pair(&p, "PATH_INFO"), "/");
-	pairs_clear(&p);
+	cr_expect_str_eq(pairs_get(&p, "PATH_INFO"), "/");
+	pairs_free(&p);
 }
 
 Test(scgi_request, client_certificate)
@@ -892,10 +826,10 @@ Test(scgi_request, client_certificate)
 	struct pairs p;
 
 	request_for("gemini://localhost/api/me", NULL, hash, &p);
-	cr_expect_str_eq(pair(&p, "TLS_CLIENT_AUTHORISED"), "1");
-	cr_expect_str_eq(pair(&p, "TLS_CLIENT_HASH"), hash);
-	cr_expect_str_eq(pair(&p, "AUTH_TYPE"), "CERTIFICATE");
-	pairs_clear(&p);
+	cr_expect_str_eq(pairs_get(&p, "TLS_CLIENT_AUTHORISED"), "1");
+	cr_expect_str_eq(pairs_get(&p, "TLS_CLIENT_HASH"), hash);
+	cr_expect_str_eq(pairs_get(&p, "AUTH_TYPE"), "CERTIFICATE");
+	pairs_free(&p);
 }
 
 Test(scgi_request, inherit_environment)
@@ -906,15 +840,15 @@ Test(scgi_request, inherit_environment)
 	setenv("XZ_TEST_INHERITED", "from-the-parent", 1);
 	setenv("REMOTE_USER", "mallory", 1); /* never overrides the request */
 	request_for("gemini://localhost/api/", NULL, NULL, &p);
-	cr_expect_str_eq(pair(&p, "XZ_TEST_INHERITED"), "from-the-parent");
-	cr_expect_null(pair(&p, "REMOTE_USER"));
-	pairs_clear(&p);
+	cr_expect_str_eq(pairs_get(&p, "XZ_TEST_INHERITED"), "from-the-parent");
+	cr_expect_null(pairs_get(&p, "REMOTE_USER"));
+	pairs_free(&p);
 	xz_scgi_config_init(&cfg);
 	cfg.inherit_environment = false;
 	request_for("gemini://localhost/api/", &cfg, NULL, &p);
-	cr_expect_null(pair(&p, "XZ_TEST_INHERITED"));
-	cr_expect_null(pair(&p, "PATH"));
-	pairs_clear(&p);
+	cr_expect_null(pairs_get(&p, "XZ_TEST_INHERITED"));
+	cr_expect_null(pairs_get(&p, "PATH"));
+	pairs_free(&p);
 }
 
 /* The keys are copied at registration: the caller's array may go. */
@@ -941,9 +875,9 @@ Test(scgi_request, state_keys_are_copied)
 	r = get(tc, "/api/");
 	cr_assert_eq(r->status, 20);
 	decode_request(m->request, &p);
-	cr_expect_str_eq(pair(&p, "XITZIN_DB_URL"),
+	cr_expect_str_eq(pairs_get(&p, "XITZIN_DB_URL"),
 	    "postgres://localhost/mydb");
-	pairs_clear(&p);
+	pairs_free(&p);
 	xz_test_response_free(r);
 	mock_free(m);
 	xz_test_client_free(tc);
@@ -968,10 +902,10 @@ Test(scgi, unix_socket_backend)
 	expect(r, 20, "text/gemini");
 	cr_expect_str_eq((char *)r->body, "# Over a socket\n");
 	decode_request(m->request, &p);
-	cr_expect_str_eq(pair(&p, "SCRIPT_NAME"), "/app");
-	cr_expect_str_eq(pair(&p, "PATH_INFO"), "/page");
-	cr_expect_str_eq(pair(&p, "QUERY_STRING"), "q=1");
-	pairs_clear(&p);
+	cr_expect_str_eq(pairs_get(&p, "SCRIPT_NAME"), "/app");
+	cr_expect_str_eq(pairs_get(&p, "PATH_INFO"), "/page");
+	cr_expect_str_eq(pairs_get(&p, "QUERY_STRING"), "q=1");
+	pairs_free(&p);
 	xz_test_response_free(r);
 	mock_free(m);
 	xz_test_client_free(tc);
