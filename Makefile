@@ -28,6 +28,7 @@ run: all
 # Every test: unit and end-to-end, plain and under ASan+UBSan.
 check:
 	@scripts/deps.sh test
+	$(MAKE) format-check
 	$(MAKE) all
 	meson test -C $(BUILD) --print-errorlogs
 	$(MAKE) example
