@@ -20,7 +20,9 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -45,6 +47,7 @@ struct relay {
 };
 
 static void relay_on_read(struct bufferevent *, void *);
+static void relay_on_eof(struct relay *);
 static void relay_on_event(struct bufferevent *, short, void *);
 
 static void
@@ -166,22 +169,73 @@ relay_stream(struct relay *r, struct evbuffer *in)
 	}
 }
 
+/*
+ * The bufferevent reads one buffer_size chunk per loop turn: a backend
+ * with 100 KB ready would take a dozen turns (and as many epoll rounds).
+ * Read on from the same descriptor, still a chunk per read(2), until it
+ * runs dry or in holds budget bytes. Returns 1 at end of stream, -1 on an
+ * error (errno set), 0 otherwise.
+ */
+static int
+relay_read_more(struct relay *r, struct evbuffer *in, size_t budget)
+{
+	evutil_socket_t fd = bufferevent_getfd(r->bev);
+	size_t chunk = r->cfg->buffer_size > 0 ? r->cfg->buffer_size : 8192;
+	struct evbuffer_iovec v;
+	ssize_t n = 1;
+	int rc = 0;
+
+	/* A bufferevent keeps its input's end frozen but while it reads
+	 * itself (bufferevent_sock.c does the same around its read). */
+	evbuffer_unfreeze(in, 0);
+	while (evbuffer_get_length(in) < budget) {
+		if (evbuffer_reserve_space(in, (ev_ssize_t)chunk, &v, 1) < 1) {
+			errno = ENOMEM;
+			rc = -1;
+			break;
+		}
+		n = read(fd, v.iov_base, v.iov_len < chunk ? v.iov_len : chunk);
+		if (n <= 0) {
+			if (n == 0)
+				rc = 1;
+			else if (errno != EAGAIN && errno != EINTR)
+				rc = -1;
+			break;
+		}
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(in, &v, 1);
+	}
+	evbuffer_freeze(in, 0);
+	return rc;
+}
+
 static void
 relay_on_read(struct bufferevent *bev, void *arg)
 {
 	struct relay *r = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t max = r->cfg->max_response_size;
+	int more = relay_read_more(r, in, max == 0 ? RELAY_HIGH : max + 1);
 
-	if (r->cfg->max_response_size == 0) {
+	if (more < 0) {
+		char detail[128];
+
+		snprintf(detail, sizeof(detail), "read: %s", strerror(errno));
+		relay_fail(r, r->cfg->meta_bad, detail);
+		return;
+	}
+	if (more > 0) {
+		relay_on_eof(r);
+		return;
+	}
+	if (max == 0) {
 		relay_stream(r, in);
 		return;
 	}
 	if (relay_parse(r, in) == XZ_EPARSE)
 		return;
-	if (evbuffer_get_length(in) > r->cfg->max_response_size) {
+	if (evbuffer_get_length(in) > max)
 		relay_fail(r, r->cfg->meta_too_big, "answer over the limit");
-		return;
-	}
 }
 
 /* The backend closed: the held (or last streamed) answer is complete. */
@@ -189,7 +243,12 @@ static void
 relay_on_eof(struct relay *r)
 {
 	struct evbuffer *in = bufferevent_get_input(r->bev);
+	size_t max = r->cfg->max_response_size;
 
+	if (max > 0 && evbuffer_get_length(in) > max) {
+		relay_fail(r, r->cfg->meta_too_big, "answer over the limit");
+		return;
+	}
 	if (!r->header_sent) {
 		int rc = relay_parse(r, in);
 
