@@ -65,50 +65,20 @@ log_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-log_warnx(const char *fmt, ...)
-{
-	va_list ap;
+/* The errno-less entry points differ only in level and prefix. */
+#define LOG_FUNCTION(name, min_level, prefix)                                  \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		va_list ap;                                                    \
+                                                                               \
+		if (log_level < (min_level))                                   \
+			return;                                                \
+		va_start(ap, fmt);                                             \
+		log_vline(prefix, NULL, fmt, ap);                              \
+		va_end(ap);                                                    \
+	}
 
-	if (log_level < 0)
-		return;
-	va_start(ap, fmt);
-	log_vline("xitzin: ", NULL, fmt, ap);
-	va_end(ap);
-}
-
-void
-log_info(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (log_level < 0)
-		return;
-	va_start(ap, fmt);
-	log_vline("xitzin: ", NULL, fmt, ap);
-	va_end(ap);
-}
-
-void
-log_debug(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (log_level < 1)
-		return;
-	va_start(ap, fmt);
-	log_vline("xitzin: debug: ", NULL, fmt, ap);
-	va_end(ap);
-}
-
-void
-log_access(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (log_level < 0)
-		return;
-	va_start(ap, fmt);
-	log_vline("", NULL, fmt, ap);
-	va_end(ap);
-}
+LOG_FUNCTION(log_warnx, 0, "xitzin: ")
+LOG_FUNCTION(log_info, 0, "xitzin: ")
+LOG_FUNCTION(log_debug, 1, "xitzin: debug: ")
+LOG_FUNCTION(log_access, 0, "")
