@@ -23,6 +23,7 @@ $(SAN)/build.ninja:
 
 # Serves the demo capsule (examples/demo) on gemini://localhost:1965.
 run: all
+	@scripts/deps.sh run
 	examples/demo.sh $(CURDIR)/$(BUILD)
 
 # Every test: unit and end-to-end, plain and under ASan+UBSan.
@@ -76,7 +77,7 @@ example: all
 VALGRIND_TESTS = tests/e2e/test_engine.py tests/e2e/test_scgi.py \
 	tests/e2e/test_hostile_backends.py
 valgrind: all
-	@scripts/deps.sh test
+	@scripts/deps.sh valgrind
 	XITZIN_BIN=$(CURDIR)/scripts/valgrind-xitzin XITZIN_SANITIZED=1 \
 		XITZIN_BUILD_DIR=$(CURDIR)/$(BUILD) \
 		$(PYTEST) -q -k "not concurrent and not 100_mib and not flood and not sigterm \

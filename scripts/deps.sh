@@ -1,19 +1,23 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, when they are missing.
-# Usage: scripts/deps.sh build|test|bench|fuzz   (one script for every target)
+# Usage: scripts/deps.sh build|run|test|bench|fuzz|valgrind   (one script for every target)
 set -eu
 
 build="meson ninja-build pkg-config gcc libevent-dev libgnutls28-dev libinih-dev"
-test="$build libcriterion-dev python3 python3-pytest uwsgi-core uwsgi-plugin-python3 libscgi-perl perl"
+run="$build python3 perl"
+test="$build clang-format openssl libcriterion-dev python3 python3-pytest uwsgi-core uwsgi-plugin-python3 libscgi-perl perl"
 bench="$build molly-brown"
 fuzz="$build clang libclang-rt-14-dev"
+valgrind="valgrind"
 
 case "${1:-build}" in
 build) want=$build ;;
+run) want=$run ;;
 test) want=$test ;;
 bench) want="$test $bench" ;;
 fuzz) want="$test $fuzz" ;;
-*) echo "usage: $0 build|test|bench|fuzz" >&2; exit 2 ;;
+valgrind) want="$test $valgrind" ;;
+*) echo "usage: $0 build|run|test|bench|fuzz|valgrind" >&2; exit 2 ;;
 esac
 
 missing=""
