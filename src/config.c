@@ -559,12 +559,16 @@ cfg_key_list(const char *v, char ***out)
 	return XZ_OK;
 }
 
-/* The keys [scgi] and [cgi] share, in one place. */
+/*
+ * The keys [scgi] and [cgi] share, written straight into the library's
+ * config struct of either kind; state_keys is ours until handed over as
+ * its app_state_keys.
+ */
 struct cfg_backend {
-	double timeout;
-	double max_duration;
-	size_t max_response_size;
-	bool inherit_environment;
+	double *timeout;
+	double *max_duration;
+	size_t *max_response_size;
+	bool *inherit_environment;
 	char **state_keys;
 };
 
@@ -576,15 +580,15 @@ cfg_backend_key(struct xz_config *cfg, const struct cfg_entry *e,
 	int rc;
 
 	if (strcmp(e->key, "timeout") == 0)
-		rc = cfg_seconds(e->value, &b->timeout);
+		rc = cfg_seconds(e->value, b->timeout);
 	else if (strcmp(e->key, "max_duration") == 0)
 		rc = strcmp(e->value, "0") == 0 ?
-		         (b->max_duration = 0, XZ_OK) :
-		         cfg_seconds(e->value, &b->max_duration);
+		         (*b->max_duration = 0, XZ_OK) :
+		         cfg_seconds(e->value, b->max_duration);
 	else if (strcmp(e->key, "max_response_size") == 0)
-		rc = cfg_size(e->value, &b->max_response_size);
+		rc = cfg_size(e->value, b->max_response_size);
 	else if (strcmp(e->key, "inherit_environment") == 0)
-		rc = cfg_bool(e->value, &b->inherit_environment);
+		rc = cfg_bool(e->value, b->inherit_environment);
 	else if (strcmp(e->key, "app_state_keys") == 0) {
 		cfg_free_list(b->state_keys);
 		b->state_keys = NULL;
@@ -658,18 +662,11 @@ cfg_apply_scgi(struct xz_config *cfg, const struct cfg_section *s,
 	int rc = XZ_OK;
 
 	xz_scgi_config_init(&sc);
-	b.timeout = sc.timeout;
-	b.max_duration = sc.max_duration;
-	b.max_response_size = sc.max_response_size;
-	b.inherit_environment = sc.inherit_environment;
-	b.state_keys = NULL;
+	b = (struct cfg_backend){ &sc.timeout, &sc.max_duration,
+		&sc.max_response_size, &sc.inherit_environment, NULL };
 	for (i = 0; i < s->nentries && rc == XZ_OK; i++)
 		rc = cfg_scgi_key(cfg, s, &s->entries[i], &o, &sc, &b, &socket);
 	if (rc == XZ_OK) {
-		sc.timeout = b.timeout;
-		sc.max_duration = b.max_duration;
-		sc.max_response_size = b.max_response_size;
-		sc.inherit_environment = b.inherit_environment;
 		sc.app_state_keys = (const char *const *)b.state_keys;
 		o.socket_path = socket;
 		o.config = &sc;
@@ -716,11 +713,8 @@ cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
 	int rc = XZ_OK;
 
 	xz_cgi_config_init(&cc);
-	b.timeout = cc.timeout;
-	b.max_duration = cc.max_duration;
-	b.max_response_size = cc.max_response_size;
-	b.inherit_environment = cc.inherit_environment;
-	b.state_keys = NULL;
+	b = (struct cfg_backend){ &cc.timeout, &cc.max_duration,
+		&cc.max_response_size, &cc.inherit_environment, NULL };
 	for (i = 0; i < s->nentries && rc == XZ_OK; i++)
 		rc = cfg_cgi_key(cfg, s, &s->entries[i], &cc, &b, &root,
 		    &script);
@@ -728,10 +722,6 @@ cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
 		rc = cfg_error(cfg, s->line,
 		    "[cgi %s] needs either a root or a script", s->prefix);
 	if (rc == XZ_OK) {
-		cc.timeout = b.timeout;
-		cc.max_duration = b.max_duration;
-		cc.max_response_size = b.max_response_size;
-		cc.inherit_environment = b.inherit_environment;
 		cc.app_state_keys = (const char *const *)b.state_keys;
 		rc = root != NULL ? xz_cgi(app, s->prefix, root, &cc) :
 		                    xz_cgi_script(app, s->prefix, script, &cc);

@@ -2,7 +2,7 @@
  * log.c - the server's log on stderr, one line per call.
  *
  * The library never prints unless the program turned logging on with
- * log_init(): an embedding application stays quiet by default. Each line
+ * xz_log_enable(): an embedding application stays quiet by default. Each line
  * is written with one write(2) so that lines of concurrent workers never
  * interleave.
  */
@@ -16,12 +16,6 @@
 #include "xz_private.h"
 
 static int log_level = -1; /* -1 silent, 0 normal, 1 verbose */
-
-void
-log_init(int verbose)
-{
-	log_level = verbose ? 1 : 0;
-}
 
 static void
 log_vline(const char *prefix, const char *err, const char *fmt, va_list ap)
@@ -47,7 +41,7 @@ log_vline(const char *prefix, const char *err, const char *fmt, va_list ap)
 void
 xz_log_enable(bool verbose)
 {
-	log_init(verbose);
+	log_level = verbose ? 1 : 0;
 }
 
 void

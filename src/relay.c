@@ -183,7 +183,7 @@ relay_read_more(struct relay *r, struct evbuffer *in, size_t budget)
 	size_t chunk = r->cfg->buffer_size > 0 ? r->cfg->buffer_size : 8192;
 	struct evbuffer_iovec v;
 	ssize_t n = 1;
-	int rc = 0;
+	int rc = 0, saved;
 
 	/* A bufferevent keeps its input's end frozen but while it reads
 	 * itself (bufferevent_sock.c does the same around its read). */
@@ -205,7 +205,9 @@ relay_read_more(struct relay *r, struct evbuffer *in, size_t budget)
 		v.iov_len = (size_t)n;
 		evbuffer_commit_space(in, &v, 1);
 	}
+	saved = errno; /* read's, for the caller's log line */
 	evbuffer_freeze(in, 0);
+	errno = saved;
 	return rc;
 }
 

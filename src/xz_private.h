@@ -22,9 +22,8 @@ struct sockaddr;
 
 /*
  * log.c: the server's log on stderr. The library itself never prints: these
- * are silent until log_init() turns them on (the program does).
+ * are silent until xz_log_enable() turns them on (the program does).
  */
-void log_init(int verbose);
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
