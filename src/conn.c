@@ -91,7 +91,13 @@ static unsigned conn_next_id;
 static int
 tls_io_handshake(struct xz_conn *c)
 {
-	return tls_conn_handshake(c->tls);
+	int rc = tls_conn_handshake(c->tls);
+
+	if (rc == TLS_DONE && tls_conn_retried(c->tls))
+		log_debug("conn %u: HelloRetryRequest sent: no key share the "
+		          "server takes",
+		    c->id);
+	return rc;
 }
 
 static ssize_t

@@ -44,11 +44,37 @@
  * off both full and resumed handshakes (bench/). AES-128 matches the
  * P-256 key's 128-bit security; CHACHA20 comes next, for clients
  * without AES instructions.
+ *
+ * Key exchange: elliptic curves only, no FFDHE (a 2048-bit modular
+ * exponentiation costs several times an X25519). The group order is set
+ * per connection by tls_on_client_hello(); TLS_GROUPS is the order used
+ * when the client sent no usable key share.
  */
-#define TLS_PRIORITY                                                           \
+#define TLS_PRIORITY_BASE                                                      \
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"              \
 	"+AES-128-GCM:+CHACHA20-POLY1305:+AES-256-GCM:+AES-128-CCM:"           \
-	"+AES-256-CCM:+AES-128-CBC:+AES-256-CBC:%SERVER_PRECEDENCE"
+	"+AES-256-CCM:+AES-128-CBC:+AES-256-CBC:-DHE-RSA:-DHE-DSS:"            \
+	"%SERVER_PRECEDENCE:-GROUP-ALL"
+
+/*
+ * Our preference among key-exchange groups, with their TLS ids (RFC 8446,
+ * 4.2.7). X25519 first: cheaper than P-256 ECDH in nettle, and the one
+ * share that OpenSSL, Go and Python clients send.
+ */
+static const struct tls_group {
+	const char *name; /* GnuTLS priority keyword */
+	unsigned int id;
+} tls_groups[] = {
+	{ "GROUP-X25519", 29 },
+	{ "GROUP-SECP256R1", 23 },
+	{ "GROUP-SECP384R1", 24 },
+	{ "GROUP-X448", 30 },
+	{ "GROUP-SECP521R1", 25 },
+};
+#define TLS_NGROUPS (sizeof(tls_groups) / sizeof(tls_groups[0]))
+
+/* The TLS id of the key_share extension (RFC 8446, 4.2). */
+#define TLS_EXT_KEY_SHARE 51
 
 /*
  * GNUTLS_NONBLOCK: never poll() inside GnuTLS (its handshake timeout would
@@ -76,7 +102,13 @@
 
 struct tls_ctx {
 	gnutls_certificate_credentials_t cred;
-	gnutls_priority_t prio;
+	/*
+	 * prio[i] lists tls_groups[i] first, then the others in our order:
+	 * with %SERVER_PRECEDENCE GnuTLS picks the first group the client
+	 * supports, so the session gets the cache whose first group is our
+	 * favourite among the key shares the client sent.
+	 */
+	gnutls_priority_t prio[TLS_NGROUPS];
 	/* Master key: GnuTLS derives the rotating ticket keys from it. */
 	gnutls_datum_t ticket_key;
 };
@@ -89,8 +121,13 @@ enum conn_phase {
 
 struct tls_conn {
 	gnutls_session_t s;
+	struct tls_ctx *ctx;
 	int fd;
 	enum conn_phase phase;
+	unsigned int
+	    hellos;    /* ClientHellos seen: 2 after a HelloRetryRequest */
+	bool received; /* any byte has come from the client */
+	bool not_tls;  /* its first byte was not a TLS handshake record */
 	bool wpending; /* a record is encrypted and queued inside GnuTLS */
 	char err[160]; /* tls_conn_strerror() */
 	/* Received, not yet taken by GnuTLS: rbuf[roff..rlen). */
@@ -480,12 +517,44 @@ out:
 	return ret;
 }
 
+/* TLS_PRIORITY_BASE, then tls_groups[first], then the others in order. */
+static int
+ctx_priority(gnutls_priority_t *prio, size_t first, char *err, size_t errlen)
+{
+	char spec[512];
+	const char *errpos = NULL;
+	size_t i, len;
+	int ret;
+
+	len = (size_t)snprintf(spec, sizeof(spec), "%s:+%s", TLS_PRIORITY_BASE,
+	    tls_groups[first].name);
+	for (i = 0; i < TLS_NGROUPS && len < sizeof(spec); i++)
+		if (i != first)
+			len += (size_t)snprintf(spec + len, sizeof(spec) - len,
+			    ":+%s", tls_groups[i].name);
+	if ((ret = gnutls_priority_init(prio, spec, &errpos)) < 0) {
+		*prio = NULL;
+		return fail(err, errlen, "TLS priority", gnutls_strerror(ret));
+	}
+	return 0;
+}
+
+static int
+ctx_priorities(struct tls_ctx *ctx, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < TLS_NGROUPS; i++)
+		if (ctx_priority(&ctx->prio[i], i, err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
 /* Everything a handshake needs that can be shared: done once, here. */
 static int
 ctx_init(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
     size_t errlen)
 {
-	const char *errpos = NULL;
 	int ret;
 
 	if ((ret = gnutls_certificate_allocate_credentials(&ctx->cred)) < 0) {
@@ -495,12 +564,8 @@ ctx_init(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
 	}
 	if (ctx_load(ctx, opts, err, errlen) == -1)
 		return -1;
-	ret = gnutls_priority_init(&ctx->prio, TLS_PRIORITY, &errpos);
-	if (ret < 0) {
-		ctx->prio = NULL;
-		return fail(err, errlen, "TLS priority " TLS_PRIORITY,
-		    gnutls_strerror(ret));
-	}
+	if (ctx_priorities(ctx, err, errlen) == -1)
+		return -1;
 	if ((ret = gnutls_session_ticket_key_generate(&ctx->ticket_key)) < 0)
 		return fail(err, errlen, "TLS session tickets",
 		    gnutls_strerror(ret));
@@ -528,12 +593,15 @@ tls_ctx_new(const struct tls_opts *opts, char *err, size_t errlen)
 void
 tls_ctx_free(struct tls_ctx *ctx)
 {
+	size_t i;
+
 	if (ctx == NULL)
 		return;
 	if (ctx->cred != NULL)
 		gnutls_certificate_free_credentials(ctx->cred);
-	if (ctx->prio != NULL)
-		gnutls_priority_deinit(ctx->prio);
+	for (i = 0; i < TLS_NGROUPS; i++)
+		if (ctx->prio[i] != NULL)
+			gnutls_priority_deinit(ctx->prio[i]);
 	if (ctx->ticket_key.data != NULL) {
 		gnutls_memset(ctx->ticket_key.data, 0, ctx->ticket_key.size);
 		gnutls_free(ctx->ticket_key.data);
@@ -564,6 +632,79 @@ conn_client_hello(gnutls_session_t s)
 }
 
 /*
+ * Key shares: the client's key_share extension is a list of (group,
+ * key) entries (RFC 8446, 4.2.8); *best is lowered to the index in
+ * tls_groups of each entry whose group we support.
+ */
+static int
+ext_find_key_shares(void *arg, unsigned int type, const unsigned char *data,
+    unsigned int size)
+{
+	size_t *best = arg, i;
+	unsigned int listlen, group, keylen;
+
+	if (type != TLS_EXT_KEY_SHARE || size < 2)
+		return 0;
+	listlen = (unsigned int)data[0] << 8 | data[1];
+	data += 2;
+	size = listlen < size - 2 ? listlen : size - 2;
+	while (size >= 4) {
+		group = (unsigned int)data[0] << 8 | data[1];
+		keylen = (unsigned int)data[2] << 8 | data[3];
+		if (keylen > size - 4)
+			break; /* malformed: GnuTLS's own parser refuses it */
+		for (i = 0; i < *best; i++)
+			if (tls_groups[i].id == group)
+				*best = i;
+		data += 4 + keylen;
+		size -= 4 + keylen;
+	}
+	return 0;
+}
+
+/*
+ * Before GnuTLS reads a ClientHello: the session takes the priority
+ * cache that puts first our favourite among the groups the client sent
+ * a key share for, so the server never asks for another share (a
+ * HelloRetryRequest, one more round trip) when one it sent is usable.
+ * No usable share (or a TLS 1.2 client, which sends none) keeps our
+ * default order. A second ClientHello is the answer to a retry.
+ */
+static int
+tls_on_client_hello(gnutls_session_t s, unsigned int htype, unsigned when,
+    unsigned int incoming, const gnutls_datum_t *msg)
+{
+	struct tls_conn *tc = gnutls_session_get_ptr(s);
+	size_t best = TLS_NGROUPS;
+
+	if (++tc->hellos > 1)
+		return 0; /* after our retry: GnuTLS checks the new share */
+	(void)gnutls_ext_raw_parse(&best, ext_find_key_shares, msg,
+	    GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+	if (best < TLS_NGROUPS && best > 0)
+		return gnutls_priority_set(s, tc->ctx->prio[best]);
+	return 0;
+}
+
+/*
+ * A connection must open with a TLS handshake record (content type 22,
+ * RFC 8446, 5.1). One that doesn't, such as a plaintext Gemini request,
+ * gets no answer at all: an alert would be bytes a plaintext client takes
+ * for a reply (the gemini-diagnostics TLSRequired check counts it as
+ * one). The pull error keeps GnuTLS from sending an alert.
+ */
+static bool
+tls_plaintext(struct tls_conn *tc)
+{
+	tc->received = true;
+	if (tc->rbuf[0] == 22)
+		return false;
+	tc->not_tls = true;
+	errno = EPROTO;
+	return true;
+}
+
+/*
  * GnuTLS pulls a record in two reads, its 5-byte header and then its
  * body: left to recv() that is two system calls per record, and a
  * handshake has several records. Here one recv() takes what the socket
@@ -579,12 +720,14 @@ tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 	ssize_t n;
 
 	if (tc->roff == tc->rlen) {
-		if (len >= sizeof(tc->rbuf))
+		if (len >= sizeof(tc->rbuf) && tc->received)
 			return recv(tc->fd, buf, len, 0);
 		if ((n = recv(tc->fd, tc->rbuf, sizeof(tc->rbuf), 0)) <= 0)
 			return n; /* errno is recv's, as GnuTLS expects */
 		tc->roff = 0;
 		tc->rlen = (size_t)n;
+		if (!tc->received && tls_plaintext(tc))
+			return -1;
 	}
 	n = (ssize_t)(tc->rlen - tc->roff < len ? tc->rlen - tc->roff : len);
 	memcpy(buf, tc->rbuf + tc->roff, (size_t)n);
@@ -629,7 +772,7 @@ conn_init(struct tls_conn *tc, struct tls_ctx *ctx)
 		tc->s = NULL;
 		return ret;
 	}
-	if ((ret = gnutls_priority_set(tc->s, ctx->prio)) < 0 ||
+	if ((ret = gnutls_priority_set(tc->s, ctx->prio[0])) < 0 ||
 	    (ret = gnutls_credentials_set(tc->s, GNUTLS_CRD_CERTIFICATE,
 	         ctx->cred)) < 0 ||
 	    (ret = gnutls_session_ticket_enable_server(tc->s,
@@ -644,6 +787,8 @@ conn_init(struct tls_conn *tc, struct tls_ctx *ctx)
 	gnutls_certificate_server_set_request(tc->s, GNUTLS_CERT_REQUEST);
 	gnutls_handshake_set_post_client_hello_function(tc->s,
 	    conn_client_hello);
+	gnutls_handshake_set_hook_function(tc->s, GNUTLS_HANDSHAKE_CLIENT_HELLO,
+	    GNUTLS_HOOK_PRE, tls_on_client_hello);
 	/* conn.c owns the timeouts: one clock, the event loop's. */
 	gnutls_handshake_set_timeout(tc->s, 0);
 	return 0;
@@ -656,11 +801,13 @@ tls_conn_new(struct tls_ctx *ctx, int fd)
 
 	if ((tc = calloc(1, sizeof(*tc))) == NULL)
 		return NULL;
+	tc->ctx = ctx;
 	if (conn_init(tc, ctx) < 0) {
 		tls_conn_free(tc);
 		return NULL;
 	}
 	tc->fd = fd;
+	gnutls_session_set_ptr(tc->s, tc);
 	gnutls_transport_set_ptr(tc->s, tc);
 	gnutls_transport_set_pull_function(tc->s, tls_pull);
 	gnutls_transport_set_pull_timeout_function(tc->s, tls_pull_timeout);
@@ -742,6 +889,10 @@ conn_handshake_failed(struct tls_conn *tc, int ret)
 {
 	int result = conn_result(tc, ret);
 
+	if (tc->not_tls)
+		return conn_error(tc, TLS_ERROR, NULL,
+		    "not a TLS handshake (a plaintext request?)");
+
 	/*
 	 * Tell the client why (RFC 8446, 6.2), best effort: a full socket
 	 * loses the alert, and none goes to a peer that is gone or that
@@ -773,6 +924,12 @@ tls_conn_handshake(struct tls_conn *tc)
 		tc->phase = PHASE_OPEN;
 	}
 	return TLS_DONE;
+}
+
+bool
+tls_conn_retried(const struct tls_conn *tc)
+{
+	return tc->hellos > 1;
 }
 
 ssize_t

@@ -148,6 +148,8 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd);
 void tls_conn_free(struct tls_conn *tc); /* NULL is a no-op */
 /* TLS_DONE, TLS_WANT_READ/WRITE, TLS_EOF or TLS_ERROR. */
 int tls_conn_handshake(struct tls_conn *tc);
+/* After TLS_DONE: true when the server sent a HelloRetryRequest. */
+bool tls_conn_retried(const struct tls_conn *tc);
 /* Bytes read (> 0; len > 0), or TLS_WANT_*, TLS_EOF, TLS_ERROR. */
 ssize_t tls_conn_read(struct tls_conn *tc, void *buf, size_t len);
 /*

@@ -5,6 +5,7 @@
  * facts, session tickets and resumption.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
 #include <poll.h>
@@ -241,6 +242,9 @@ count_tickets(gnutls_session_t s, unsigned htype, unsigned when,
 	return 0;
 }
 
+/* Extra gnutls_init() flags for the next clients (GNUTLS_KEY_SHARE_TOP). */
+static unsigned client_flags;
+
 static void
 pair_open(struct pair *p, struct tls_ctx *ctx, const char *prio,
     const struct keypair *client)
@@ -260,8 +264,8 @@ pair_open(struct pair *p, struct tls_ctx *ctx, const char *prio,
 		                 (gnutls_x509_crt_t *)&client->crt, 1,
 		                 client->key),
 		    0);
-	cr_assert_eq(gnutls_init(&p->cs,
-	                 GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL),
+	cr_assert_eq(gnutls_init(&p->cs, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
+	                                     GNUTLS_NO_SIGNAL | client_flags),
 	    0);
 	cr_assert_eq(
 	    gnutls_priority_set_direct(p->cs, prio ? prio : "NORMAL", NULL), 0);
@@ -767,10 +771,84 @@ Test(tls, not_tls_is_an_error)
 	struct pair p;
 	int r;
 
+	char buf[16];
+
 	pair_open(&p, ctx, NULL, NULL);
 	cr_assert_eq(write(p.cfd, "gemini://x/\r\n", 13), 13);
 	r = tls_conn_handshake(p.tc);
 	cr_assert_eq(r, TLS_ERROR, "%d", r);
+	cr_assert_not_null(strstr(tls_conn_strerror(p.tc), "not a TLS"));
+	/* Nothing goes back, not even an alert. */
+	cr_assert_eq(read(p.cfd, buf, sizeof(buf)), -1);
+	cr_assert_eq(errno, EAGAIN);
+	pair_close(&p);
+	tls_ctx_free(ctx);
+}
+
+/*
+ * Key shares: a client that sends one share (GNUTLS_KEY_SHARE_TOP, as
+ * OpenSSL, Go and Python do) gets that group when we take it, with no
+ * HelloRetryRequest, whatever else it lists.
+ */
+static void
+check_group(const char *groups, gnutls_group_t want, bool retried)
+{
+	struct tls_ctx *ctx = ctx_make();
+	char prio[256];
+	struct pair p;
+
+	snprintf(prio, sizeof(prio), "%s:-GROUP-ALL:%s", TLS13_ONLY, groups);
+	client_flags = GNUTLS_KEY_SHARE_TOP;
+	pair_open(&p, ctx, prio, NULL);
+	client_flags = 0;
+	handshake(&p);
+	cr_assert_eq(gnutls_group_get(p.cs), want, "%s: got %s", groups,
+	    gnutls_group_get_name(gnutls_group_get(p.cs)));
+	cr_assert_eq(tls_conn_retried(p.tc), retried, "%s", groups);
+	serve_and_close(&p);
+	pair_close(&p);
+	tls_ctx_free(ctx);
+}
+
+Test(tls, x25519_share_with_p256_listed_is_taken)
+{
+	check_group("+GROUP-X25519:+GROUP-SECP256R1", GNUTLS_GROUP_X25519,
+	    false);
+}
+
+Test(tls, p256_share_with_x25519_listed_is_taken)
+{
+	check_group("+GROUP-SECP256R1:+GROUP-X25519", GNUTLS_GROUP_SECP256R1,
+	    false);
+}
+
+Test(tls, p384_and_x448_shares_are_taken)
+{
+	check_group("+GROUP-SECP384R1:+GROUP-X25519", GNUTLS_GROUP_SECP384R1,
+	    false);
+	check_group("+GROUP-X448:+GROUP-SECP256R1", GNUTLS_GROUP_X448, false);
+}
+
+Test(tls, retry_only_without_a_usable_share)
+{
+	check_group("+GROUP-FFDHE2048:+GROUP-SECP256R1:+GROUP-X25519",
+	    GNUTLS_GROUP_X25519, true);
+}
+
+Test(tls, ffdhe_only_is_refused)
+{
+	struct tls_ctx *ctx = ctx_make();
+	struct pair p;
+	int s, c, i;
+
+	pair_open(&p, ctx, TLS13_ONLY ":-GROUP-ALL:+GROUP-FFDHE2048", NULL);
+	for (i = 0, s = TLS_WANT_READ, c = GNUTLS_E_AGAIN;
+	     i < 100 && (s == TLS_WANT_READ || s == TLS_WANT_WRITE); i++) {
+		if (c == GNUTLS_E_AGAIN)
+			c = gnutls_handshake(p.cs);
+		s = tls_conn_handshake(p.tc);
+	}
+	cr_assert_eq(s, TLS_ERROR, "%d", s);
 	pair_close(&p);
 	tls_ctx_free(ctx);
 }
