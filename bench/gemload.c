@@ -13,6 +13,10 @@
  * hard as one client core allows: one key share (X25519 unless -g p256),
  * no certificate verification (GnuTLS still checks the server's
  * CertificateVerify signature in TLS 1.3; that part cannot be skipped).
+ * -g openssl makes the ClientHello that OpenSSL 3, Go and Python send by
+ * default: one X25519 key share, and P-256, X448, P-521 and P-384 listed
+ * as supported. A server that prefers a listed group it got no share for
+ * answers with a HelloRetryRequest; each one received is counted (hrr).
  *
  * Two more modes serve the memory scenarios: -H holds N idle connections
  * (handshake done, no request) for the duration; -R reads one answer at a
@@ -111,7 +115,8 @@ struct opts {
 	long long body; /* -1: any */
 	bool tls12;
 	bool resume;
-	bool p256;
+	const char *groups; /* -g: GnuTLS group keywords, our order */
+	bool one_share;     /* -g openssl: a key share for the first only */
 	double timeout;
 	int hold;    /* -H */
 	double rate; /* -R bytes/s, 0: unlimited */
@@ -148,6 +153,7 @@ static struct {
 	uint64_t started;
 	uint64_t resumed;
 	uint64_t handshakes;
+	uint64_t hrr; /* HelloRetryRequests received */
 	uint64_t errors[E_COUNT];
 	double *lat;
 	size_t nlat, caplat;
@@ -187,7 +193,7 @@ usage(void)
 {
 	fputs("usage: gemload [-c conc] [-d seconds] [-w warmup] [-n count]\n"
 	      "               [-s status] [-b body_bytes] [-t 1.2|1.3] [-r]\n"
-	      "               [-g x25519|p256] [-T timeout] [-H idle_conns]\n"
+	      "               [-g x25519|p256|openssl] [-T timeout] [-H idle_conns]\n"
 	      "               [-R read_bytes_per_s] [-p pid,...] [-P pid,...]\n"
 	      "               [-j] gemini://127.0.0.1:PORT/path\n",
 	    stderr);
@@ -428,6 +434,26 @@ parse_num(const char *s, double lo, double hi, const char *what)
 	return v;
 }
 
+/* OpenSSL 3.0's default list (ssl/t1_lib.c), less its FFDHE groups. */
+#define OPENSSL_GROUPS                                                         \
+	"+GROUP-X25519:+GROUP-SECP256R1:+GROUP-X448:+GROUP-SECP521R1:"         \
+	"+GROUP-SECP384R1"
+
+static void
+parse_groups(const char *name)
+{
+	o.one_share = false;
+	if (strcmp(name, "x25519") == 0)
+		o.groups = "+GROUP-X25519";
+	else if (strcmp(name, "p256") == 0)
+		o.groups = "+GROUP-SECP256R1";
+	else if (strcmp(name, "openssl") == 0) {
+		o.groups = OPENSSL_GROUPS;
+		o.one_share = true;
+	} else
+		usage();
+}
+
 static void
 parse_args(int argc, char **argv)
 {
@@ -446,10 +472,7 @@ parse_args(int argc, char **argv)
 			o.duration = parse_num(optarg, 0, MAX_SECONDS, "-d");
 			break;
 		case 'g':
-			if (strcmp(optarg, "p256") != 0 &&
-			    strcmp(optarg, "x25519") != 0)
-				usage();
-			o.p256 = strcmp(optarg, "p256") == 0;
+			parse_groups(optarg);
 			break;
 		case 'H':
 			o.hold = (int)parse_num(optarg, 1, MAX_CONC, "-H");
@@ -526,16 +549,16 @@ raise_nofile(int want)
 static void
 tls_setup(void)
 {
-	char pr[160];
+	char pr[256];
 	const char *errpos;
 	int ret;
 
 	if ((ret = gnutls_global_init()) < 0 ||
 	    (ret = gnutls_certificate_allocate_credentials(&cred)) < 0)
 		die("gnutls: %s", gnutls_strerror(ret));
-	/* One group, so one key share: the cheapest honest ClientHello. */
+	/* By default one group, so one key share: the cheapest ClientHello. */
 	snprintf(pr, sizeof(pr), "NORMAL:-VERS-ALL:+VERS-TLS1.%c:-GROUP-ALL:%s",
-	    o.tls12 ? '2' : '3', o.p256 ? "+GROUP-SECP256R1" : "+GROUP-X25519");
+	    o.tls12 ? '2' : '3', o.groups ? o.groups : "+GROUP-X25519");
 	if ((ret = gnutls_priority_init(&prio, pr, &errpos)) < 0)
 		die("gnutls priority %s: %s", pr, gnutls_strerror(ret));
 }
@@ -791,9 +814,20 @@ slot_handshake(struct slot *sl)
 }
 
 static int
+count_hrr(gnutls_session_t s, unsigned int htype, unsigned when,
+    unsigned int incoming, const gnutls_datum_t *msg)
+{
+	if (incoming && st.measuring)
+		st.hrr++;
+	return 0;
+}
+
+static int
 slot_tls(struct slot *sl)
 {
-	if (gnutls_init(&sl->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0 ||
+	if (gnutls_init(&sl->s,
+	        GNUTLS_CLIENT | GNUTLS_NONBLOCK |
+	            (o.one_share ? GNUTLS_KEY_SHARE_TOP : 0)) < 0 ||
 	    gnutls_priority_set(sl->s, prio) < 0 ||
 	    gnutls_credentials_set(sl->s, GNUTLS_CRD_CERTIFICATE, cred) < 0)
 		return -1;
@@ -804,6 +838,8 @@ slot_tls(struct slot *sl)
 		(void)gnutls_session_set_data(sl->s, ticket.data, ticket.size);
 	gnutls_transport_set_int(sl->s, sl->fd);
 	gnutls_handshake_set_timeout(sl->s, 0);
+	gnutls_handshake_set_hook_function(sl->s,
+	    GNUTLS_HANDSHAKE_HELLO_RETRY_REQUEST, GNUTLS_HOOK_POST, count_hrr);
 	return 0;
 }
 
@@ -1073,6 +1109,8 @@ report(const struct result *r)
 		fprintf(stderr, ", resumed %llu/%llu",
 		    (unsigned long long)st.resumed,
 		    (unsigned long long)st.handshakes);
+	fprintf(stderr, ", HelloRetryRequests %llu",
+	    (unsigned long long)st.hrr);
 	fputc('\n', stderr);
 	for (i = 0; i < E_COUNT; i++)
 		if (st.errors[i] > 0)
@@ -1088,7 +1126,7 @@ report(const struct result *r)
 	       "\"backend_us_per_req\":%.2f,\"client_us_per_req\":%.2f,"
 	       "\"server_peak_rss_kib\":%ld,\"backend_peak_rss_kib\":%ld,"
 	       "\"server_start_rss_kib\":%ld,"
-	       "\"held\":%d,\"handshakes\":%llu,\"resumed\":%llu,"
+	       "\"held\":%d,\"handshakes\":%llu,\"resumed\":%llu,\"hrr\":%llu,"
 	       "\"errors\":%llu,\"error_kinds\":{",
 	    o.url, o.hold > 0 ? o.hold : o.conc, o.tls12 ? '2' : '3',
 	    o.resume ? "true" : "false", (unsigned long long)st.done,
@@ -1098,7 +1136,8 @@ report(const struct result *r)
 	    r->srv_cpu * per, r->backend_cpu, r->backend_cpu * per,
 	    r->client_cpu * per, r->srv_rss, r->backend_rss, r->srv_rss_start,
 	    r->held, (unsigned long long)st.handshakes,
-	    (unsigned long long)st.resumed, (unsigned long long)errs);
+	    (unsigned long long)st.resumed, (unsigned long long)st.hrr,
+	    (unsigned long long)errs);
 	for (i = 0; i < E_COUNT; i++)
 		printf("%s\"%s\":%llu", i ? "," : "", err_name[i],
 		    (unsigned long long)st.errors[i]);
