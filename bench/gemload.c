@@ -193,7 +193,8 @@ usage(void)
 {
 	fputs("usage: gemload [-c conc] [-d seconds] [-w warmup] [-n count]\n"
 	      "               [-s status] [-b body_bytes] [-t 1.2|1.3] [-r]\n"
-	      "               [-g x25519|p256|openssl] [-T timeout] [-H idle_conns]\n"
+	      "               [-g x25519|p256|openssl] [-T timeout] [-H "
+	      "idle_conns]\n"
 	      "               [-R read_bytes_per_s] [-p pid,...] [-P pid,...]\n"
 	      "               [-j] gemini://127.0.0.1:PORT/path\n",
 	    stderr);
@@ -825,9 +826,9 @@ count_hrr(gnutls_session_t s, unsigned int htype, unsigned when,
 static int
 slot_tls(struct slot *sl)
 {
-	if (gnutls_init(&sl->s,
-	        GNUTLS_CLIENT | GNUTLS_NONBLOCK |
-	            (o.one_share ? GNUTLS_KEY_SHARE_TOP : 0)) < 0 ||
+	if (gnutls_init(&sl->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
+	                            (o.one_share ? GNUTLS_KEY_SHARE_TOP : 0)) <
+	        0 ||
 	    gnutls_priority_set(sl->s, prio) < 0 ||
 	    gnutls_credentials_set(sl->s, GNUTLS_CRD_CERTIFICATE, cred) < 0)
 		return -1;
