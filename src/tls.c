@@ -670,17 +670,30 @@ ext_find_key_shares(void *arg, unsigned int type, const unsigned char *data,
  * No usable share (or a TLS 1.2 client, which sends none) keeps our
  * default order. A second ClientHello is the answer to a retry.
  */
+size_t
+tls_key_share_pick(const void *hello, size_t len)
+{
+	gnutls_datum_t msg = { (unsigned char *)(uintptr_t)hello,
+		(unsigned int)len };
+	size_t best = TLS_NGROUPS;
+
+	if (len > UINT32_MAX)
+		return TLS_NGROUPS;
+	(void)gnutls_ext_raw_parse(&best, ext_find_key_shares, &msg,
+	    GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+	return best;
+}
+
 static int
 tls_on_client_hello(gnutls_session_t s, unsigned int htype, unsigned when,
     unsigned int incoming, const gnutls_datum_t *msg)
 {
 	struct tls_conn *tc = gnutls_session_get_ptr(s);
-	size_t best = TLS_NGROUPS;
+	size_t best;
 
 	if (++tc->hellos > 1)
 		return 0; /* after our retry: GnuTLS checks the new share */
-	(void)gnutls_ext_raw_parse(&best, ext_find_key_shares, msg,
-	    GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+	best = tls_key_share_pick(msg->data, msg->size);
 	if (best < TLS_NGROUPS && best > 0)
 		return gnutls_priority_set(s, tc->ctx->prio[best]);
 	return 0;

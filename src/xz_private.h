@@ -148,6 +148,12 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd);
 void tls_conn_free(struct tls_conn *tc); /* NULL is a no-op */
 /* TLS_DONE, TLS_WANT_READ/WRITE, TLS_EOF or TLS_ERROR. */
 int tls_conn_handshake(struct tls_conn *tc);
+/*
+ * Of the key shares in a ClientHello body (handshake header removed),
+ * the index in our group order of the one we prefer; the number of
+ * groups we take (5) when none is usable or the message is malformed.
+ */
+size_t tls_key_share_pick(const void *hello, size_t len);
 /* After TLS_DONE: true when the server sent a HelloRetryRequest. */
 bool tls_conn_retried(const struct tls_conn *tc);
 /* Bytes read (> 0; len > 0), or TLS_WANT_*, TLS_EOF, TLS_ERROR. */
