@@ -79,6 +79,8 @@ struct conn_io {
 	ssize_t (*read)(struct xz_conn *c, void *buf, size_t len);
 	ssize_t (*write)(struct xz_conn *c, const void *buf, size_t len);
 	int (*bye)(struct xz_conn *c);
+	/* Optional: what is queued now ends the response; bye follows. */
+	void (*last)(struct xz_conn *c);
 };
 
 static void conn_on_read(evutil_socket_t, short, void *);
@@ -118,8 +120,14 @@ tls_io_bye(struct xz_conn *c)
 	return tls_conn_bye(c->tls);
 }
 
+static void
+tls_io_last(struct xz_conn *c)
+{
+	tls_conn_last(c->tls);
+}
+
 static const struct conn_io conn_io_tls = { tls_io_handshake, tls_io_read,
-	tls_io_write, tls_io_bye };
+	tls_io_write, tls_io_bye, tls_io_last };
 
 static int
 plain_io_handshake(struct xz_conn *c)
@@ -161,7 +169,7 @@ plain_io_bye(struct xz_conn *c)
 }
 
 static const struct conn_io conn_io_plain = { plain_io_handshake, plain_io_read,
-	plain_io_write, plain_io_bye };
+	plain_io_write, plain_io_bye, NULL };
 
 /* The transport's own words for the last failure, for the log. */
 static const char *
@@ -615,6 +623,8 @@ conn_flush(struct xz_conn *c)
 		conn_bye(c);
 		return;
 	}
+	if (c->state == CONN_FLUSH && c->io->last != NULL)
+		c->io->last(c);
 	while ((len = evbuffer_get_length(c->out)) > 0) {
 		n = len < CONN_RECORD ? len : CONN_RECORD;
 		w = c->io->write(c, evbuffer_pullup(c->out, (ssize_t)n), n);

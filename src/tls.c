@@ -80,7 +80,7 @@ static const struct tls_group {
  * GNUTLS_NONBLOCK: never poll() inside GnuTLS (its handshake timeout would
  * otherwise wait on the socket). GNUTLS_NO_SIGNAL: MSG_NOSIGNAL, no
  * SIGPIPE. GNUTLS_NO_AUTO_SEND_TICKET: TLS 1.3 tickets are sent by
- * conn_send_ticket(), one rather than GnuTLS's two.
+ * conn_queue_ticket(), one rather than GnuTLS's two.
  */
 #define TLS_SESSION_FLAGS                                                      \
 	(GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL |                  \
@@ -88,6 +88,16 @@ static const struct tls_group {
 
 /* The largest record plaintext (RFC 8446, 5.1; RFC 5246, 6.2.1). */
 #define TLS_MAX_WRITE 16384
+
+/*
+ * Records GnuTLS writes are gathered in tc->out and sent once per call
+ * (out_flush): a server flight is one send() rather than one per record.
+ * Once the response is complete (tls_conn_last) less than this stays
+ * there for close_notify to join, so that a short answer leaves in one
+ * send() with the session ticket before it and close_notify after it. On
+ * loopback each send() also pays for the receiver's TCP processing.
+ */
+#define TLS_HOLD_LAST TLS_MAX_WRITE
 
 /*
  * What one recv() may bring in for GnuTLS to take from (tls_pull): a
@@ -115,7 +125,6 @@ struct tls_ctx {
 
 enum conn_phase {
 	PHASE_HANDSHAKE, /* gnutls_handshake() until it returns 0 */
-	PHASE_TICKET,    /* TLS 1.3: sending the NewSessionTicket */
 	PHASE_OPEN,
 };
 
@@ -128,8 +137,14 @@ struct tls_conn {
 	    hellos;    /* ClientHellos seen: 2 after a HelloRetryRequest */
 	bool received; /* any byte has come from the client */
 	bool not_tls;  /* its first byte was not a TLS handshake record */
-	bool wpending; /* a record is encrypted and queued inside GnuTLS */
-	char err[160]; /* tls_conn_strerror() */
+	/* Encrypted, not yet sent: out[ooff..olen). NULL when empty. */
+	unsigned char *out;
+	size_t ooff, olen, ocap;
+	ssize_t taken;   /* a write's count, returned once out is sent */
+	bool ticket_due; /* TLS 1.3: a ticket goes before the first record */
+	bool last;       /* the response is complete: bye comes next */
+	bool bye_queued; /* close_notify is in out */
+	char err[160];   /* tls_conn_strerror() */
 	/* Received, not yet taken by GnuTLS: rbuf[roff..rlen). */
 	size_t roff, rlen;
 	unsigned char rbuf[TLS_READ_AHEAD];
@@ -760,16 +775,72 @@ tls_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
 }
 
-/* Records out, as GnuTLS's own push would; never SIGPIPE. */
+/* Keeps "what: why" (or "why" when what is NULL) for tls_conn_strerror. */
+static int
+conn_error(struct tls_conn *tc, int result, const char *what, const char *why)
+{
+	snprintf(tc->err, sizeof(tc->err), "%s%s%s", what ? what : "",
+	    what ? ": " : "", why);
+	return result;
+}
+
+/* Records out: into tc->out, which out_flush() sends. */
 static ssize_t
 tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 {
 	struct tls_conn *tc = ptr;
-	struct msghdr msg = { 0 };
+	size_t total = 0, need, cap;
+	unsigned char *p;
+	int i;
 
-	msg.msg_iov = (struct iovec *)(uintptr_t)iov;
-	msg.msg_iovlen = (size_t)iovcnt;
-	return sendmsg(tc->fd, &msg, MSG_NOSIGNAL);
+	for (i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	need = tc->olen + total;
+	if (need > tc->ocap) {
+		cap = tc->ocap ? tc->ocap : 2048;
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(tc->out, cap)) == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+		tc->out = p;
+		tc->ocap = cap;
+	}
+	for (i = 0; i < iovcnt; i++) {
+		memcpy(tc->out + tc->olen, iov[i].iov_base, iov[i].iov_len);
+		tc->olen += iov[i].iov_len;
+	}
+	return (ssize_t)total;
+}
+
+/*
+ * Sends what tls_push gathered: 0 once all is sent (the buffer is freed:
+ * an idle connection holds none), TLS_WANT_WRITE when the socket is full,
+ * TLS_ERROR. Never SIGPIPE.
+ */
+static int
+out_flush(struct tls_conn *tc)
+{
+	ssize_t n;
+
+	while (tc->ooff < tc->olen) {
+		n = send(tc->fd, tc->out + tc->ooff, tc->olen - tc->ooff,
+		    MSG_NOSIGNAL);
+		if (n > 0)
+			tc->ooff += (size_t)n;
+		else if (n == -1 && errno == EINTR)
+			continue;
+		else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return TLS_WANT_WRITE;
+		else
+			return conn_error(tc, TLS_ERROR, "write",
+			    strerror(n == 0 ? EPIPE : errno));
+	}
+	free(tc->out);
+	tc->out = NULL;
+	tc->ooff = tc->olen = tc->ocap = 0;
+	return 0;
 }
 
 /*
@@ -835,16 +906,8 @@ tls_conn_free(struct tls_conn *tc)
 		return;
 	if (tc->s != NULL)
 		gnutls_deinit(tc->s);
+	free(tc->out);
 	free(tc);
-}
-
-/* Keeps "what: why" (or "why" when what is NULL) for tls_conn_strerror. */
-static int
-conn_error(struct tls_conn *tc, int result, const char *what, const char *why)
-{
-	snprintf(tc->err, sizeof(tc->err), "%s%s%s", what ? what : "",
-	    what ? ": " : "", why);
-	return result;
 }
 
 /*
@@ -887,13 +950,17 @@ conn_result(struct tls_conn *tc, int ret)
  * One TLS 1.3 ticket per connection rather than GnuTLS's default two: a
  * Gemini client makes one request per connection, one after the other, and
  * each resumed connection brings it a fresh ticket (tickets are single use,
- * RFC 8446, C.4). TLS 1.2 sends its ticket within the handshake (RFC 5077).
+ * RFC 8446, C.4). It goes out with the first record of the response, in
+ * the same send(), not alone after the handshake: a client reads it while
+ * it reads the answer. TLS 1.2 sends its ticket within the handshake (RFC
+ * 5077).
  */
 static int
-conn_send_ticket(struct tls_conn *tc)
+conn_queue_ticket(struct tls_conn *tc)
 {
-	if (gnutls_protocol_get_version(tc->s) != GNUTLS_TLS1_3)
+	if (!tc->ticket_due)
 		return 0;
+	tc->ticket_due = false;
 	return gnutls_session_ticket_send(tc->s, 1, 0);
 }
 
@@ -917,24 +984,35 @@ conn_handshake_failed(struct tls_conn *tc, int ret)
 	return result;
 }
 
+/*
+ * Our push never blocks (it gathers), so GnuTLS's AGAIN always waits for
+ * the client's next flight: what it wrote before is sent first.
+ */
 int
 tls_conn_handshake(struct tls_conn *tc)
 {
-	int ret;
+	int ret, flushed;
 
+	if ((flushed = out_flush(tc)) != 0)
+		return flushed;
 	if (tc->phase == PHASE_HANDSHAKE) {
 		/* Warnings don't end a handshake (GnuTLS caps them). */
 		do
 			ret = gnutls_handshake(tc->s);
 		while (ret == GNUTLS_E_WARNING_ALERT_RECEIVED);
+		if (ret < 0 && ret != GNUTLS_E_AGAIN &&
+		    ret != GNUTLS_E_INTERRUPTED) {
+			ret = conn_handshake_failed(tc, ret);
+			(void)out_flush(tc); /* the alert, best effort */
+			return ret;
+		}
+		if ((flushed = out_flush(tc)) != 0)
+			return flushed;
 		if (ret < 0)
-			return conn_handshake_failed(tc, ret);
-		tc->phase = PHASE_TICKET;
-	}
-	if (tc->phase == PHASE_TICKET) {
-		if ((ret = conn_send_ticket(tc)) < 0)
-			return conn_result(tc, ret);
+			return TLS_WANT_READ;
 		tc->phase = PHASE_OPEN;
+		tc->ticket_due =
+		    gnutls_protocol_get_version(tc->s) == GNUTLS_TLS1_3;
 	}
 	return TLS_DONE;
 }
@@ -954,6 +1032,12 @@ tls_conn_read(struct tls_conn *tc, void *buf, size_t len)
 	do
 		n = gnutls_record_recv(tc->s, buf, len);
 	while (n == GNUTLS_E_WARNING_ALERT_RECEIVED);
+	/*
+	 * A read may have written (a KeyUpdate's answer): sent now if the
+	 * socket takes it, else with the next write or close_notify.
+	 */
+	if (tc->olen > tc->ooff)
+		(void)out_flush(tc);
 	if (n > 0)
 		return n;
 	if (n == 0)
@@ -967,27 +1051,42 @@ tls_conn_pending(struct tls_conn *tc)
 	return gnutls_record_check_pending(tc->s);
 }
 
+void
+tls_conn_last(struct tls_conn *tc)
+{
+	tc->last = true;
+}
+
 /*
- * After AGAIN the record is already encrypted and queued inside GnuTLS;
- * gnutls_record_send(NULL, 0) flushes it and returns the byte count the
- * first call took (GnuTLS manual, gnutls_record_send). So the retry never
- * reads buf again, and a TLS 1.3 KeyUpdate that interrupted the send (the
- * data is copied first) resumes the same way.
+ * The record is encrypted into tc->out at once; when the socket cannot
+ * take all of it, the call says TLS_WANT_WRITE and keeps the count it
+ * took, which the next call returns once the rest is sent (so buf is
+ * never read again).
  */
 ssize_t
 tls_conn_write(struct tls_conn *tc, const void *buf, size_t len)
 {
 	ssize_t n;
+	int ret;
 
-	if (tc->wpending)
-		n = gnutls_record_send(tc->s, NULL, 0);
-	else
-		n = gnutls_record_send(tc->s, buf,
-		    len < TLS_MAX_WRITE ? len : TLS_MAX_WRITE);
-	tc->wpending = n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED;
-	if (n > 0)
+	if ((ret = out_flush(tc)) != 0)
+		return ret;
+	if (tc->taken > 0) {
+		n = tc->taken;
+		tc->taken = 0;
 		return n;
-	return conn_result(tc, (int)n);
+	}
+	if ((ret = conn_queue_ticket(tc)) < 0)
+		return conn_result(tc, ret);
+	n = gnutls_record_send(tc->s, buf,
+	    len < TLS_MAX_WRITE ? len : TLS_MAX_WRITE);
+	if (n <= 0)
+		return conn_result(tc, (int)n);
+	if (tc->last && tc->olen - tc->ooff < TLS_HOLD_LAST)
+		return n; /* close_notify joins it */
+	if ((ret = out_flush(tc)) == TLS_WANT_WRITE)
+		tc->taken = n;
+	return ret != 0 ? ret : n;
 }
 
 /*
@@ -998,9 +1097,14 @@ tls_conn_write(struct tls_conn *tc, const void *buf, size_t len)
 int
 tls_conn_bye(struct tls_conn *tc)
 {
-	int ret = gnutls_bye(tc->s, GNUTLS_SHUT_WR);
+	int ret;
 
-	return ret == 0 ? TLS_DONE : conn_result(tc, ret);
+	if (!tc->bye_queued) {
+		if ((ret = gnutls_bye(tc->s, GNUTLS_SHUT_WR)) != 0)
+			return conn_result(tc, ret);
+		tc->bye_queued = true;
+	}
+	return (ret = out_flush(tc)) != 0 ? ret : TLS_DONE;
 }
 
 /*

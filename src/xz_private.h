@@ -170,6 +170,11 @@ size_t tls_conn_pending(struct tls_conn *tc);
  * not read again) and returns the count the first call took.
  */
 ssize_t tls_conn_write(struct tls_conn *tc, const void *buf, size_t len);
+/*
+ * The response is complete: writes from now on may wait for close_notify
+ * (tls_conn_bye, which the caller makes next) to leave in one send().
+ */
+void tls_conn_last(struct tls_conn *tc);
 /* Sends close_notify: TLS_DONE, TLS_WANT_*, or TLS_ERROR. */
 int tls_conn_bye(struct tls_conn *tc);
 /*

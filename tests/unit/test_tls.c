@@ -424,17 +424,24 @@ server_bye(struct pair *p)
 	cr_assert_fail("bye never completed");
 }
 
-/* A response, close_notify, and the client reads to the end. */
+/* After "20 text/gemini\r\n" was written: close_notify, client reads. */
 static void
-serve_and_close(struct pair *p)
+serve_and_close_after(struct pair *p)
 {
 	char buf[64];
 
-	server_write_all(p, "20 text/gemini\r\n", 16);
 	server_bye(p);
 	cr_assert_eq(client_recv(p, buf, sizeof(buf)), 16);
 	cr_assert_eq(memcmp(buf, "20 text/gemini\r\n", 16), 0);
 	cr_assert_eq(client_recv(p, buf, sizeof(buf)), 0, "no close_notify");
+}
+
+/* A response, close_notify, and the client reads to the end. */
+static void
+serve_and_close(struct pair *p)
+{
+	server_write_all(p, "20 text/gemini\r\n", 16);
+	serve_and_close_after(p);
 }
 
 /*
@@ -781,6 +788,52 @@ Test(tls, not_tls_is_an_error)
 	/* Nothing goes back, not even an alert. */
 	cr_assert_eq(read(p.cfd, buf, sizeof(buf)), -1);
 	cr_assert_eq(errno, EAGAIN);
+	pair_close(&p);
+	tls_ctx_free(ctx);
+}
+
+static bool
+client_readable(struct pair *p)
+{
+	struct pollfd pfd = { p->cfd, POLLIN, 0 };
+
+	return poll(&pfd, 1, 0) == 1;
+}
+
+/*
+ * A short answer leaves in one send(): after the handshake nothing
+ * follows until the response (the ticket waits for it), and once the
+ * response is complete its last record waits for close_notify.
+ */
+Test(tls, short_answer_leaves_with_ticket_and_close_notify)
+{
+	struct tls_ctx *ctx = ctx_make();
+	struct pair p;
+
+	pair_open(&p, ctx, TLS13_ONLY, NULL);
+	tickets_seen = 0;
+	handshake(&p);
+	cr_assert_not(client_readable(&p), "ticket sent alone");
+	tls_conn_last(p.tc);
+	server_write_all(&p, "20 text/gemini\r\n", 16);
+	cr_assert_not(client_readable(&p), "record sent before close_notify");
+	serve_and_close_after(&p);
+	cr_assert_eq(tickets_seen, 1);
+	pair_close(&p);
+	tls_ctx_free(ctx);
+}
+
+/* Without tls_conn_last (a handler still at work) a record leaves at once. */
+Test(tls, record_of_an_unfinished_answer_leaves_at_once)
+{
+	struct tls_ctx *ctx = ctx_make();
+	struct pair p;
+
+	pair_open(&p, ctx, TLS13_ONLY, NULL);
+	handshake(&p);
+	server_write_all(&p, "20 text/gemini\r\n", 16);
+	cr_assert(client_readable(&p));
+	serve_and_close_after(&p);
 	pair_close(&p);
 	tls_ctx_free(ctx);
 }
