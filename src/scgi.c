@@ -223,12 +223,14 @@ scgi_socket(const struct scgi_backend *b)
 }
 
 /*
- * Starts the connect. XZ_OK when under way (the outcome comes to
+ * Starts the connect. XZ_OK when done at once (*now set: a Unix socket
+ * whose backend listens always is) or under way (the outcome comes to
  * scgi_on_connect), XZ_EIO when it failed at once (errno logged),
- * XZ_ENOMEM.
+ * XZ_ENOMEM. Connecting here rather than in libevent spares a connected
+ * socket the wait for writability and the SO_ERROR check.
  */
 static int
-scgi_connect(struct scgi_call *call)
+scgi_connect(struct scgi_call *call, bool *now)
 {
 	const struct scgi_backend *b = call->b;
 	struct timeval tv = xz_timeval(b->cfg.timeout);
@@ -244,12 +246,20 @@ scgi_connect(struct scgi_call *call)
 		close(fd);
 		return XZ_ENOMEM;
 	}
+	if (connect(fd, (const struct sockaddr *)&b->addr, b->addrlen) == 0) {
+		*now = true;
+		return XZ_OK;
+	}
+	if (errno != EINPROGRESS) {
+		/* ENOENT, ECONNREFUSED, a full Unix socket backlog, ... */
+		log_warn("%s: %s: connect", b->name, xz_request_url(call->req));
+		return XZ_EIO;
+	}
 	/* While connecting, the write timeout bounds the connect. */
 	bufferevent_set_timeouts(call->bev, NULL, &tv);
 	bufferevent_setcb(call->bev, NULL, NULL, scgi_on_connect, call);
 	call->in_connect = true;
-	rc = bufferevent_socket_connect(call->bev,
-	    (const struct sockaddr *)&b->addr, (int)b->addrlen);
+	rc = bufferevent_socket_connect(call->bev, NULL, 0); /* wait for it */
 	call->in_connect = false;
 	if (rc == -1) {
 		/* ENOENT, ECONNREFUSED, a full Unix socket backlog, ... */
@@ -306,6 +316,7 @@ static int
 scgi_start(struct xz_request *req, void *state)
 {
 	struct scgi_call *call = calloc(1, sizeof(*call));
+	bool now = false;
 	int rc;
 
 	if (call == NULL)
@@ -313,7 +324,7 @@ scgi_start(struct xz_request *req, void *state)
 	call->b = state;
 	call->req = req;
 	if ((rc = scgi_build_header(call)) == XZ_OK)
-		rc = scgi_connect(call);
+		rc = scgi_connect(call, &now);
 	if (rc == XZ_ENOMEM) {
 		scgi_call_free(call);
 		return rc; /* the client gets 40: the failure is ours */
@@ -321,6 +332,8 @@ scgi_start(struct xz_request *req, void *state)
 	xz_request_set_data(req, call);
 	if (rc != XZ_OK)
 		scgi_fail(call, META_CONNECT);
+	else if (now)
+		scgi_send(call);
 	return XZ_OK;
 }
 
