@@ -95,6 +95,8 @@ int url_decode(const char *in, size_t len, char **out, size_t *outlen);
  * above "/" or the path is neither "" nor starts with '/'.
  */
 int url_remove_dots(char *path);
+/* Merges each run of '/' into one, in place: "//a//b" is "/a/b". */
+void url_merge_slashes(char *path);
 
 /*
  * tls.c: GnuTLS sessions on non-blocking sockets, certificate generation,
