@@ -614,9 +614,10 @@ server_set_max_connections(struct xz_server *srv)
 		limit = (unsigned long)rl.rlim_cur;
 	dflt = admit_default_max(limit, nopen);
 	if (srv->opts.max_connections == 0) {
-		srv->opts.max_connections = dflt;
-		log_info("at most %u connections at once (descriptor limit "
-		         "%lu, %lu open at start)",
+		srv->opts.max_connections =
+		    dflt; /* server_log_listening says */
+		log_debug("max_connections %u: descriptor limit %lu, %lu open "
+		          "at start",
 		    dflt, limit, nopen);
 	} else if (srv->opts.max_connections > dflt) {
 		log_warnx("max_connections %u: more than %lu descriptors "
@@ -787,10 +788,12 @@ server_log_listening(const struct xz_server *srv)
 			inet_ntop(AF_INET,
 			    &((const struct sockaddr_in *)ss)->sin_addr, name,
 			    sizeof(name));
-		log_info("listening on %s%s%s port %d (%d workers)",
+		log_info("listening on %s%s%s port %d (%d workers, at most %u "
+		         "connections)",
 		    ss->ss_family == AF_INET6 ? "[" : "", name,
 		    ss->ss_family == AF_INET6 ? "]" : "",
-		    srv->addrs[i].cfg.port, srv->nworkers);
+		    srv->addrs[i].cfg.port, srv->nworkers,
+		    srv->opts.max_connections);
 	}
 }
 
