@@ -413,7 +413,12 @@ struct xz_server_opts {
 	const char *chroot_dir;
 	/*
 	 * Connections over these are closed as soon as accepted, before
-	 * any TLS work (0: no limit but the file descriptor limit).
+	 * any TLS work. max_connections 0: derived from RLIMIT_NOFILE as
+	 * xz_server_new() finds it, (limit - descriptors open - 32) / 2,
+	 * at least 1, so that connections are refused before descriptors
+	 * run out (UINT_MAX: no limit). Should they run out all the same,
+	 * accepting pauses 100 ms at a time, one log line per 10 s.
+	 * max_connections_per_address 0: no limit.
 	 */
 	unsigned max_connections;             /* in all, across workers */
 	unsigned max_connections_per_address; /* from one client address */

@@ -11,6 +11,7 @@
 
 #include <netinet/in.h>
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,13 @@
 #include "xz_private.h"
 
 #define ADMIT_BUCKETS 4096
+
+/*
+ * Descriptors kept out of the default connection count: the ones opened
+ * for a moment (a CGI script and its child's pipe ends while it is
+ * spawned, a log reopened) and anything opened later by the app itself.
+ */
+#define ADMIT_FD_RESERVE 32
 
 struct admit_count {
 	struct admit_key key;
@@ -60,6 +68,24 @@ admit_free(struct admit *a)
 		}
 	pthread_mutex_destroy(&a->lock);
 	free(a);
+}
+
+/*
+ * Half of what the limit leaves, as HAProxy derives its default maxconn:
+ * a connection holds its socket and, while its handler runs, about one
+ * more (the file it sends, the backend's socket). A CGI script holds
+ * three (its output, its errors, its pidfd); should a burst of them still
+ * run the process dry, accept pauses (server.c) and the spawn answers 42.
+ */
+unsigned
+admit_default_max(unsigned long fd_limit, unsigned long fds_open)
+{
+	unsigned long spare;
+
+	if (fd_limit < fds_open + ADMIT_FD_RESERVE + 2)
+		return 1; /* a limit that low: one at a time, still served */
+	spare = (fd_limit - fds_open - ADMIT_FD_RESERVE) / 2;
+	return spare > UINT_MAX ? UINT_MAX : (unsigned)spare;
 }
 
 /* The address alone (no port): IPv4 as its 4 bytes, IPv6 as 16. */

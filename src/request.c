@@ -5,9 +5,9 @@
  * will look at, and the one place that decodes its path. It owns struct
  * xz_url and all it points to. Everything after it (dispatch, mounts,
  * static files, CGI and SCGI) trusts the path it hands out: percent-decoded
- * exactly once, without NULs or dot segments, never above "/". Whether the
- * scheme and host are ours is not decided here (the server's 53): only
- * their syntax is.
+ * exactly once, without NULs, dot segments or empty segments, never above
+ * "/". Whether the scheme and host are ours is not decided here (the
+ * server's 53): only their syntax is.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -284,7 +284,8 @@ url_parse_authority(struct xz_url *u, const char **p, const char **why)
  * Decoding comes before dot removal, so that "%2e%2e" is a ".." like any
  * other and no later stage ever meets one. A decoded "%2F" becomes a
  * separator as well: from here on the path is a name for the handlers,
- * not a piece of URL.
+ * not a piece of URL. Slashes are merged last, so that no handler meets
+ * an empty segment.
  */
 static int
 url_parse_path(struct xz_url *u, const char **p, const char **why)
@@ -301,6 +302,7 @@ url_parse_path(struct xz_url *u, const char **p, const char **why)
 		return url_reject(why, "URL path has %00");
 	if (url_remove_dots(u->path) != XZ_OK)
 		return url_reject(why, "URL path climbs above the root");
+	url_merge_slashes(u->path);
 	*p = s + n;
 	return 0;
 }
@@ -417,4 +419,23 @@ url_remove_dots(char *path)
 	}
 	path[w] = '\0';
 	return XZ_OK;
+}
+
+/*
+ * "//a.txt" is "/a.txt", as gmid, Molly Brown (Go's path cleaning) and
+ * nginx (merge_slashes) have it. RFC 3986 keeps empty segments, but no
+ * handler gives them a meaning: a file name cannot be empty, and left in,
+ * "//a.txt" reached openat2 as an absolute path (a 51 and a warning) and
+ * "//private" would have slipped past a mount or a prefix check on
+ * "/private". Runs after url_remove_dots, which stays RFC 3986's own.
+ */
+void
+url_merge_slashes(char *path)
+{
+	size_t r, w = 0;
+
+	for (r = 0; path[r] != '\0'; r++)
+		if (path[r] != '/' || w == 0 || path[w - 1] != '/')
+			path[w++] = path[r];
+	path[w] = '\0';
 }

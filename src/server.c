@@ -9,6 +9,7 @@
  * within drain_timeout.
  */
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -20,13 +21,17 @@
 #include <pwd.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -50,6 +55,25 @@
  */
 #define SERVER_ACCEPT_BATCH 32
 
+/*
+ * When accept(2) fails (out of descriptors: EMFILE, ENFILE; or out of
+ * memory), the connection stays in the backlog and the listener stays
+ * readable: left enabled, libevent would call us again at once, forever
+ * (both workers at 100% CPU, millions of log lines a minute). The
+ * listener pauses instead, and tries again after this back-off or as soon
+ * as one of its worker's connections ends, whichever comes first.
+ *
+ * Not the reserve-descriptor trick (close a spare, accept, close the
+ * connection, reopen the spare): the workers share one descriptor table,
+ * so the freed slot can go to another thread's accept or open and the
+ * spare be lost; it does nothing for ENFILE; and it would cut off clients
+ * that, waiting in the backlog, get served once descriptors come free.
+ * Refusing early is the default max_connections' job (admit.c).
+ */
+#define SERVER_ACCEPT_BACKOFF 0.1 /* seconds */
+/* Failing accepts log one line per interval, with a count. */
+#define SERVER_ACCEPT_LOG_INTERVAL 10 /* seconds */
+
 struct worker;
 
 struct conn_entry {
@@ -63,8 +87,10 @@ struct listener {
 	struct worker *w;
 	const struct conn_cfg *cfg;
 	struct evconnlistener *evl;
-	struct event *ev_resume; /* re-enables evl after a full batch */
-	unsigned batch;          /* accepted since the last pause */
+	struct event *ev_resume;  /* re-enables evl after a full batch */
+	struct event *ev_backoff; /* re-enables evl after a failed accept */
+	unsigned batch;           /* accepted since the last pause */
+	bool backing_off;         /* ev_backoff is pending */
 };
 
 struct worker {
@@ -86,6 +112,16 @@ struct listen_addr {
 	struct conn_cfg cfg;
 };
 
+/* Failed accepts across the workers, for a log that cannot flood. */
+struct accept_failures {
+	pthread_mutex_t lock;
+	atomic_bool failing; /* since the last accept that worked */
+	bool reported;       /* the last line logged was a failure */
+	unsigned long count; /* failures not yet in a line */
+	bool logged;         /* a failure line, ever */
+	time_t logged_at;    /* when the last one was, CLOCK_MONOTONIC */
+};
+
 struct xz_server {
 	struct xz_app *app;
 	struct xz_server_opts opts;
@@ -97,17 +133,36 @@ struct xz_server {
 	int nworkers;
 	int stop_pipe[2];
 	struct admit *admit;
+	struct accept_failures accept_failures;
 };
+
+/* The back-off after a failed accept is over: try again. */
+static void
+server_on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	l->backing_off = false;
+	if (!l->w->stopping)
+		evconnlistener_enable(l->evl);
+}
 
 static void
 server_conn_closed(struct xz_conn *c, void *arg)
 {
 	struct conn_entry *e = arg;
 	struct worker *w = e->w;
+	size_t i;
 
 	TAILQ_REMOVE(&w->conns, e, link);
 	admit_release(w->srv->admit, &e->key);
 	free(e);
+	/* A descriptor came free: a paused listener need not wait. */
+	for (i = 0; i < w->srv->naddrs; i++)
+		if (w->listeners[i].backing_off) {
+			evtimer_del(w->listeners[i].ev_backoff);
+			server_on_backoff(-1, EV_TIMEOUT, &w->listeners[i]);
+		}
 	if (--w->nconns == 0 && w->stopping)
 		event_base_loopexit(w->base, NULL);
 }
@@ -119,8 +174,54 @@ server_on_resume(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 
 	l->batch = 0;
-	if (!l->w->stopping)
+	if (!l->w->stopping && !l->backing_off)
 		evconnlistener_enable(l->evl);
+}
+
+/*
+ * At most one failure line per SERVER_ACCEPT_LOG_INTERVAL, across the
+ * workers, with the failures counted since the line before.
+ */
+static void
+server_accept_failed(struct xz_server *srv, int err)
+{
+	struct accept_failures *f = &srv->accept_failures;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&f->lock);
+	atomic_store(&f->failing, true);
+	f->count++;
+	if (!f->logged ||
+	    ts.tv_sec - f->logged_at >= SERVER_ACCEPT_LOG_INTERVAL) {
+		errno = err;
+		log_warn("accept (%lu failure%s since the last report; "
+		         "paused, retried every %d ms)",
+		    f->count, f->count == 1 ? "" : "s",
+		    (int)(SERVER_ACCEPT_BACKOFF * 1000));
+		f->count = 0;
+		f->logged = f->reported = true;
+		f->logged_at = ts.tv_sec;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* An accept worked: after a reported failure, say so (once). */
+static void
+server_accept_worked(struct xz_server *srv)
+{
+	struct accept_failures *f = &srv->accept_failures;
+
+	if (!atomic_load_explicit(&f->failing, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&f->lock);
+	if (atomic_exchange(&f->failing, false) && f->reported) {
+		log_info("accept: working again (%lu more failure%s)", f->count,
+		    f->count == 1 ? "" : "s");
+		f->count = 0;
+		f->reported = false;
+	}
+	pthread_mutex_unlock(&f->lock);
 }
 
 static void
@@ -131,6 +232,7 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	struct worker *w = l->w;
 	struct conn_entry *e;
 
+	server_accept_worked(w->srv);
 	if (++l->batch == SERVER_ACCEPT_BATCH) {
 		/* libevent's accept loop stops when its listener is disabled.
 		 */
@@ -163,11 +265,18 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	}
 }
 
+/* libevent retries EINTR, EAGAIN and ECONNABORTED itself: not here. */
 static void
 server_on_accept_error(struct evconnlistener *evl, void *arg)
 {
-	/* EMFILE and friends: log and go on; the listener stays. */
-	log_warn("accept");
+	struct listener *l = arg;
+	int err = errno;
+	struct timeval tv = xz_timeval(SERVER_ACCEPT_BACKOFF);
+
+	evconnlistener_disable(evl);
+	l->backing_off = true;
+	evtimer_add(l->ev_backoff, &tv);
+	server_accept_failed(l->w->srv, err);
 }
 
 static void
@@ -375,6 +484,8 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 		l->w = w;
 		l->cfg = &srv->addrs[i].cfg;
 		if ((l->ev_resume = event_new(w->base, -1, 0, server_on_resume,
+		         l)) == NULL ||
+		    (l->ev_backoff = evtimer_new(w->base, server_on_backoff,
 		         l)) == NULL) {
 			close(fd);
 			snprintf(err, errlen, "out of memory");
@@ -408,6 +519,8 @@ worker_free(struct worker *w, size_t naddrs)
 				evconnlistener_free(w->listeners[i].evl);
 			if (w->listeners[i].ev_resume != NULL)
 				event_free(w->listeners[i].ev_resume);
+			if (w->listeners[i].ev_backoff != NULL)
+				event_free(w->listeners[i].ev_backoff);
 		}
 	free(w->listeners);
 	if (w->ev_stop != NULL)
@@ -462,6 +575,57 @@ server_defaults(struct xz_server_opts *o)
 	}
 }
 
+/* Descriptors open now, which connections cannot have. */
+static unsigned long
+server_fds_open(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	unsigned long n = 0;
+	int fd;
+
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				n++;
+		closedir(d);
+		return n > 0 ? n - 1 : 0; /* less d's own */
+	}
+	for (fd = 0; fd < 1024; fd++) /* no /proc: the low ones will do */
+		if (fcntl(fd, F_GETFD) != -1)
+			n++;
+	return n;
+}
+
+/*
+ * max_connections 0 means "derived from the descriptor limit", so that
+ * the server refuses connections at accept before it runs out of
+ * descriptors (admit_default_max). Counted once everything opened at
+ * start (listeners, event bases, mounted directories) is open.
+ */
+static void
+server_set_max_connections(struct xz_server *srv)
+{
+	struct rlimit rl;
+	unsigned long limit = ULONG_MAX, nopen = server_fds_open();
+	unsigned dflt;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		limit = (unsigned long)rl.rlim_cur;
+	dflt = admit_default_max(limit, nopen);
+	if (srv->opts.max_connections == 0) {
+		srv->opts.max_connections =
+		    dflt; /* server_log_listening says */
+		log_debug("max_connections %u: descriptor limit %lu, %lu open "
+		          "at start",
+		    dflt, limit, nopen);
+	} else if (srv->opts.max_connections > dflt) {
+		log_warnx("max_connections %u: more than %lu descriptors "
+		          "allow (%u); accepting will pause when they run out",
+		    srv->opts.max_connections, limit, dflt);
+	}
+}
+
 static int
 server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 {
@@ -503,6 +667,7 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 		return NULL;
 	}
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+	pthread_mutex_init(&srv->accept_failures.lock, NULL);
 	srv->app = app;
 	srv->opts = *opts;
 	server_defaults(&srv->opts);
@@ -519,12 +684,6 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	topts.ed25519 = srv->opts.key_ed25519;
 	if ((srv->tls = tls_ctx_new(&topts, err, errlen)) == NULL)
 		goto fail;
-	srv->admit = admit_new(srv->opts.max_connections,
-	    srv->opts.max_connections_per_address);
-	if (srv->admit == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
 	if (server_setup_addrs(srv, err, errlen) != XZ_OK)
 		goto fail;
 	srv->workers = calloc((size_t)srv->opts.workers, sizeof(*srv->workers));
@@ -536,6 +695,13 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], err, errlen) != XZ_OK)
 			goto fail;
+	server_set_max_connections(srv);
+	srv->admit = admit_new(srv->opts.max_connections,
+	    srv->opts.max_connections_per_address);
+	if (srv->admit == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return srv;
 fail:
 	xz_server_free(srv);
@@ -622,10 +788,12 @@ server_log_listening(const struct xz_server *srv)
 			inet_ntop(AF_INET,
 			    &((const struct sockaddr_in *)ss)->sin_addr, name,
 			    sizeof(name));
-		log_info("listening on %s%s%s port %d (%d workers)",
+		log_info("listening on %s%s%s port %d (%d workers, at most %u "
+		         "connections)",
 		    ss->ss_family == AF_INET6 ? "[" : "", name,
 		    ss->ss_family == AF_INET6 ? "]" : "",
-		    srv->addrs[i].cfg.port, srv->nworkers);
+		    srv->addrs[i].cfg.port, srv->nworkers,
+		    srv->opts.max_connections);
 	}
 }
 
@@ -729,5 +897,6 @@ xz_server_free(struct xz_server *srv)
 		close(srv->stop_pipe[0]);
 	if (srv->stop_pipe[1] != -1)
 		close(srv->stop_pipe[1]);
+	pthread_mutex_destroy(&srv->accept_failures.lock);
 	free(srv);
 }

@@ -95,6 +95,8 @@ int url_decode(const char *in, size_t len, char **out, size_t *outlen);
  * above "/" or the path is neither "" nor starts with '/'.
  */
 int url_remove_dots(char *path);
+/* Merges each run of '/' into one, in place: "//a//b" is "/a/b". */
+void url_merge_slashes(char *path);
 
 /*
  * tls.c: GnuTLS sessions on non-blocking sockets, certificate generation,
@@ -358,6 +360,12 @@ void admit_free(struct admit *a);
 bool admit_take(struct admit *a, const struct sockaddr *sa,
     struct admit_key *key);
 void admit_release(struct admit *a, const struct admit_key *key);
+/*
+ * The default global limit for a process allowed fd_limit descriptors
+ * (RLIMIT_NOFILE; ULONG_MAX when unlimited) with fds_open already open:
+ * (fd_limit - fds_open - 32) / 2, at least 1.
+ */
+unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
 
 /*
  * conn.c: one client connection's life, from the TLS handshake to

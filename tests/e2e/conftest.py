@@ -174,12 +174,13 @@ def write_config(tmp, body, hostname="localhost"):
     return conf
 
 
-def start_server(tmp, body, args=(), env=None):
+def start_server(tmp, body, args=(), env=None, preexec_fn=None):
     conf = write_config(tmp, body)
     log_path = tmp / "xitzin.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen([BIN, "-c", str(conf), *args], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
+                            stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=preexec_fn)
     deadline = time.time() + 30 * SLOW
     port = None
     while time.time() < deadline:

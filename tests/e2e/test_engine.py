@@ -63,6 +63,20 @@ def test_symlinks_stay_inside_the_root(xitzin, capsule):
     assert b"secret" not in r.raw
 
 
+def test_doubled_slashes_name_the_same_file(xitzin, capsule):
+    # Each run of slashes is one (as gmid, Molly Brown and nginx have it):
+    # served, and never an absolute path reaching openat2 (a warning).
+    s = xitzin(static(capsule))
+    for path, body in [("//hello.txt", b"hello\n"), ("///hello.txt", b"hello\n"),
+                       ("/sub//page.gmi", b"# Page\n"), ("//sub//", b"# Sub\n"),
+                       ("/%2Fhello.txt", b"hello\n")]:
+        r = s.get(path)
+        assert (r.status, r.body) == (20, body), path
+    assert (s.get("//sub").status, s.get("//sub").meta) == (31, "/sub/")
+    assert s.get("//nope").status == 51
+    assert "static" not in s.log() and "cross-device" not in s.log()
+
+
 def test_empty_path_redirects_to_root(xitzin, capsule):
     s = xitzin(static(capsule))
     r = s.raw(b"gemini://localhost\r\n")

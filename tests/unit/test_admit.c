@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <limits.h>
 #include <string.h>
 
 #include "xz_private.h"
@@ -67,4 +68,18 @@ Test(admit, per_address_ignores_the_port)
 	admit_release(a, &k[4]);
 	admit_release(a, &k[5]);
 	admit_free(a);
+}
+
+Test(admit, default_max_from_the_descriptor_limit)
+{
+	/* (limit - open - 32) / 2 */
+	cr_expect_eq(admit_default_max(64, 18), 7);
+	cr_expect_eq(admit_default_max(20000, 20), 9974);
+	cr_expect_eq(admit_default_max(1048576, 100), 524222);
+	/* a limit too low for the reserve still serves one at a time */
+	cr_expect_eq(admit_default_max(52, 18), 1);
+	cr_expect_eq(admit_default_max(40, 18), 1);
+	cr_expect_eq(admit_default_max(0, 0), 1);
+	/* unlimited */
+	cr_expect_eq(admit_default_max(ULONG_MAX, 20), UINT_MAX);
 }

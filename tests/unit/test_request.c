@@ -87,7 +87,13 @@ static const struct good_url good_urls[] = {
 	{ "gemini://h/a/%2e/b", "gemini", "h", -1, "/a/b", NOQ },
 	{ "gemini://h/a%2F..%2Fb", "gemini", "h", -1, "/b", NOQ },
 	{ "gemini://h/.../..a/a..", "gemini", "h", -1, "/.../..a/a..", NOQ },
-	{ "gemini://h//a//", "gemini", "h", -1, "//a//", NOQ },
+	/* then each run of slashes is one (url_merge_slashes) */
+	{ "gemini://h//a//", "gemini", "h", -1, "/a/", NOQ },
+	{ "gemini://h//a.txt", "gemini", "h", -1, "/a.txt", NOQ },
+	{ "gemini://h///", "gemini", "h", -1, "/", NOQ },
+	{ "gemini://h/a%2F%2Fb", "gemini", "h", -1, "/a/b", NOQ },
+	{ "gemini://h/a//../b", "gemini", "h", -1, "/a/b", NOQ },
+	{ "gemini://h//./a", "gemini", "h", -1, "/a", NOQ },
 	{ "gemini://h/a/..?q", "gemini", "h", -1, "/", Q("q") },
 	{ "gemini://h/%2F..", "gemini", "h", -1, "/", NOQ }, /* "//.." */
 	{ "https://h/", "https", "h", -1, "/", NOQ },
@@ -478,4 +484,35 @@ ParameterizedTest(const struct dots_case *t, url_remove_dots, table)
 	if (t->rc == XZ_OK)
 		cr_expect_str_eq(path, t->out, "%s -> %s", t->in, path);
 	free(path);
+}
+
+struct slashes_case {
+	char in[32];
+	char out[32];
+};
+
+static const struct slashes_case slashes_cases[] = {
+	{ "", "" },
+	{ "/", "/" },
+	{ "//", "/" },
+	{ "///a", "/a" },
+	{ "/a//b///c", "/a/b/c" },
+	{ "/a/", "/a/" },
+	{ "/a//", "/a/" },
+	{ "/a.b/c", "/a.b/c" },
+};
+
+ParameterizedTestParameters(url_merge_slashes, table)
+{
+	return cr_make_param_array(struct slashes_case, slashes_cases,
+	    sizeof(slashes_cases) / sizeof(slashes_cases[0]));
+}
+
+ParameterizedTest(const struct slashes_case *t, url_merge_slashes, table)
+{
+	char path[32];
+
+	memcpy(path, t->in, sizeof(path));
+	url_merge_slashes(path);
+	cr_expect_str_eq(path, t->out, "%s -> %s", t->in, path);
 }
