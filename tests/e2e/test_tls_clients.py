@@ -2,6 +2,7 @@
 send a single X25519 key share and list P-256 as supported): one round
 trip, no HelloRetryRequest; certificates as operators have them."""
 
+import os
 import socket
 import subprocess
 
@@ -82,6 +83,47 @@ def test_no_common_group_is_a_clean_handshake_failure(xitzin, capsule,
     assert "alert handshake failure" in out, out
     assert "text/gemini" not in out
     assert s.get("/").status == 20  # and the server is fine
+
+
+def client_hello(groups, shares):
+    """A TLS 1.3 ClientHello record offering only these group ids, with a
+    32-byte key share for each id in shares (RFC 8446, 4.1.2)."""
+    def u16(n):
+        return n.to_bytes(2, "big")
+
+    def ext(kind, body):
+        return u16(kind) + u16(len(body)) + body
+
+    glist = b"".join(u16(g) for g in groups)
+    klist = b"".join(u16(g) + u16(32) + os.urandom(32) for g in shares)
+    exts = (ext(43, b"\x02\x03\x04")                       # TLS 1.3
+            + ext(10, u16(len(glist)) + glist)               # groups
+            + ext(51, u16(len(klist)) + klist)               # key_share
+            + ext(13, b"\x00\x06\x04\x03\x08\x07\x08\x04"))  # sig algs
+    body = (b"\x03\x03" + os.urandom(32) + b"\x20" + os.urandom(32)
+            + u16(2) + b"\x13\x01" + b"\x01\x00" + u16(len(exts)) + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + u16(len(hs)) + hs
+
+
+@pytest.mark.parametrize("group", [0x7A7A, 0x0100])  # GREASE, FFDHE2048
+def test_unknown_group_only_is_a_clean_handshake_failure(xitzin, capsule,
+                                                         group):
+    s = xitzin(static(capsule))
+    with socket.create_connection(("127.0.0.1", s.port),
+                                  timeout=10 * SLOW) as raw:
+        raw.sendall(client_hello([group], [group]))
+        answer = b""
+        while True:
+            data = raw.recv(100)
+            if not data:
+                break
+            answer += data
+    # One fatal alert record (type 21, level 2), handshake_failure (40)
+    # or illegal_parameter (47), then the end.
+    assert answer[:1] == b"\x15" and answer[5:6] == b"\x02", answer
+    assert answer[6] in (40, 47), answer
+    assert s.get("/").status == 20
 
 
 def test_tls12_client_without_key_shares(xitzin, capsule):
