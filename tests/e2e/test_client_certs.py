@@ -257,3 +257,17 @@ def test_trailing_dot_is_the_same_host(xitzin, tmp_path, host, status):
         assert r.body == b"# Home\n"
     port = str(s.port).encode()
     assert s.raw(b"gemini://" + host + b":" + port + b"/\r\n").status == status
+
+
+def test_certificate_over_gnutls_limit_refused_server_goes_on(env_server,
+                                                             tmp_path):
+    """GnuTLS takes at most 128 KiB of handshake: a 200 KiB certificate
+    ends it with an alert, under either version, and nothing else."""
+    crt, key = make_cert(tmp_path, "huge", [(NameOID.COMMON_NAME, "huge")],
+                         padding=200 * 1024)
+    url = "gemini://localhost/cgi-bin/env.py"
+    for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            request(env_server.port, url, crt, key, version)
+    assert env_of(request(env_server.port, url)[0])["TLS_CLIENT_AUTHORISED"] \
+        == b"0"
