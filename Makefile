@@ -45,7 +45,7 @@ san: $(SAN)/build.ninja
 # Each fuzz target for FUZZ_SECONDS (new inputs go to build-fuzz/, not
 # to the seed corpora in fuzz/corpus/).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = request response netstring config route keyshare
+FUZZ_TARGETS = request response netstring config route keyshare cert
 fuzz:
 	@scripts/deps.sh fuzz
 	test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz \

@@ -370,10 +370,18 @@ static bool
 conn_host_is_ours(const struct xz_conn *c, const char *host)
 {
 	const char *const *h;
+	size_t len = strlen(host), hlen;
 
-	for (h = c->cfg->hostnames; h != NULL && *h != NULL; h++)
-		if (strcasecmp(*h, host) == 0)
+	/* "localhost." is "localhost": a root label (RFC 1034, 3.1). */
+	if (len > 1 && host[len - 1] == '.')
+		len--;
+	for (h = c->cfg->hostnames; h != NULL && *h != NULL; h++) {
+		hlen = strlen(*h);
+		if (hlen > 1 && (*h)[hlen - 1] == '.')
+			hlen--;
+		if (hlen == len && strncasecmp(*h, host, len) == 0)
 			return true;
+	}
 	return false;
 }
 

@@ -106,6 +106,19 @@ static const struct tls_group {
  */
 #define TLS_READ_AHEAD 2048
 
+/*
+ * GnuTLS packs the client's certificate chain into the session ticket, and
+ * a ticket's length has 16 bits (RFC 8446, 4.6.1; RFC 5077, 3.3): a chain
+ * near 64 KiB made a malformed ticket (OpenSSL: "length mismatch"). Under
+ * TLS 1.2 the ticket is a handshake message, which the chain then also
+ * takes past GnuTLS's 128 KiB for a whole handshake (decode_error). GnuTLS
+ * can neither store less in a ticket nor, under TLS 1.2, withdraw one the
+ * ServerHello promised (RFC 5077's empty ticket). So a Certificate message
+ * over this size gets no ticket under TLS 1.3, and is refused under
+ * TLS 1.2 with bad_certificate before the ticket is made.
+ */
+#define TICKET_MAX_CERT 49152
+
 #define CERT_MAX_FILE (1024L * 1024) /* PEM files longer are refused */
 #define CERT_DAYS 3650               /* generated certificates: ~10 years */
 #define DAY 86400
@@ -137,6 +150,7 @@ struct tls_conn {
 	    hellos;    /* ClientHellos seen: 2 after a HelloRetryRequest */
 	bool received; /* any byte has come from the client */
 	bool not_tls;  /* its first byte was not a TLS handshake record */
+	unsigned int cert_size; /* the client's Certificate message, bytes */
 	/* Encrypted, not yet sent: out[ooff..olen). NULL when empty. */
 	unsigned char *out;
 	size_t ooff, olen, ocap;
@@ -646,6 +660,19 @@ conn_client_hello(gnutls_session_t s)
 	return 0;
 }
 
+/* The client's Certificate message, before GnuTLS reads it: its size. */
+static int
+conn_client_cert(gnutls_session_t s, const gnutls_datum_t *msg)
+{
+	struct tls_conn *tc = gnutls_session_get_ptr(s);
+
+	tc->cert_size = msg->size;
+	if (msg->size > TICKET_MAX_CERT &&
+	    gnutls_protocol_get_version(s) == GNUTLS_TLS1_2)
+		return GNUTLS_E_CERTIFICATE_ERROR;
+	return 0;
+}
+
 /*
  * Key shares: the client's key_share extension is a list of (group,
  * key) entries (RFC 8446, 4.2.8); *best is lowered to the index in
@@ -700,8 +727,7 @@ tls_key_share_pick(const void *hello, size_t len)
 }
 
 static int
-tls_on_client_hello(gnutls_session_t s, unsigned int htype, unsigned when,
-    unsigned int incoming, const gnutls_datum_t *msg)
+tls_on_client_hello(gnutls_session_t s, const gnutls_datum_t *msg)
 {
 	struct tls_conn *tc = gnutls_session_get_ptr(s);
 	size_t best;
@@ -711,6 +737,20 @@ tls_on_client_hello(gnutls_session_t s, unsigned int htype, unsigned when,
 	best = tls_key_share_pick(msg->data, msg->size);
 	if (best < TLS_NGROUPS && best > 0)
 		return gnutls_priority_set(s, tc->ctx->prio[best]);
+	return 0;
+}
+
+/* Handshake messages as they arrive, before GnuTLS reads them. */
+static int
+tls_on_handshake_msg(gnutls_session_t s, unsigned int htype, unsigned when,
+    unsigned int incoming, const gnutls_datum_t *msg)
+{
+	if (!incoming)
+		return 0;
+	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO)
+		return tls_on_client_hello(s, msg);
+	if (htype == GNUTLS_HANDSHAKE_CERTIFICATE_PKT)
+		return conn_client_cert(s, msg);
 	return 0;
 }
 
@@ -871,8 +911,9 @@ conn_init(struct tls_conn *tc, struct tls_ctx *ctx)
 	gnutls_certificate_server_set_request(tc->s, GNUTLS_CERT_REQUEST);
 	gnutls_handshake_set_post_client_hello_function(tc->s,
 	    conn_client_hello);
-	gnutls_handshake_set_hook_function(tc->s, GNUTLS_HANDSHAKE_CLIENT_HELLO,
-	    GNUTLS_HOOK_PRE, tls_on_client_hello);
+	/* One hook per session: it passes each message on by its type. */
+	gnutls_handshake_set_hook_function(tc->s, GNUTLS_HANDSHAKE_ANY,
+	    GNUTLS_HOOK_PRE, tls_on_handshake_msg);
 	/* conn.c owns the timeouts: one clock, the event loop's. */
 	gnutls_handshake_set_timeout(tc->s, 0);
 	return 0;
@@ -938,6 +979,11 @@ conn_result(struct tls_conn *tc, int ret)
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
 		return conn_error(tc, TLS_ERROR, "received alert",
 		    gnutls_alert_get_name(gnutls_alert_get(tc->s)));
+	case GNUTLS_E_CERTIFICATE_ERROR:
+		if (tc->cert_size > TICKET_MAX_CERT)
+			return conn_error(tc, TLS_ERROR, NULL,
+			    "client certificate too large for TLS 1.2");
+		return conn_error(tc, TLS_ERROR, NULL, gnutls_strerror(ret));
 	case GNUTLS_E_REHANDSHAKE:
 		/* TLS 1.2 only; Gemini has no use for renegotiation. */
 		return conn_error(tc, TLS_ERROR, NULL, "renegotiation refused");
@@ -953,7 +999,8 @@ conn_result(struct tls_conn *tc, int ret)
  * RFC 8446, C.4). It goes out with the first record of the response, in
  * the same send(), not alone after the handshake: a client reads it while
  * it reads the answer. TLS 1.2 sends its ticket within the handshake (RFC
- * 5077).
+ * 5077). None when the client's certificate would not fit
+ * (TICKET_MAX_CERT).
  */
 static int
 conn_queue_ticket(struct tls_conn *tc)
@@ -961,6 +1008,8 @@ conn_queue_ticket(struct tls_conn *tc)
 	if (!tc->ticket_due)
 		return 0;
 	tc->ticket_due = false;
+	if (tc->cert_size > TICKET_MAX_CERT)
+		return 0;
 	return gnutls_session_ticket_send(tc->s, 1, 0);
 }
 
@@ -1111,6 +1160,91 @@ tls_conn_bye(struct tls_conn *tc)
  * Client certificates.
  */
 
+/*
+ * Certificate text as it may be shown. GnuTLS prints DNs per RFC 4514 but
+ * escapes only a DN's own specials (",+\"\\<>;"), so a subject may still
+ * hold raw control bytes (a LF ends an environment or log line, an ESC
+ * starts a terminal sequence), bytes that are not UTF-8, and characters
+ * that rearrange or break a displayed line. Each byte of those becomes
+ * \XX (lowercase hex), RFC 4514's own escape (2.4): the result is still an
+ * RFC 4514 string, and a parser of one gets the certificate's bytes back.
+ */
+
+/*
+ * The length of the UTF-8 character at s that may be shown as it is, or
+ * 0 when its first byte is to be escaped: a C0 or C1 control or DEL; an
+ * overlong form, a surrogate or a truncated sequence (RFC 3629, 4); the
+ * bidirectional formatting characters and the line and paragraph
+ * separators (U+200E-F, U+202A-E, U+2066-9, U+2028-9).
+ */
+static size_t
+shown_len(const unsigned char *s, size_t len)
+{
+	/* The least code point of each length: shorter forms are overlong. */
+	static const unsigned int least[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	unsigned int cp, i, n;
+
+	if (s[0] < 0x80)
+		return s[0] >= 0x20 && s[0] != 0x7f ? 1 : 0;
+	n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+	if (s[0] < 0xc2 || s[0] > 0xf4 || len < n)
+		return 0;
+	cp = s[0] & (0x7fu >> n);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    cp <= 0x9f || cp == 0x200e || cp == 0x200f ||
+	    (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+		return 0;
+	return n;
+}
+
+char *
+cert_text_escape(const char *text, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i = 0, o = 0, n;
+	char *out;
+
+	if ((out = malloc(3 * len + 1)) == NULL)
+		return NULL;
+	while (i < len) {
+		/*
+		 * A backslash opens an escape (GnuTLS escapes its own): the
+		 * pair is copied whole, or, when what it escapes is to be
+		 * shown as hex, the hex alone says it.
+		 */
+		if (s[i] == '\\' && i + 1 < len &&
+		    (n = shown_len(s + i + 1, len - i - 1)) > 0) {
+			memcpy(out + o, s + i, n + 1);
+			o += n + 1;
+			i += n + 1;
+			continue;
+		}
+		if (s[i] == '\\')
+			i++;
+		if (i == len) { /* a backslash at the end: escaped itself */
+			memcpy(out + o, "\\5c", 3);
+			o += 3;
+		} else if ((n = shown_len(s + i, len - i)) > 0) {
+			memcpy(out + o, s + i, n);
+			o += n;
+			i += n;
+		} else {
+			out[o++] = '\\';
+			out[o++] = hex[s[i] >> 4];
+			out[o++] = hex[s[i] & 0xf];
+			i++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /* "" when the DN is empty or GnuTLS can't print it; NULL on ENOMEM. */
 static char *
 dn_dup(gnutls_x509_crt_t crt, bool issuer)
@@ -1123,7 +1257,7 @@ dn_dup(gnutls_x509_crt_t crt, bool issuer)
 	               gnutls_x509_crt_get_dn3(crt, &dn, 0);
 	if (ret == GNUTLS_E_MEMORY_ERROR)
 		return NULL;
-	s = ret < 0 ? strdup("") : strndup((char *)dn.data, dn.size);
+	s = ret < 0 ? strdup("") : cert_text_escape((char *)dn.data, dn.size);
 	gnutls_free(dn.data);
 	return s;
 }
@@ -1133,6 +1267,7 @@ static int
 cn_dup(gnutls_x509_crt_t crt, char **cn)
 {
 	size_t size = 0;
+	char *raw;
 	int ret;
 
 	*cn = NULL;
@@ -1140,14 +1275,13 @@ cn_dup(gnutls_x509_crt_t crt, char **cn)
 	    0, NULL, &size);
 	if (ret != GNUTLS_E_SHORT_MEMORY_BUFFER)
 		return XZ_OK;
-	if ((*cn = calloc(1, ++size)) == NULL)
+	if ((raw = calloc(1, ++size)) == NULL)
 		return XZ_ENOMEM;
 	ret = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
-	    0, *cn, &size);
-	if (ret < 0) {
-		free(*cn);
-		*cn = NULL;
-	}
+	    0, raw, &size);
+	if (ret == 0 && (*cn = cert_text_escape(raw, size)) == NULL)
+		ret = GNUTLS_E_MEMORY_ERROR;
+	free(raw);
 	return ret == GNUTLS_E_MEMORY_ERROR ? XZ_ENOMEM : XZ_OK;
 }
 
@@ -1160,6 +1294,120 @@ iso_time(time_t t, char out[21])
 	if (t == (time_t)-1 || gmtime_r(&t, &tm) == NULL ||
 	    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		out[0] = '\0';
+}
+
+/*
+ * The validity dates are read from the DER: GnuTLS reports any date
+ * before 1970 as time 0, 1970-01-01. Only the outer structure is walked,
+ * of a certificate GnuTLS has already parsed.
+ */
+
+/*
+ * The DER element at *p, before end: its tag, and its contents in
+ * [*v, *v + *vlen); *p moves past it. One-byte tags and definite lengths
+ * of up to 4 bytes, all a certificate's outer structure uses.
+ */
+static int
+der_next(const unsigned char **p, const unsigned char *end, unsigned int *tag,
+    const unsigned char **v, size_t *vlen)
+{
+	const unsigned char *q = *p;
+	size_t len, n;
+
+	if (end - q < 2 || (q[0] & 0x1f) == 0x1f)
+		return -1;
+	*tag = *q++;
+	len = *q++;
+	if (len & 0x80) {
+		n = len & 0x7f;
+		if (n == 0 || n > 4 || (size_t)(end - q) < n)
+			return -1;
+		for (len = 0; n > 0; n--)
+			len = len << 8 | *q++;
+	}
+	if (len > (size_t)(end - q))
+		return -1;
+	*v = q;
+	*vlen = len;
+	*p = q + len;
+	return 0;
+}
+
+/* Two decimal digits at s, or -1. */
+static int
+two_digits(const unsigned char *s)
+{
+	if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+		return -1;
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/*
+ * UTCTime YYMMDDHHMMSSZ (YY under 50 is 20YY, RFC 5280, 4.1.2.5.1) or
+ * GeneralizedTime YYYYMMDDHHMMSSZ (4.1.2.5.2), the forms RFC 5280 allows,
+ * as 2026-01-02T03:04:05Z.
+ */
+static int
+der_time(unsigned int tag, const unsigned char *v, size_t len, char out[21])
+{
+	int f[7], i, year;
+	char buf[80];
+
+	if (!((tag == 0x17 && len == 13) || (tag == 0x18 && len == 15)) ||
+	    v[len - 1] != 'Z')
+		return -1;
+	for (i = 0; i < (int)(len - 1) / 2; i++)
+		if ((f[i] = two_digits(v + 2 * i)) == -1)
+			return -1;
+	if (tag == 0x17)
+		year = f[0] < 50 ? 2000 + f[0] : 1900 + f[0];
+	else
+		year = f[0] * 100 + f[1];
+	i = tag == 0x17 ? 1 : 2; /* month, day, hour, minute, second */
+	if (f[i] < 1 || f[i] > 12 || f[i + 1] < 1 || f[i + 1] > 31 ||
+	    f[i + 2] > 23 || f[i + 3] > 59 || f[i + 4] > 60)
+		return -1;
+	/* The fields are in range: 20 bytes; buf's size quiets the compiler. */
+	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", year, f[i],
+	    f[i + 1], f[i + 2], f[i + 3], f[i + 4]);
+	memcpy(out, buf, 21);
+	return 0;
+}
+
+int
+cert_validity(const void *der, size_t len, char not_before[21],
+    char not_after[21])
+{
+	const unsigned char *p = der, *end = p + len, *v;
+	unsigned int tag;
+	size_t vlen;
+	int i;
+
+	/* Certificate ::= SEQUENCE { tbsCertificate SEQUENCE, ... } */
+	for (i = 0; i < 2; i++) {
+		if (der_next(&p, end, &tag, &v, &vlen) == -1 || tag != 0x30)
+			return -1;
+		p = v;
+		end = v + vlen;
+	}
+	/* [0] version (optional), serialNumber, signature, issuer */
+	if (der_next(&p, end, &tag, &v, &vlen) == -1 ||
+	    (tag == 0xa0 && der_next(&p, end, &tag, &v, &vlen) == -1) ||
+	    tag != 0x02 || der_next(&p, end, &tag, &v, &vlen) == -1 ||
+	    tag != 0x30 || der_next(&p, end, &tag, &v, &vlen) == -1 ||
+	    tag != 0x30)
+		return -1;
+	/* validity SEQUENCE { notBefore Time, notAfter Time } */
+	if (der_next(&p, end, &tag, &v, &vlen) == -1 || tag != 0x30)
+		return -1;
+	p = v;
+	end = v + vlen;
+	if (der_next(&p, end, &tag, &v, &vlen) == -1 ||
+	    der_time(tag, v, vlen, not_before) == -1 ||
+	    der_next(&p, end, &tag, &v, &vlen) == -1 ||
+	    der_time(tag, v, vlen, not_after) == -1)
+		return -1;
+	return 0;
 }
 
 static int
@@ -1182,8 +1430,14 @@ cert_fill(struct xz_cert *cert, gnutls_x509_crt_t crt,
 	    (cert->issuer = dn_dup(crt, true)) == NULL ||
 	    cn_dup(crt, &cert->cn) != XZ_OK)
 		return XZ_ENOMEM;
-	iso_time(gnutls_x509_crt_get_activation_time(crt), cert->not_before);
-	iso_time(gnutls_x509_crt_get_expiration_time(crt), cert->not_after);
+	/* A form GnuTLS takes and RFC 5280 doesn't: GnuTLS's reading. */
+	if (cert_validity(der->data, der->size, cert->not_before,
+	        cert->not_after) == -1) {
+		iso_time(gnutls_x509_crt_get_activation_time(crt),
+		    cert->not_before);
+		iso_time(gnutls_x509_crt_get_expiration_time(crt),
+		    cert->not_after);
+	}
 	cert->present = true;
 	return XZ_OK;
 }

@@ -124,13 +124,26 @@ struct tls_opts {
 struct xz_cert {
 	bool present;
 	char hash[7 + 64 + 1]; /* "SHA256:" + lowercase hex of the DER */
-	char *subject;         /* one-line DNs (RFC 4514) */
+	char *subject;         /* one-line DNs (RFC 4514), escaped */
 	char *issuer;
 	char *cn;            /* subject CN; NULL when none */
 	char not_before[21]; /* 2026-01-02T03:04:05Z */
 	char not_after[21];
 };
 void cert_clear(struct xz_cert *cert);
+/*
+ * Certificate text (an RFC 4514 string, as GnuTLS prints it) made safe to
+ * show: control bytes, DEL, C1 controls, bytes that are not UTF-8, bidi
+ * controls and U+2028-9 become RFC 4514 hexpairs (\0a). A new string,
+ * NULL when out of memory. Every text field of struct xz_cert is escaped.
+ */
+char *cert_text_escape(const char *text, size_t len);
+/*
+ * The validity dates of a DER certificate, as 2026-01-02T03:04:05Z, years
+ * before 1970 included; -1 when it is not in RFC 5280's form.
+ */
+int cert_validity(const void *der, size_t len, char not_before[21],
+    char not_after[21]);
 
 /*
  * Loads the certificate and key; when neither file exists, generates a

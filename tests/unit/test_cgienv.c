@@ -227,6 +227,42 @@ Test(cgienv, with_certificate)
 	cgienv_clear(&env);
 }
 
+/*
+ * Certificate text is escaped where it is read (tls.c); what a backend
+ * gets is that text, unchanged, through either encoding.
+ */
+Test(cgienv, hostile_certificate_text_escaped_in_both_encodings)
+{
+	static const char raw[] = "ev\"il\n\r\x1b[2J\x7f\xff";
+	static const char want[] = "ev\"il\\0a\\0d\\1b[2J\\7f\\ff";
+	struct cgienv_src src = base_src();
+	struct xz_cert cert = test_cert;
+	struct cgienv env;
+	struct pairs p;
+	char **envp, *cn;
+	size_t i;
+
+	cr_assert_not_null(cn = cert_text_escape(raw, sizeof(raw) - 1));
+	cr_assert_str_eq(cn, want);
+	cert.cn = cn;
+	cert.subject = cn;
+	src.cert = &cert;
+	cr_assert_eq(cgienv_build(&env, &src), XZ_OK);
+	scgi_roundtrip(&env, &p);
+	cr_assert_str_eq(pairs_get(&p, "REMOTE_USER"), want);
+	cr_assert_str_eq(pairs_get(&p, "TLS_CLIENT_SUBJECT"), want);
+	pairs_free(&p);
+	cr_assert_not_null(envp = cgienv_envp(&env));
+	for (i = 0; envp[i] != NULL; i++)
+		if (strncmp(envp[i], "REMOTE_USER=", 12) == 0)
+			break;
+	cr_assert_not_null(envp[i]);
+	cr_assert_str_eq(envp[i] + 12, want);
+	cgienv_envp_free(envp);
+	cgienv_clear(&env);
+	free(cn);
+}
+
 Test(cgienv, certificate_without_cn)
 {
 	struct cgienv_src src = base_src();

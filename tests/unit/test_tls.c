@@ -1328,3 +1328,380 @@ Test(tls, free_null_is_noop)
 	tls_conn_free(NULL);
 	cert_clear(NULL);
 }
+
+/*
+ * Hostile certificate text: every text field is escaped (RFC 4514
+ * hexpairs for what may not be shown), whatever the certificate holds.
+ */
+
+static void
+assert_escaped(const char *in, size_t len, const char *want)
+{
+	char *out = cert_text_escape(in, len);
+
+	cr_assert_not_null(out);
+	cr_assert_str_eq(out, want, "input %zu bytes", len);
+	free(out);
+}
+
+/* in is a string literal: its bytes, NULs included, up to the last. */
+#define ESCAPED(in, want) assert_escaped((in), sizeof(in) - 1, (want))
+
+Test(tls, escape_keeps_printable_utf8_and_dn_escapes)
+{
+	ESCAPED("", "");
+	ESCAPED("CN=alice,O=Example", "CN=alice,O=Example");
+	ESCAPED("CN=a\\,b\\\\c\\\"d", "CN=a\\,b\\\\c\\\"d");
+	ESCAPED("CN=Lu\xc4\x8di\xc4\x87 \xf0\x9f\x98\x80 \xe2\x82\xac",
+	    "CN=Lu\xc4\x8di\xc4\x87 \xf0\x9f\x98\x80 \xe2\x82\xac");
+	ESCAPED("CN=\\ #a\\ ", "CN=\\ #a\\ ");
+}
+
+Test(tls, escape_control_bytes)
+{
+	ESCAPED("a\nb\rc\x1b[31md\x7f"
+	        "e\tf",
+	    "a\\0ab\\0dc\\1b[31md\\7fe\\09f");
+	ESCAPED("a\0b", "a\\00b");
+	/* C1 controls are UTF-8 too: U+009B is a terminal's CSI. */
+	ESCAPED("a\xc2\x9b"
+	        "31m\xc2\x85",
+	    "a\\c2\\9b31m\\c2\\85");
+	ESCAPED("\xc2\xa0", "\xc2\xa0"); /* U+00A0 is shown */
+}
+
+Test(tls, escape_invalid_utf8)
+{
+	ESCAPED("x\xff\xfey", "x\\ff\\fey");
+	ESCAPED("\xc3", "\\c3");                         /* truncated */
+	ESCAPED("\xc3(", "\\c3(");                       /* bad continuation */
+	ESCAPED("\xc0\xaf", "\\c0\\af");                 /* overlong '/' */
+	ESCAPED("\xe0\x80\xaf", "\\e0\\80\\af");         /* overlong */
+	ESCAPED("\xed\xa0\x80", "\\ed\\a0\\80");         /* surrogate */
+	ESCAPED("\xf4\x90\x80\x80", "\\f4\\90\\80\\80"); /* >10FFFF */
+	ESCAPED("\xe2\x82", "\\e2\\82");
+}
+
+Test(tls, escape_bidi_and_line_separators)
+{
+	ESCAPED("a\xe2\x80\xae"
+	        "b",
+	    "a\\e2\\80\\aeb"); /* U+202E */
+	ESCAPED("\xe2\x80\xa8\xe2\x80\xa9", "\\e2\\80\\a8\\e2\\80\\a9");
+	ESCAPED("\xe2\x81\xa6\xe2\x80\x8f", "\\e2\\81\\a6\\e2\\80\\8f");
+	ESCAPED("\xe2\x80\x94", "\xe2\x80\x94"); /* an em dash */
+}
+
+Test(tls, escape_backslash_before_hidden_byte)
+{
+	/* The escape's backslash gives way to the hexpair: one escape. */
+	ESCAPED("a\\\nb", "a\\0ab");
+	ESCAPED("a\\\\\nb", "a\\\\\\0ab");
+	ESCAPED("a\\", "a\\5c");
+	ESCAPED("\\\xff", "\\ff");
+}
+
+/* A self-signed certificate with a raw CN value (tag + bytes) and more. */
+static void
+keypair_make_raw(struct keypair *kp, unsigned char tag, const void *cn,
+    size_t cnlen, time_t not_before, time_t not_after, size_t padding)
+{
+	unsigned char der[512], *ext;
+	size_t n = 0;
+
+	cr_assert_lt(cnlen, 128);
+	der[n++] = tag;
+	der[n++] = (unsigned char)cnlen;
+	memcpy(der + n, cn, cnlen);
+	n += cnlen;
+	cr_assert_eq(gnutls_x509_privkey_init(&kp->key), 0);
+	cr_assert_eq(gnutls_x509_privkey_generate2(kp->key, GNUTLS_PK_ECDSA,
+	                 GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
+	                 NULL, 0),
+	    0);
+	cr_assert_eq(gnutls_x509_crt_init(&kp->crt), 0);
+	cr_assert_eq(gnutls_x509_crt_set_version(kp->crt, 3), 0);
+	cr_assert_eq(gnutls_x509_crt_set_serial(kp->crt, "\x01", 1), 0);
+	cr_assert_eq(gnutls_x509_crt_set_dn_by_oid(kp->crt,
+	                 GNUTLS_OID_X520_COMMON_NAME, 1, der, n),
+	    0);
+	cr_assert_eq(gnutls_x509_crt_set_dn_by_oid(kp->crt,
+	                 GNUTLS_OID_X520_ORGANIZATION_NAME, 0, "Q\"uote's", 8),
+	    0);
+	cr_assert_eq(gnutls_x509_crt_set_issuer_dn_by_oid(kp->crt,
+	                 GNUTLS_OID_X520_COMMON_NAME, 1, der, n),
+	    0);
+	cr_assert_eq(gnutls_x509_crt_set_activation_time(kp->crt, not_before),
+	    0);
+	cr_assert_eq(gnutls_x509_crt_set_expiration_time(kp->crt, not_after),
+	    0);
+	if (padding > 0) {
+		/* An OCTET STRING of padding bytes in a private extension. */
+		cr_assert_not_null(ext = calloc(1, padding + 5));
+		ext[0] = 0x04;
+		ext[1] = 0x83;
+		ext[2] = (unsigned char)(padding >> 16);
+		ext[3] = (unsigned char)(padding >> 8);
+		ext[4] = (unsigned char)padding;
+		cr_assert_eq(gnutls_x509_crt_set_extension_by_oid(kp->crt,
+		                 "1.3.6.1.4.1.55555.1", ext, padding + 5, 0),
+		    0);
+		free(ext);
+	}
+	cr_assert_eq(gnutls_x509_crt_set_key(kp->crt, kp->key), 0);
+	/* The issuer DN is the subject's: sign2 with itself keeps both. */
+	cr_assert_eq(gnutls_x509_crt_sign2(kp->crt, kp->crt, kp->key,
+	                 GNUTLS_DIG_SHA256, 0),
+	    0);
+}
+
+/* The facts the server reads from kp over a TLS 1.3 handshake. */
+static void
+peer_facts(const struct keypair *kp, struct xz_cert *cert)
+{
+	struct tls_ctx *ctx = ctx_make();
+	struct pair p;
+
+	pair_open(&p, ctx, TLS13_ONLY, kp);
+	handshake(&p);
+	cr_assert_eq(tls_conn_peer_cert(p.tc, cert), XZ_OK);
+	pair_close(&p);
+	tls_ctx_free(ctx);
+}
+
+Test(tls, hostile_cn_is_escaped_everywhere)
+{
+	static const char cn[] = "ev\"il\n\rX\x1b[2J\x7f'\xff\xfe\xc2\x9b";
+	struct keypair kp;
+	struct xz_cert cert;
+
+	keypair_make_raw(&kp, 0x0c, cn, sizeof(cn) - 1, time(NULL) - 10,
+	    time(NULL) + 86400, 0);
+	peer_facts(&kp, &cert);
+	cr_assert_str_eq(cert.cn,
+	    "ev\\\"il\\0a\\0dX\\1b[2J\\7f'\\ff\\fe\\c2\\9b");
+	cr_assert_str_eq(cert.subject,
+	    "O=Q\\\"uote's,CN=ev\\\"il\\0a\\0dX\\1b[2J\\7f'\\ff\\fe\\c2\\9b");
+	cr_assert_str_eq(cert.issuer, cert.subject); /* self-signed */
+	cert_clear(&cert);
+	keypair_free(&kp);
+}
+
+Test(tls, non_utf8_string_types_stay_printable)
+{
+	struct keypair kp;
+	struct xz_cert cert;
+	const char *c;
+
+	/* A T61String: GnuTLS shows it in hex (RFC 4514's #hex form). */
+	keypair_make_raw(&kp, 0x14, "x\xff\nz", 4, time(NULL) - 10,
+	    time(NULL) + 86400, 0);
+	peer_facts(&kp, &cert);
+	for (c = cert.subject; *c != '\0'; c++)
+		cr_assert(*c >= 0x20 && *c < 0x7f, "raw byte in %s",
+		    cert.subject);
+	cr_assert_not_null(cert.cn);
+	cr_assert_str_eq(cert.cn, "\\#78ff0a7a");
+	cert_clear(&cert);
+	keypair_free(&kp);
+}
+
+/*
+ * Dates: GnuTLS says 1970-01-01 for anything earlier; the DER says the
+ * real date. 1960 is a UTCTime, 2080 a GeneralizedTime (RFC 5280).
+ */
+Test(tls, dates_before_1970_and_after_2049)
+{
+	struct keypair kp;
+	struct xz_cert cert;
+
+	keypair_make_raw(&kp, 0x0c, "old", 3, utc(1960, 3, 4, 5, 6, 7),
+	    utc(2080, 1, 2, 3, 4, 5), 0);
+	peer_facts(&kp, &cert);
+	cr_assert_str_eq(cert.not_before, "1960-03-04T05:06:07Z");
+	cr_assert_str_eq(cert.not_after, "2080-01-02T03:04:05Z");
+	cert_clear(&cert);
+	keypair_free(&kp);
+}
+
+/* A certificate's outer DER around a validity of two given times. */
+static size_t
+der_cert(unsigned char *out, const char *t1, const char *t2, bool version)
+{
+	unsigned char v[64], tbs[256];
+	size_t vn = 0, tn = 0, l1 = strlen(t1), l2 = strlen(t2), n = 0;
+
+	v[vn++] = l1 == 13 ? 0x17 : 0x18;
+	v[vn++] = (unsigned char)l1;
+	memcpy(v + vn, t1, l1);
+	vn += l1;
+	v[vn++] = l2 == 13 ? 0x17 : 0x18;
+	v[vn++] = (unsigned char)l2;
+	memcpy(v + vn, t2, l2);
+	vn += l2;
+	if (version) {
+		memcpy(tbs + tn, "\xa0\x03\x02\x01\x02", 5);
+		tn += 5;
+	}
+	memcpy(tbs + tn,
+	    "\x02\x01\x01" /* serial */
+	    "\x30\x00"     /* signature */
+	    "\x30\x81\x00",
+	    8); /* issuer, long form */
+	tn += 8;
+	tbs[tn++] = 0x30;
+	tbs[tn++] = (unsigned char)vn;
+	memcpy(tbs + tn, v, vn);
+	tn += vn;
+	out[n++] = 0x30;
+	out[n++] = 0x82;
+	out[n++] = 0;
+	out[n++] = (unsigned char)(tn + 2);
+	out[n++] = 0x30;
+	out[n++] = (unsigned char)tn;
+	memcpy(out + n, tbs, tn);
+	return n + tn;
+}
+
+Test(tls, validity_forms)
+{
+	unsigned char der[512];
+	char nb[21], na[21];
+	size_t n;
+
+	n = der_cert(der, "491231235959Z", "500101000000Z", true);
+	cr_assert_eq(cert_validity(der, n, nb, na), 0);
+	cr_assert_str_eq(nb, "2049-12-31T23:59:59Z");
+	cr_assert_str_eq(na, "1950-01-01T00:00:00Z");
+	n = der_cert(der, "19010203040506Z", "99991231235959Z", false);
+	cr_assert_eq(cert_validity(der, n, nb, na), 0);
+	cr_assert_str_eq(nb, "1901-02-03T04:05:06Z");
+	cr_assert_str_eq(na, "9999-12-31T23:59:59Z");
+	n = der_cert(der, "00010101000000Z", "691231235959Z" /* 1969 */, false);
+	cr_assert_eq(cert_validity(der, n, nb, na), 0);
+	cr_assert_str_eq(nb, "0001-01-01T00:00:00Z");
+	cr_assert_str_eq(na, "1969-12-31T23:59:59Z");
+}
+
+Test(tls, validity_refuses_what_rfc5280_does_not_allow)
+{
+	static const char *const bad[][2] = {
+		{ "4912312359Z", "500101000000Z" },       /* no seconds */
+		{ "491231235959+0100", "500101000000Z" }, /* offset */
+		{ "491331235959Z", "500101000000Z" },     /* month 13 */
+		{ "490031235959Z", "500101000000Z" },     /* day 0 */
+		{ "491231245959Z", "500101000000Z" },     /* hour 24 */
+		{ "4912312359a9Z", "500101000000Z" },     /* not a digit */
+		{ "19010203040506Z", "2001020304050.Z" },
+	};
+	unsigned char der[512];
+	char nb[21], na[21];
+	size_t i, n, cut;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = der_cert(der, bad[i][0], bad[i][1], true);
+		cr_assert_eq(cert_validity(der, n, nb, na), -1, "%zu", i);
+	}
+	/* Every truncation of a good one is refused, never read past. */
+	n = der_cert(der, "491231235959Z", "500101000000Z", true);
+	for (cut = 0; cut < n; cut++) {
+		unsigned char *copy = malloc(cut + 1);
+
+		memcpy(copy, der, cut);
+		cr_assert_eq(cert_validity(copy, cut, nb, na), -1, "%zu", cut);
+		free(copy);
+	}
+	/* A length of 5 bytes, a multi-byte tag, indefinite length. */
+	cr_assert_eq(cert_validity("\x30\x85\x00\x00\x00\x00\x01", 7, nb, na),
+	    -1);
+	cr_assert_eq(cert_validity("\x3f\x01\x00", 3, nb, na), -1);
+	cr_assert_eq(cert_validity("\x30\x80\x00\x00", 4, nb, na), -1);
+}
+
+/*
+ * A client certificate too large for a session ticket (TICKET_MAX_CERT,
+ * 48 KiB): TLS 1.3 serves it without a ticket, TLS 1.2 refuses it
+ * before making one. Just under, both keep their tickets.
+ */
+static void
+big_client(const char *prio, size_t padding, unsigned want_tickets)
+{
+	struct tls_ctx *ctx = ctx_make();
+	struct keypair kp;
+	struct xz_cert cert;
+	gnutls_datum_t sd;
+	struct pair p;
+
+	keypair_make_raw(&kp, 0x0c, "big", 3, time(NULL) - 10,
+	    time(NULL) + 86400, padding);
+	pair_open(&p, ctx, prio, &kp);
+	tickets_seen = 0;
+	handshake(&p);
+	cr_assert_eq(tls_conn_peer_cert(p.tc, &cert), XZ_OK);
+	cr_assert_str_eq(cert.cn, "big");
+	cert_clear(&cert);
+	serve_and_close(&p);
+	cr_assert_eq(tickets_seen, want_tickets);
+	cr_assert_eq(gnutls_session_get_data2(p.cs, &sd), 0);
+	pair_close(&p);
+
+	/* The next connection resumes, or does a full handshake. */
+	pair_open(&p, ctx, prio, &kp);
+	cr_assert_eq(gnutls_session_set_data(p.cs, sd.data, sd.size), 0);
+	handshake(&p);
+	cr_assert_eq(gnutls_session_is_resumed(p.cs), want_tickets > 0);
+	cr_assert_eq(tls_conn_peer_cert(p.tc, &cert), XZ_OK);
+	cr_assert_str_eq(cert.cn, "big");
+	cert_clear(&cert);
+	serve_and_close(&p);
+	pair_close(&p);
+	gnutls_free(sd.data);
+	keypair_free(&kp);
+	tls_ctx_free(ctx);
+}
+
+Test(tls, client_cert_100k_tls13_served_without_ticket)
+{
+	big_client(TLS13_ONLY, 100 * 1024, 0);
+}
+
+Test(tls, client_cert_45k_keeps_tickets)
+{
+	big_client(TLS13_ONLY, 45 * 1024, 1);
+	big_client(TLS12_ONLY, 45 * 1024, 1);
+}
+
+Test(tls, client_cert_100k_tls12_refused_cleanly)
+{
+	struct tls_ctx *ctx = ctx_make();
+	struct keypair kp;
+	struct pair p;
+	int s = TLS_WANT_READ, c = GNUTLS_E_AGAIN, i;
+
+	keypair_make_raw(&kp, 0x0c, "big", 3, time(NULL) - 10,
+	    time(NULL) + 86400, 100 * 1024);
+	pair_open(&p, ctx, TLS12_ONLY, &kp);
+	for (i = 0; i < 1000 && (s == TLS_WANT_READ || s == TLS_WANT_WRITE);
+	     i++) {
+		s = tls_conn_handshake(p.tc);
+		if (c == GNUTLS_E_AGAIN)
+			c = gnutls_handshake(p.cs);
+		if (s == TLS_WANT_READ || s == TLS_WANT_WRITE)
+			wait_either(&p, events_for(s),
+			    c == GNUTLS_E_AGAIN ? client_events(&p) : 0);
+	}
+	cr_assert_eq(s, TLS_ERROR);
+	cr_assert_str_eq(tls_conn_strerror(p.tc),
+	    "client certificate too large for TLS 1.2");
+	/* The client hears why: bad_certificate. */
+	while (c == GNUTLS_E_AGAIN) {
+		wait_either(&p, 0, POLLIN);
+		c = gnutls_handshake(p.cs);
+	}
+	cr_assert_eq(c, GNUTLS_E_FATAL_ALERT_RECEIVED, "%s",
+	    gnutls_strerror(c));
+	cr_assert_eq(gnutls_alert_get(p.cs), GNUTLS_A_BAD_CERTIFICATE);
+	pair_close(&p);
+	keypair_free(&kp);
+	tls_ctx_free(ctx);
+}
