@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import os
 import re
+import signal
 import socket
 import ssl
 import sys
@@ -360,6 +361,32 @@ def test_stopping_the_server_leaves_no_process(xitzin, tmp_path):
         child = read_pid(tmp_path / "hang.child")
         assert s.stop() == 0  # the drain times out: the request is cut
         assert pending.result().status is None
+    expect_reaped(pid)
+    expect_dead(child)
+
+
+def test_a_second_sigterm_skips_the_drain_and_still_kills_scripts(xitzin,
+                                                                  tmp_path):
+    """The first SIGTERM drains (for up to two minutes here); a second one
+    cuts the drain short, yet the process still exits cleanly, killing and
+    reaping every script: signals stay caught until the workers are done."""
+    root = bin_dir(tmp_path)
+    write_script(root, "hang.sh", HANG_SH)
+    s = xitzin("[server]\ndrain_timeout = 120\n" + cgi_conf(root))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(s.get, "/cgi-bin/hang.sh")
+        pid = read_pid(tmp_path / "hang.pid")
+        child = read_pid(tmp_path / "hang.child")
+        s.proc.send_signal(signal.SIGTERM)
+        # Two signals sent at once may arrive as one: wait for the first.
+        wait_until(lambda: "stopping" in s.log(), "the first SIGTERM seen")
+        assert s.proc.poll() is None  # draining: the script is still there
+        start = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=60 * SLOW) == 0
+        assert time.monotonic() - start < 60 * SLOW  # not the 120 s drain
+        assert pending.result().status is None
+    assert "skipping the drain" in s.log()
     expect_reaped(pid)
     expect_dead(child)
 
