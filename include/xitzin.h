@@ -364,6 +364,13 @@ struct xz_handler *xz_scgi_unix(const char *socket_path,
  * Failures are 42: "CGI script not executable", "CGI script timeout",
  * "CGI script error", "CGI response exceeds maximum size"; a missing
  * script is 51 "Not found"; too many scripts at once is 44.
+ *
+ * The first CGI mount makes the process a child subreaper
+ * (PR_SET_CHILD_SUBREAPER): what a script leaves outside its process
+ * group (setsid, a daemon) becomes our child and is killed and reaped
+ * when a script is reaped. So would be a child of the host program's own
+ * that runs in a session of its own (setsid): keep those out of a
+ * process with CGI mounts.
  */
 struct xz_cgi_config {
 	double timeout;           /* seconds without output; default 30 */

@@ -19,14 +19,26 @@
  * the kernel could trust. Scripts find their directory as their working
  * directory.
  *
- * Processes never block a worker: fork in the worker (posix_spawn cannot
- * run a descriptor), exec in the child (async-signal-safe calls only
- * between the two), stdout read through a bufferevent by the relay,
- * stderr by an event, and the exit watched on a pidfd, never with SIGCHLD
- * (workers are threads; a handler would be process-wide). Each script
- * leads its own process group; when its request is over (answered, timed
+ * Processes never block a worker. The spawn is posix_spawn's own trick
+ * (which cannot run a descriptor): clone(CLONE_VM | CLONE_VFORK) onto a
+ * small stack of its own, so nothing of the multi-threaded server is
+ * copied, as fork() would copy its page tables; the worker sleeps until
+ * the child has exec'd. Between clone and exec, async-signal-safe calls
+ * only. Stdout is read through a bufferevent by the relay, stderr by an
+ * event, and the exit watched on a pidfd, never with SIGCHLD (workers are
+ * threads; a handler would be process-wide). Each script leads its own
+ * session and process group; when its request is over (answered, timed
  * out, or the client went away) the whole group is killed, and the leader
- * is reaped from its pidfd event: no zombie, no process left behind.
+ * is reaped from its pidfd event: no zombie.
+ *
+ * A descendant that leaves the group (setsid, a daemon's double fork)
+ * escapes that kill. So the process is a child subreaper (prctl
+ * PR_SET_CHILD_SUBREAPER) once it has a CGI mount: such orphans become
+ * our children, not init's, and whenever a script is reaped every child
+ * we did not spawn ourselves and that is in a session other than ours is
+ * killed with its group and reaped (cgi_sweep), until none is left. A
+ * daemon is thus killed at the latest when its request ends, earlier if
+ * another request ends first; nothing a script starts outlives it.
  *
  * A process outlives its request while it dies, briefly. Each mount keeps
  * its processes in a list so that one whose event loop has already gone
@@ -35,6 +47,8 @@
  * process (event_assign) so that an event_base freed before them leaves
  * nothing to free.
  */
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -42,11 +56,13 @@
 
 #include <linux/openat2.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +84,10 @@
 #define CGI_ERR_LINE 1024   /* bytes of one stderr line logged */
 #define CGI_READ_SIZE 65536 /* a pipe's whole buffer in one read */
 #define CGI_SCRIPT_FD 3     /* where the child keeps its script */
+/* The child's stack until exec: a few frames, and a sanitizer's. */
+#define CGI_STACK_SIZE (64 * 1024)
+#define CGI_SWEEP_MAX 256   /* children looked at per sweep round */
+#define CGI_SWEEP_ROUNDS 64 /* generations of a process tree per sweep */
 
 struct cgi_proc;
 
@@ -103,6 +123,27 @@ struct cgi_proc {
 	bool request_over; /* the relay is done, or the client went away */
 	bool killed;       /* we sent SIGKILL */
 	TAILQ_ENTRY(cgi_proc) link;
+	TAILQ_ENTRY(cgi_proc) spawned_link; /* in cgi_spawned.procs */
+};
+
+/*
+ * Every script leader not yet reaped, of every mount: the children a
+ * sweep must spare. While a clone is in flight (spawning > 0) a new
+ * child may be visible before it is listed, so a sweep waits: the last
+ * spawner runs it.
+ */
+static struct {
+	pthread_mutex_t lock;
+	TAILQ_HEAD(, cgi_proc) procs;
+	int spawning;
+	bool sweep_pending;
+	bool subreaper; /* PR_SET_CHILD_SUBREAPER is on */
+	pid_t sid;      /* our session: children in it are not a script's */
+	int taskfd;     /* /proc/self/task, opened before any chroot */
+} cgi_spawned = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.procs = TAILQ_HEAD_INITIALIZER(cgi_spawned.procs),
+	.taskfd = -1,
 };
 
 /* What a request runs. */
@@ -136,12 +177,14 @@ xz_cgi_config_init(struct xz_cgi_config *cfg)
 }
 
 /*
- * The child, between fork and exec: async-signal-safe calls only (the
- * parent has threads whose locks may be held). Never returns.
+ * The child, between clone and exec: async-signal-safe calls only (the
+ * parent has threads whose locks may be held), and it runs in the
+ * parent's memory, on a stack the sanitizers do not know. Never returns.
  */
-static void
-cgi_child_exec(struct cgi_child *ch)
+__attribute__((no_sanitize("address"))) static int
+cgi_child_exec(void *arg)
 {
+	struct cgi_child *ch = arg;
 	static const char msg[] = "exec failed, errno ";
 	int *fds[] = { &ch->nullfd, &ch->outfd, &ch->errfd, &ch->scriptfd };
 	char num[16];
@@ -175,6 +218,208 @@ cgi_child_exec(struct cgi_child *ch)
 	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
 	(void)!write(STDERR_FILENO, num + n, sizeof(num) - (size_t)n);
 	_exit(127);
+}
+
+/*
+ * Starts ch's child as glibc's posix_spawn does: in our memory, on a
+ * stack of its own, while this thread sleeps until the child has exec'd
+ * or exited. Every signal is blocked meanwhile, so that no handler of
+ * ours runs in the child (it resets them, then unblocks). Returns the pid
+ * with *pidfd set, or -1 with errno.
+ */
+static pid_t
+cgi_clone(struct cgi_child *ch, int *pidfd)
+{
+	sigset_t all, old;
+	void *stack;
+	pid_t pid;
+	int e;
+
+	stack = mmap(NULL, CGI_STACK_SIZE, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = clone(cgi_child_exec, (char *)stack + CGI_STACK_SIZE,
+	    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, ch, pidfd);
+	e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	munmap(stack, CGI_STACK_SIZE);
+	errno = e;
+	return pid;
+}
+
+/*
+ * Orphans: what a script leaves behind outside its process group.
+ */
+
+/* Once a CGI mount exists: orphans of scripts become ours, not init's. */
+static void
+cgi_become_subreaper(void)
+{
+	pthread_mutex_lock(&cgi_spawned.lock);
+	if (!cgi_spawned.subreaper) {
+		cgi_spawned.sid = getsid(0);
+		/* Before any chroot: /proc may not be there after it. */
+		cgi_spawned.taskfd =
+		    open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cgi_spawned.taskfd == -1)
+			log_warn("cgi: /proc/self/task: orphans of scripts "
+			         "cannot be found");
+		else if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
+			log_warn("cgi: PR_SET_CHILD_SUBREAPER");
+		else
+			cgi_spawned.subreaper = true;
+	}
+	pthread_mutex_unlock(&cgi_spawned.lock);
+}
+
+/* Appends the pids in one /proc/self/task/TID/children file. */
+static size_t
+cgi_children_of(const char *tid, pid_t *out, size_t n, size_t max)
+{
+	char path[300], buf[8192], *p, *end;
+	ssize_t len;
+	long v;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/children", tid);
+	if ((fd = openat(cgi_spawned.taskfd, path, O_RDONLY | O_CLOEXEC)) == -1)
+		return n;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return n;
+	buf[len] = '\0';
+	/* A cut last number is skipped: the next round sees it. */
+	for (p = buf; n < max && *p != '\0'; p = end) {
+		v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (*end == ' ' || *end == '\n' ||
+		    (size_t)len < sizeof(buf) - 1)
+			out[n++] = (pid_t)v;
+	}
+	return n;
+}
+
+/* Our children, of every thread: at most max pids. */
+static size_t
+cgi_children(pid_t *out, size_t max)
+{
+	char buf[4096];
+	struct dirent64 *d;
+	size_t n = 0;
+	ssize_t len, off;
+
+	if (lseek(cgi_spawned.taskfd, 0, SEEK_SET) == -1)
+		return 0;
+	while ((len = getdents64(cgi_spawned.taskfd, buf, sizeof(buf))) > 0)
+		for (off = 0; off < len; off += d->d_reclen) {
+			d = (struct dirent64 *)(void *)(buf + off);
+			if (d->d_name[0] != '.')
+				n = cgi_children_of(d->d_name, out, n, max);
+		}
+	return n;
+}
+
+static bool
+cgi_is_spawned(pid_t pid)
+{
+	struct cgi_proc *p;
+
+	TAILQ_FOREACH(p, &cgi_spawned.procs, spawned_link)
+	if (p->pid == pid)
+		return true;
+	return false;
+}
+
+/*
+ * Kills and reaps every child we did not spawn that is in a session
+ * other than ours: a script's orphan (every script leads a session of its
+ * own, and its descendants can only found new ones). Killing one makes
+ * its own children ours, hence the rounds. Each wait follows a SIGKILL,
+ * so it is short. Under cgi_spawned.lock; only here are orphans reaped,
+ * so none of the pids read can have been reused meanwhile.
+ */
+static void
+cgi_sweep_locked(void)
+{
+	pid_t kids[CGI_SWEEP_MAX], victims[CGI_SWEEP_MAX];
+	size_t nkids, nv, i, total = 0, leaders = 0;
+	int round;
+	pid_t sid;
+
+	if (cgi_spawned.spawning > 0) {
+		cgi_spawned.sweep_pending = true;
+		return;
+	}
+	for (round = 0; round < CGI_SWEEP_ROUNDS; round++) {
+		nkids = cgi_children(kids, CGI_SWEEP_MAX);
+		for (i = nv = 0; i < nkids; i++) {
+			sid = getsid(kids[i]);
+			if (sid == cgi_spawned.sid || cgi_is_spawned(kids[i]))
+				continue;
+			victims[nv++] = kids[i];
+			leaders += sid == kids[i];
+		}
+		if (nv == 0)
+			break;
+		for (i = 0; i < nv; i++) {
+			(void)kill(-victims[i], SIGKILL); /* its own group */
+			(void)kill(victims[i], SIGKILL);
+		}
+		for (i = 0; i < nv; i++)
+			while (waitpid(victims[i], NULL, 0) == -1 &&
+			       errno == EINTR)
+				;
+		total += nv;
+	}
+	/*
+	 * A script's background child outlives its script by a moment: it
+	 * is reaped here, but only one that founded a session of its own
+	 * (setsid, to escape the group kill) is worth a warning.
+	 */
+	if (leaders > 0)
+		log_warnx("cgi: killed %zu process(es) that scripts left "
+		          "behind, %zu of them in a session of their own",
+		    total, leaders);
+	else if (total > 0)
+		log_debug("cgi: reaped %zu process(es) of scripts", total);
+}
+
+static void
+cgi_sweep(void)
+{
+	if (!cgi_spawned.subreaper)
+		return;
+	pthread_mutex_lock(&cgi_spawned.lock);
+	cgi_sweep_locked();
+	pthread_mutex_unlock(&cgi_spawned.lock);
+}
+
+/* A clone is about to start: sweeps wait for it. */
+static void
+cgi_spawn_begin(void)
+{
+	pthread_mutex_lock(&cgi_spawned.lock);
+	cgi_spawned.spawning++;
+	pthread_mutex_unlock(&cgi_spawned.lock);
+}
+
+/* The clone is over: p (if spawned) is listed; a waiting sweep runs. */
+static void
+cgi_spawn_end(struct cgi_proc *p)
+{
+	pthread_mutex_lock(&cgi_spawned.lock);
+	if (p != NULL)
+		TAILQ_INSERT_TAIL(&cgi_spawned.procs, p, spawned_link);
+	if (--cgi_spawned.spawning == 0 && cgi_spawned.sweep_pending) {
+		cgi_spawned.sweep_pending = false;
+		cgi_sweep_locked();
+	}
+	pthread_mutex_unlock(&cgi_spawned.lock);
 }
 
 /* SIGKILL to the script and its process group; never after the reap. */
@@ -292,6 +537,9 @@ cgi_proc_free(struct cgi_proc *p)
 	pthread_mutex_lock(&m->lock);
 	TAILQ_REMOVE(&m->procs, p, link);
 	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_lock(&cgi_spawned.lock);
+	TAILQ_REMOVE(&cgi_spawned.procs, p, spawned_link);
+	pthread_mutex_unlock(&cgi_spawned.lock);
 	if (p->exit_armed)
 		event_del(&p->ev_exit);
 	cgi_err_close(p);
@@ -303,7 +551,8 @@ cgi_proc_free(struct cgi_proc *p)
 /*
  * The leader has exited and its request is over: sweep the group (a
  * background child may linger; the unreaped leader keeps its pgid from
- * being reused), reap, take the last of stderr, free.
+ * being reused), reap, take the last of stderr, free; then whatever the
+ * script left outside its group.
  */
 static void
 cgi_proc_finish(struct cgi_proc *p, int wflags)
@@ -320,6 +569,7 @@ cgi_proc_finish(struct cgi_proc *p, int wflags)
 	if (p->errfd != -1)
 		cgi_err_read(p, true);
 	cgi_proc_free(p);
+	cgi_sweep();
 }
 
 /* The pidfd is readable: the leader has exited (and is a zombie). */
@@ -440,7 +690,7 @@ cgi_child_prepare(struct cgi_child *ch, const struct cgi_proc *p,
 }
 
 /*
- * Forks the child for t with envp; *outfd gets stdout's read end and
+ * Spawns the child for t with envp; *outfd gets stdout's read end and
  * p->pid, p->pidfd, p->errfd are set. XZ_OK or XZ_EIO (logged).
  */
 static int
@@ -454,24 +704,21 @@ cgi_fork(struct cgi_proc *p, const struct cgi_target *t, char **envp,
 	if (cgi_pipes(p, out, err) != XZ_OK)
 		return XZ_EIO;
 	cgi_child_prepare(&ch, p, t, envp, out[1], err[1]);
-	if ((pid = fork()) == 0)
-		cgi_child_exec(&ch);
+	cgi_spawn_begin();
+	/* The pidfd comes with the child: no window where it is unwatched. */
+	pid = cgi_clone(&ch, &p->pidfd);
+	if (pid == -1)
+		log_warn("cgi %s: clone", p->script_name);
+	else
+		p->pid = pid;
+	cgi_spawn_end(pid == -1 ? NULL : p);
 	close(out[1]);
 	close(err[1]);
-	/* Nobody else reaps our children, so pid is still the child's. */
-	if (pid == -1 || (p->pidfd = pidfd_open(pid, 0)) == -1) {
-		log_warn("cgi %s: %s", p->script_name,
-		    pid == -1 ? "fork" : "pidfd_open");
-		if (pid != -1) {
-			/* Unwatchable (EMFILE): killed, and waited for now. */
-			(void)kill(pid, SIGKILL);
-			(void)waitpid(pid, NULL, 0);
-		}
+	if (pid == -1) {
 		close(out[0]);
 		close(err[0]);
 		return XZ_EIO;
 	}
-	p->pid = pid;
 	p->errfd = err[0];
 	*outfd = out[0];
 	return XZ_OK;
@@ -757,6 +1004,7 @@ cgi_dispose(void *state)
 			cgi_kill(p);
 		cgi_proc_finish(p, 0);
 	}
+	cgi_sweep(); /* also when no script of this mount was left */
 	for (i = 0; i < m->nstate; i++)
 		free(m->state_keys[i]);
 	free(m->state_keys);
@@ -864,6 +1112,7 @@ cgi_mount_new(struct xz_app *app, const char *prefix, const char *path,
 		return NULL;
 	}
 	cgi_relay_cfg(m);
+	cgi_become_subreaper();
 	return m;
 }
 

@@ -6,7 +6,8 @@
  * lock is shared on accept). The main thread waits for SIGTERM/SIGINT or
  * xz_server_stop() (a self-pipe, so a signal handler may call it), then
  * tells every worker to stop accepting and to finish its connections
- * within drain_timeout.
+ * within drain_timeout. A second SIGTERM/SIGINT cuts the drain short,
+ * closing what is left as the drain timeout would (CGI groups killed).
  */
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -132,6 +133,7 @@ struct xz_server {
 	struct worker *workers;
 	int nworkers;
 	int stop_pipe[2];
+	int nrunning; /* workers whose thread has not returned (atomic) */
 	struct admit *admit;
 	struct accept_failures accept_failures;
 };
@@ -326,6 +328,9 @@ worker_main(void *arg)
 	event_base_dispatch(w->base);
 	/* Stopped: anything left (the drain timed out) is closed here. */
 	worker_close_all(w);
+	/* The main thread waits on the stop pipe for the last worker. */
+	__atomic_sub_fetch(&w->srv->nrunning, 1, __ATOMIC_RELEASE);
+	xz_server_stop(w->srv);
 	return NULL;
 }
 
@@ -725,49 +730,89 @@ xz_server_stop(struct xz_server *srv)
 	(void)!write(srv->stop_pipe[1], &b, 1);
 }
 
+/* The main thread's wait: for the stop, then for the drain. */
+struct stop_wait {
+	struct xz_server *srv;
+	struct event_base *base;
+	bool draining;
+};
+
+/*
+ * A second SIGTERM or SIGINT while draining: each worker's drain timer
+ * fires now, so every connection is closed and every CGI process group
+ * killed, as when the drain times out; the process still exits cleanly.
+ */
 static void
 server_on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct event_base *base = arg;
+	struct stop_wait *sw = arg;
+	int i;
 
-	log_info("%s: stopping", strsignal((int)sig));
-	event_base_loopbreak(base);
+	if (!sw->draining) {
+		log_info("%s: stopping", strsignal((int)sig));
+		event_base_loopbreak(sw->base);
+		return;
+	}
+	log_info("%s again: skipping the drain", strsignal((int)sig));
+	for (i = 0; i < sw->srv->nworkers; i++)
+		if (sw->srv->workers[i].started)
+			event_active(sw->srv->workers[i].ev_drain_timeout,
+			    EV_TIMEOUT, 1);
 }
 
+/* xz_server_stop(), or a worker has returned (while draining). */
 static void
 server_on_stop_pipe(evutil_socket_t fd, short what, void *arg)
 {
-	event_base_loopbreak(arg);
+	struct stop_wait *sw = arg;
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	if (!sw->draining ||
+	    __atomic_load_n(&sw->srv->nrunning, __ATOMIC_ACQUIRE) == 0)
+		event_base_loopbreak(sw->base);
 }
 
-/* The main thread: wait for a signal or xz_server_stop(). */
+/*
+ * The main thread: wait for a signal or xz_server_stop(), tell the
+ * workers to stop, then wait for them with the signals still caught (a
+ * second one must not kill the process with its scripts still running).
+ */
 static int
 server_wait_for_stop(struct xz_server *srv)
 {
-	struct event_base *base = event_base_new();
+	struct stop_wait sw = { .srv = srv };
 	struct event *sigterm, *sigint, *pipe_ev;
+	bool ok;
+	int i;
 
-	if (base == NULL)
+	if ((sw.base = event_base_new()) == NULL)
 		return XZ_ENOMEM;
-	sigterm = evsignal_new(base, SIGTERM, server_on_signal, base);
-	sigint = evsignal_new(base, SIGINT, server_on_signal, base);
-	pipe_ev = event_new(base, srv->stop_pipe[0], EV_READ,
-	    server_on_stop_pipe, base);
-	if (sigterm == NULL || sigint == NULL || pipe_ev == NULL ||
-	    evsignal_add(sigterm, NULL) == -1 ||
-	    evsignal_add(sigint, NULL) == -1 ||
-	    event_add(pipe_ev, NULL) == -1) {
+	sigterm = evsignal_new(sw.base, SIGTERM, server_on_signal, &sw);
+	sigint = evsignal_new(sw.base, SIGINT, server_on_signal, &sw);
+	pipe_ev = event_new(sw.base, srv->stop_pipe[0], EV_READ | EV_PERSIST,
+	    server_on_stop_pipe, &sw);
+	ok = sigterm != NULL && sigint != NULL && pipe_ev != NULL &&
+	     evsignal_add(sigterm, NULL) == 0 &&
+	     evsignal_add(sigint, NULL) == 0 && event_add(pipe_ev, NULL) == 0;
+	if (!ok)
 		log_warnx("cannot wait for signals");
-	} else {
-		event_base_dispatch(base);
-	}
+	else
+		event_base_dispatch(sw.base);
+	sw.draining = true;
+	for (i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].started)
+			event_active(srv->workers[i].ev_stop, EV_READ, 1);
+	if (ok && __atomic_load_n(&srv->nrunning, __ATOMIC_ACQUIRE) > 0)
+		event_base_dispatch(sw.base);
 	if (sigterm != NULL)
 		event_free(sigterm);
 	if (sigint != NULL)
 		event_free(sigint);
 	if (pipe_ev != NULL)
 		event_free(pipe_ev);
-	event_base_free(base);
+	event_base_free(sw.base);
 	return XZ_OK;
 }
 
@@ -858,16 +903,17 @@ xz_server_run(struct xz_server *srv)
 	/* Workers never take signals: the main thread handles them. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (i = 0; i < srv->nworkers; i++)
+	for (i = 0; i < srv->nworkers; i++) {
+		__atomic_add_fetch(&srv->nrunning, 1, __ATOMIC_RELEASE);
 		if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
 		        &srv->workers[i]) == 0)
 			srv->workers[i].started = true;
+		else
+			__atomic_sub_fetch(&srv->nrunning, 1, __ATOMIC_RELEASE);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	server_log_listening(srv);
 	server_wait_for_stop(srv);
-	for (i = 0; i < srv->nworkers; i++)
-		if (srv->workers[i].started)
-			event_active(srv->workers[i].ev_stop, EV_READ, 1);
 	for (i = 0; i < srv->nworkers; i++)
 		if (srv->workers[i].started)
 			pthread_join(srv->workers[i].thread, NULL);

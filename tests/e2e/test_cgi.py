@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import os
 import re
+import signal
 import socket
 import ssl
 import sys
@@ -362,6 +363,110 @@ def test_stopping_the_server_leaves_no_process(xitzin, tmp_path):
         assert pending.result().status is None
     expect_reaped(pid)
     expect_dead(child)
+
+
+def test_a_second_sigterm_skips_the_drain_and_still_kills_scripts(xitzin,
+                                                                  tmp_path):
+    """The first SIGTERM drains (for up to two minutes here); a second one
+    cuts the drain short, yet the process still exits cleanly, killing and
+    reaping every script: signals stay caught until the workers are done."""
+    root = bin_dir(tmp_path)
+    write_script(root, "hang.sh", HANG_SH)
+    s = xitzin("[server]\ndrain_timeout = 120\n" + cgi_conf(root))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(s.get, "/cgi-bin/hang.sh")
+        pid = read_pid(tmp_path / "hang.pid")
+        child = read_pid(tmp_path / "hang.child")
+        s.proc.send_signal(signal.SIGTERM)
+        # Two signals sent at once may arrive as one: wait for the first.
+        wait_until(lambda: "stopping" in s.log(), "the first SIGTERM seen")
+        assert s.proc.poll() is None  # draining: the script is still there
+        start = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=60 * SLOW) == 0
+        assert time.monotonic() - start < 60 * SLOW  # not the 120 s drain
+        assert pending.result().status is None
+    assert "skipping the drain" in s.log()
+    expect_reaped(pid)
+    expect_dead(child)
+
+
+def marked_processes(marker):
+    """Pids whose environment holds marker (what a script's descendants
+    inherit, whatever they exec or however they detach)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+def daemon_sh(marker):
+    """Three ways out of a script's process group, each started before the
+    script answers (every pid written first): setsid with a middle process
+    that exits, setsid with a middle process that stays and waits (two
+    generations to kill), and Python's classic double fork."""
+    return f"""#!/bin/sh
+export XZ_TEST_MARK={marker}
+setsid sh -c 'sleep 123 >/dev/null 2>&1 & echo $! > ../d1.pid' \
+    </dev/null >/dev/null 2>&1
+setsid sh -c 'sleep 124 >/dev/null 2>&1 & echo $! > ../d2.pid
+    echo $$ > ../d2m.pid; wait' </dev/null >/dev/null 2>&1 &
+{PYTHON} -c '
+import os, sys, time
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r); os.close(w)
+        fd = os.open("/dev/null", os.O_RDWR)
+        for n in (0, 1, 2):
+            os.dup2(fd, n)
+        time.sleep(125)
+        os._exit(0)
+    os.write(w, str(pid).encode())
+    os._exit(0)
+os.close(w)
+open("../d3.pid", "w").write(os.read(r, 32).decode())
+os.wait()
+'
+until [ -s ../d2.pid ] && [ -s ../d2m.pid ]; do sleep 0.01; done
+printf '20 text/gemini\r\ndaemons started\n'
+"""
+
+
+def test_no_daemon_outlives_its_request(xitzin, tmp_path):
+    """A script that daemonizes (setsid, double fork) leaves its process
+    group and session, so the group kill misses it. The server, a child
+    subreaper, gets the orphans and kills them: after the answer no
+    process holding the script's marker is left, as /proc shows."""
+    root = bin_dir(tmp_path)
+    marker = f"xitzin-daemon-{os.getpid()}-{time.monotonic_ns()}"
+    write_script(root, "daemon.sh", daemon_sh(marker))
+    s = xitzin(cgi_conf(root))
+    pids = []
+    try:
+        r = s.get("/cgi-bin/daemon.sh")
+        assert (r.status, r.body) == (20, b"daemons started\n"), r
+        pids = [read_pid(tmp_path / f"d{n}.pid") for n in ("1", "2", "2m", "3")]
+        wait_until(lambda: not marked_processes(marker),
+                   "no process of the script left")
+        for pid in pids:
+            expect_reaped(pid)  # reaped by the server, no zombie left
+        assert "in a session of their own" in s.log()
+        # And the server still runs scripts afterwards.
+        write_script(root, "hello.sh", HELLO_SH)
+        assert s.get("/cgi-bin/hello.sh").status == 20
+    finally:
+        for pid in marked_processes(marker):  # a failed run cleans up
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_100_concurrent_requests_all_answered(xitzin, tmp_path):
