@@ -445,12 +445,20 @@ struct xz_server_opts {
 XZ_API struct xz_server *xz_server_new(struct xz_app *app,
     const struct xz_server_opts *opts, char *errbuf, size_t errlen);
 /*
- * Drops privileges (opts.user, opts.chroot_dir), runs the startup hooks,
- * serves until SIGTERM/SIGINT or xz_server_stop(),
- * lets in-flight requests finish (up to drain_timeout), runs the shutdown
- * hooks and returns XZ_OK.
+ * Drops privileges (opts.user, opts.chroot_dir), sets up SIGTERM/SIGINT
+ * handling, runs the startup hooks, starts the workers, serves until
+ * SIGTERM/SIGINT or xz_server_stop(), lets in-flight requests finish (up
+ * to drain_timeout), runs the shutdown hooks and returns XZ_OK.
+ * On failure (privileges, signals, a startup hook, a worker thread that
+ * cannot start) it returns an error with the reason in xz_server_error():
+ * the listeners are closed by then (connections are refused, none waits
+ * in a backlog nobody accepts from), workers already started are stopped
+ * and, if the startup hooks ran, the shutdown hooks have run too. Free
+ * the server with xz_server_free() either way; it cannot be run again.
  */
 XZ_API int xz_server_run(struct xz_server *srv);
+/* Why the last xz_server_run failed; "" when it did not. Never NULL. */
+XZ_API const char *xz_server_error(const struct xz_server *srv);
 /* Asks a running server to stop, from any thread or a signal handler. */
 XZ_API void xz_server_stop(struct xz_server *srv);
 /* The port a listener was bound to (useful with port 0), or -1. */

@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,13 @@ struct xz_server {
 	int stop_pipe[2];
 	struct admit *admit;
 	struct accept_failures accept_failures;
+	char error[256]; /* why xz_server_run failed (xz_server_error) */
+};
+
+/* What the main thread waits on: SIGTERM, SIGINT, xz_server_stop(). */
+struct stop_waiter {
+	struct event_base *base;
+	struct event *sigterm, *sigint, *pipe_ev;
 };
 
 /* The back-off after a failed accept is over: try again. */
@@ -441,6 +449,10 @@ fail:
  * next epoll_wait: a connection's read event, deleted as it fires and
  * added again by its callback, then costs one epoll_ctl or none rather
  * than two. (Its caveat, descriptors cloned by dup(), doesn't arise.)
+ * epoll or nothing: when epoll_create fails (out of descriptors) libevent
+ * would fall back to poll, whose setup exit()s the process when its
+ * signal socketpair fails too; without a fallback the base is NULL and
+ * the caller fails cleanly.
  */
 static struct event_base *
 worker_base_new(void)
@@ -451,7 +463,9 @@ worker_base_new(void)
 	if ((ec = event_config_new()) == NULL)
 		return NULL;
 	if (event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) ==
-	    0)
+	        0 &&
+	    event_config_avoid_method(ec, "poll") == 0 &&
+	    event_config_avoid_method(ec, "select") == 0)
 		base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	return base;
@@ -740,34 +754,62 @@ server_on_stop_pipe(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(arg);
 }
 
-/* The main thread: wait for a signal or xz_server_stop(). */
+/* Records why xz_server_run failed (xz_server_error), logs it, returns rc. */
 static int
-server_wait_for_stop(struct xz_server *srv)
+server_fail(struct xz_server *srv, int rc, const char *fmt, ...)
 {
-	struct event_base *base = event_base_new();
-	struct event *sigterm, *sigint, *pipe_ev;
+	va_list ap;
 
-	if (base == NULL)
-		return XZ_ENOMEM;
-	sigterm = evsignal_new(base, SIGTERM, server_on_signal, base);
-	sigint = evsignal_new(base, SIGINT, server_on_signal, base);
-	pipe_ev = event_new(base, srv->stop_pipe[0], EV_READ,
-	    server_on_stop_pipe, base);
-	if (sigterm == NULL || sigint == NULL || pipe_ev == NULL ||
-	    evsignal_add(sigterm, NULL) == -1 ||
-	    evsignal_add(sigint, NULL) == -1 ||
-	    event_add(pipe_ev, NULL) == -1) {
-		log_warnx("cannot wait for signals");
-	} else {
-		event_base_dispatch(base);
+	va_start(ap, fmt);
+	vsnprintf(srv->error, sizeof(srv->error), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", srv->error);
+	return rc;
+}
+
+const char *
+xz_server_error(const struct xz_server *srv)
+{
+	return srv->error;
+}
+
+static void
+stop_waiter_free(struct stop_waiter *sw)
+{
+	if (sw->sigterm != NULL)
+		event_free(sw->sigterm);
+	if (sw->sigint != NULL)
+		event_free(sw->sigint);
+	if (sw->pipe_ev != NULL)
+		event_free(sw->pipe_ev);
+	if (sw->base != NULL)
+		event_base_free(sw->base);
+	memset(sw, 0, sizeof(*sw));
+}
+
+/*
+ * Before any worker runs: a server that could not be stopped by SIGTERM
+ * must not start (it would run until killed, and skip the drain).
+ */
+static int
+stop_waiter_init(struct xz_server *srv, struct stop_waiter *sw)
+{
+	memset(sw, 0, sizeof(*sw));
+	if ((sw->base = worker_base_new()) == NULL ||
+	    (sw->sigterm = evsignal_new(sw->base, SIGTERM, server_on_signal,
+	         sw->base)) == NULL ||
+	    (sw->sigint = evsignal_new(sw->base, SIGINT, server_on_signal,
+	         sw->base)) == NULL ||
+	    (sw->pipe_ev = event_new(sw->base, srv->stop_pipe[0], EV_READ,
+	         server_on_stop_pipe, sw->base)) == NULL ||
+	    evsignal_add(sw->sigterm, NULL) == -1 ||
+	    evsignal_add(sw->sigint, NULL) == -1 ||
+	    event_add(sw->pipe_ev, NULL) == -1) {
+		stop_waiter_free(sw);
+		return server_fail(srv, XZ_EIO,
+		    "cannot set up SIGTERM and SIGINT handling (out of "
+		    "memory or descriptors)");
 	}
-	if (sigterm != NULL)
-		event_free(sigterm);
-	if (sigint != NULL)
-		event_free(sigint);
-	if (pipe_ev != NULL)
-		event_free(pipe_ev);
-	event_base_free(base);
 	return XZ_OK;
 }
 
@@ -843,34 +885,101 @@ server_drop_privileges(const struct xz_server *srv)
 	return XZ_OK;
 }
 
-int
-xz_server_run(struct xz_server *srv)
+/* No worker takes connections any more: the kernel then refuses them. */
+static void
+server_close_listeners(struct xz_server *srv)
 {
-	sigset_t all, old;
-	int i, rc;
+	size_t j;
+	int i;
 
-	if ((rc = server_drop_privileges(srv)) != XZ_OK)
-		return rc;
-	if ((rc = app_startup(srv->app)) != XZ_OK) {
-		log_warnx("a startup hook failed: %s", xz_strerror(rc));
-		return rc;
-	}
-	/* Workers never take signals: the main thread handles them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 0; i < srv->nworkers; i++)
-		if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
-		        &srv->workers[i]) == 0)
-			srv->workers[i].started = true;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	server_log_listening(srv);
-	server_wait_for_stop(srv);
+		for (j = 0; j < srv->naddrs; j++) {
+			struct listener *l = &srv->workers[i].listeners[j];
+
+			if (l->evl != NULL)
+				evconnlistener_free(l->evl);
+			l->evl = NULL;
+		}
+}
+
+/* Stops the workers that run and waits for them (drain_timeout bounds). */
+static void
+server_stop_workers(struct xz_server *srv)
+{
+	int i;
+
 	for (i = 0; i < srv->nworkers; i++)
 		if (srv->workers[i].started)
 			event_active(srv->workers[i].ev_stop, EV_READ, 1);
 	for (i = 0; i < srv->nworkers; i++)
-		if (srv->workers[i].started)
+		if (srv->workers[i].started) {
 			pthread_join(srv->workers[i].thread, NULL);
+			srv->workers[i].started = false;
+		}
+}
+
+/*
+ * All or none: each worker's listening sockets take connections from the
+ * kernel already, so a worker whose thread cannot start would leave its
+ * share of them waiting forever. Workers never take signals: the main
+ * thread handles them.
+ */
+static int
+server_start_workers(struct xz_server *srv)
+{
+	sigset_t all, old;
+	int i, err = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < srv->nworkers; i++) {
+		err = pthread_create(&srv->workers[i].thread, NULL, worker_main,
+		    &srv->workers[i]);
+		if (err != 0)
+			break;
+		srv->workers[i].started = true;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err == 0)
+		return XZ_OK;
+	server_stop_workers(srv);
+	return server_fail(srv, XZ_EIO,
+	    "worker %d of %d: cannot start a thread: %s", i + 1, srv->nworkers,
+	    strerror(err));
+}
+
+int
+xz_server_run(struct xz_server *srv)
+{
+	struct stop_waiter sw;
+	int rc;
+
+	srv->error[0] = '\0';
+	if ((rc = server_drop_privileges(srv)) != XZ_OK) {
+		server_close_listeners(srv);
+		return server_fail(srv, rc, "cannot drop privileges: %s",
+		    xz_strerror(rc));
+	}
+	if ((rc = stop_waiter_init(srv, &sw)) != XZ_OK) {
+		server_close_listeners(srv);
+		return rc;
+	}
+	if ((rc = app_startup(srv->app)) != XZ_OK) {
+		stop_waiter_free(&sw);
+		server_close_listeners(srv);
+		return server_fail(srv, rc, "a startup hook failed: %s",
+		    xz_strerror(rc));
+	}
+	if ((rc = server_start_workers(srv)) != XZ_OK) {
+		stop_waiter_free(&sw);
+		server_close_listeners(srv);
+		app_shutdown(srv->app); /* the startup hooks ran */
+		return rc;
+	}
+	server_log_listening(srv);
+	event_base_dispatch(sw.base);
+	stop_waiter_free(&sw);
+	server_stop_workers(srv);
 	app_shutdown(srv->app);
 	log_info("stopped");
 	return XZ_OK;
