@@ -104,8 +104,8 @@ struct xz_handler_ops {
 
 /*
  * A handler from an ops table (borrowed: keep it static) and its state
- * (taken: ops->dispose frees it). NULL when out of memory, in which case
- * state has been disposed.
+ * (taken: ops->dispose frees it). NULL when out of memory or ops has no
+ * start, in which case state has been disposed (see xz_handler_error).
  */
 XZ_API struct xz_handler *xz_handler_new(const struct xz_handler_ops *ops,
     void *state);
@@ -115,7 +115,10 @@ XZ_API struct xz_handler *xz_handler_new(const struct xz_handler_ops *ops,
  * normalised ("api", "/api/" and "//api//" all mean "/api"; "" means "/").
  * A mount matches its prefix and everything under prefix + "/" (never
  * "/apiv2" for "/api"); the longest matching mount wins, and mounts win
- * over routes. Returns XZ_EINVAL for a prefix already mounted.
+ * over routes. Returns XZ_EINVAL for a prefix already mounted. handler
+ * may be NULL, the result of a failed constructor (xz_mount(app, "/api",
+ * xz_scgi_tcp(...)) is fine): then nothing is mounted, and the call
+ * returns that constructor's code with its reason in xz_app_error().
  */
 XZ_API int xz_mount(struct xz_app *app, const char *prefix,
     struct xz_handler *handler);
@@ -124,7 +127,9 @@ XZ_API int xz_mount(struct xz_app *app, const char *prefix,
  * Serves the files under root at prefix: index.gmi for a directory,
  * MIME types by extension (.gmi -> text/gemini), 31 to the slash form for
  * a directory named without its trailing slash, 51 "Not found" for what
- * is missing. Symlinks may not lead out of root. root must exist.
+ * is missing. Symlinks may not lead out of root. root must be a
+ * directory we can open: XZ_EINVAL otherwise, with the reason in
+ * xz_app_error() ("static /: root /srv: No such file or directory").
  */
 XZ_API int xz_static(struct xz_app *app, const char *prefix, const char *root);
 
@@ -181,9 +186,14 @@ XZ_API int xz_on_startup(struct xz_app *app, xz_hook_fn fn, void *arg);
 XZ_API int xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg);
 
 /*
- * App state: string keys and values (both copied). Safe from any thread;
- * a value returned by xz_state_get stays valid until the app is freed,
- * even when the key is set again. NULL when unset.
+ * App state: string keys and values (both copied). Safe from any thread.
+ * xz_state_get returns NULL when unset. A value read while answering a
+ * request stays valid until that request ends (xz_end, or its cancel),
+ * even if another thread sets the key again meanwhile: a replaced value
+ * is freed once no request in flight can hold it, so runtime updates do
+ * not make memory grow. Outside requests (hooks, your own threads) a
+ * value stays valid until its key is next set: copy it first if another
+ * thread may set it.
  */
 XZ_API int xz_state_set(struct xz_app *app, const char *key, const char *value);
 XZ_API const char *xz_state_get(struct xz_app *app, const char *key);
@@ -297,11 +307,24 @@ XZ_API int xz_respond(struct xz_request *req, int status, const char *meta);
 XZ_API int xz_gemtext(struct xz_request *req, const char *body);
 
 /*
- * Registration errors: the reason for the last XZ_EINVAL a registration
- * call (xz_mount, xz_route, xz_scgi, xz_cgi, ...) returned for this app,
- * such as "scgi /api: host given without port". "" when none.
+ * Registration errors: the reason for the last failure (XZ_EINVAL,
+ * XZ_ENOMEM) of a registration call on this app (xz_mount, xz_static,
+ * xz_route, xz_input_route, xz_middleware, xz_on_startup, xz_on_shutdown,
+ * xz_state_set, xz_scgi, xz_cgi, xz_cgi_script), such as "scgi /api: host
+ * given without port" or "static /: root /srv: No such file or
+ * directory". A call that succeeds leaves it as it was (like errno).
+ * "" when none.
  */
 XZ_API const char *xz_app_error(const struct xz_app *app);
+/*
+ * Why the last handler constructor (xz_handler_new, xz_scgi_tcp,
+ * xz_scgi_unix) called on this thread returned NULL; "" after one that
+ * succeeded. The handlers have no app yet: xz_mount(app, prefix, NULL)
+ * copies this reason into xz_app_error() and returns the constructor's
+ * code, so a failed constructor passed straight to xz_mount reports like
+ * any registration call. Never NULL.
+ */
+XZ_API const char *xz_handler_error(void);
 
 /*
  * SCGI backends: persistent processes in any language, reached over TCP
@@ -363,8 +386,9 @@ XZ_API int xz_scgi(struct xz_app *app, const char *prefix,
 /*
  * SCGIHandler / SCGIApp: the explicit handlers, for xz_mount() (which
  * takes them). cfg may be NULL (defaults) and is copied. NULL on a bad
- * argument (as for xz_scgi; xz_mount then fails with XZ_EINVAL) or when
- * out of memory.
+ * argument (as for xz_scgi) or when out of memory, with the reason in
+ * xz_handler_error(); xz_mount(app, prefix, NULL) then fails with
+ * XZ_EINVAL or XZ_ENOMEM and that reason in xz_app_error().
  */
 XZ_API struct xz_handler *xz_scgi_tcp(const char *host, int port,
     const struct xz_scgi_config *cfg);
