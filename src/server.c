@@ -479,8 +479,13 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 
 	w->srv = srv;
 	TAILQ_INIT(&w->conns);
-	if ((w->base = worker_base_new()) == NULL ||
-	    (w->listeners = calloc(srv->naddrs, sizeof(*w->listeners))) ==
+	if ((w->base = worker_base_new()) == NULL) {
+		snprintf(err, errlen,
+		    "cannot create an event loop (out of "
+		    "memory or descriptors)");
+		return XZ_EIO;
+	}
+	if ((w->listeners = calloc(srv->naddrs, sizeof(*w->listeners))) ==
 	        NULL ||
 	    (w->ev_stop = event_new(w->base, -1, 0, worker_on_stop, w)) ==
 	        NULL ||
@@ -685,9 +690,15 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	srv->app = app;
 	srv->opts = *opts;
 	server_defaults(&srv->opts);
-	if (evthread_use_pthreads() == -1 ||
-	    pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
-	    (srv->hostnames = server_split_names(srv->opts.hostname)) == NULL ||
+	if (evthread_use_pthreads() == -1) {
+		snprintf(err, errlen, "cannot set up libevent's locking");
+		goto fail;
+	}
+	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "stop pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if ((srv->hostnames = server_split_names(srv->opts.hostname)) == NULL ||
 	    srv->hostnames[0] == NULL) {
 		snprintf(err, errlen, "hostname: none given, or out of memory");
 		goto fail;

@@ -263,3 +263,81 @@ Test(server, runs_and_stops_when_nothing_fails)
 	xz_server_free(srv);
 	xz_app_free(app);
 }
+
+/* A free TCP port on 127.0.0.1 (bound once, then closed). */
+static int
+free_port(void)
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+/*
+ * xz_server_new binds the first address, then the second is taken (by a
+ * socket without SO_REUSEPORT): NULL with the reason, and the first
+ * listener is closed again.
+ */
+Test(server, new_closes_what_it_bound_when_a_listener_fails)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_server_opts o = { 0 };
+	struct sockaddr_in sin = { 0 };
+	char a[64], b[64], want[128], err[256] = "";
+	const char *addrs[] = { a, b, NULL };
+	socklen_t len = sizeof(sin);
+	int port_a = free_port(), busy;
+
+	busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(busy, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(busy, 1), 0);
+	cr_assert_eq(getsockname(busy, (struct sockaddr *)&sin, &len), 0);
+	snprintf(a, sizeof(a), "127.0.0.1:%d", port_a);
+	snprintf(b, sizeof(b), "127.0.0.1:%d", ntohs(sin.sin_port));
+	o.listen = addrs;
+	o.cert_file = cert;
+	o.key_file = key;
+	o.workers = 2;
+	cr_assert_null(xz_server_new(app, &o, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+	    "listen 127.0.0.1 port %d: Address "
+	    "already in use",
+	    ntohs(sin.sin_port));
+	cr_expect_str_eq(err, want);
+	cr_expect_eq(try_connect(port_a), ECONNREFUSED);
+	close(busy);
+	xz_app_free(app);
+}
+
+/* Not a descriptor to spare: NULL with the reason, nothing leaked. */
+Test(server, new_fails_cleanly_without_descriptors)
+{
+	static const char *const listen[] = { "127.0.0.1:0", NULL };
+	struct xz_app *app = xz_app_new();
+	struct xz_server_opts o = { 0 };
+	struct xz_server *srv;
+	struct rlimit saved;
+	char err[256] = "";
+	int fillers[1024], n, i;
+
+	o.listen = listen;
+	o.cert_file = cert;
+	o.key_file = key;
+	n = exhaust_descriptors(fillers, 1024, &saved);
+	srv = xz_server_new(app, &o, err, sizeof(err));
+	for (i = 0; i < n; i++)
+		close(fillers[i]);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	cr_expect_null(srv);
+	cr_expect_str_eq(err, "stop pipe: Too many open files");
+	xz_app_free(app);
+}
