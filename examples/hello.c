@@ -61,6 +61,8 @@ main(int argc, char **argv)
 	printf("hello: listening on port %d\n", xz_server_port(srv, 0));
 	fflush(stdout);
 	rc = xz_server_run(srv); /* until SIGTERM or SIGINT */
+	if (rc != XZ_OK)
+		fprintf(stderr, "hello: %s\n", xz_server_error(srv));
 	xz_server_free(srv);
 	xz_app_free(app);
 	return rc == XZ_OK ? 0 : 1;

@@ -28,6 +28,18 @@ extern "C" {
 
 #define XITZIN_VERSION "0.1.0"
 
+/*
+ * Marks what libxitzin exports. The library is built with hidden
+ * visibility, so that its private functions (log_warn, url_parse, ...)
+ * never meet an application's own names: only XZ_API declarations
+ * leave libxitzin.so, and all of them are named xz_.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define XZ_API __attribute__((visibility("default")))
+#else
+#define XZ_API
+#endif
+
 enum xz_err {
 	XZ_OK = 0,
 	XZ_EAGAIN = -1, /* need more input: not a failure */
@@ -40,14 +52,14 @@ enum xz_err {
 };
 
 /* A short English description of an enum xz_err. Never NULL. */
-const char *xz_strerror(int err);
+XZ_API const char *xz_strerror(int err);
 
 /*
  * The library is silent by default. This turns its log on: errors (with
  * the details clients never see) and, unless the server's opts.quiet,
  * one access line per request, on stderr; verbose adds debug lines.
  */
-void xz_log_enable(bool verbose);
+XZ_API void xz_log_enable(bool verbose);
 
 struct xz_app;
 struct xz_request;
@@ -59,14 +71,14 @@ struct event_base;
  */
 
 /* A new, empty app; NULL when out of memory. Free with xz_app_free(). */
-struct xz_app *xz_app_new(void);
+XZ_API struct xz_app *xz_app_new(void);
 
 /*
  * Frees the app, its routes, mounts (and their handlers) and state. It
  * does not run shutdown hooks: the server and the test client do.
  * NULL is a no-op.
  */
-void xz_app_free(struct xz_app *app);
+XZ_API void xz_app_free(struct xz_app *app);
 
 /*
  * Handlers: the plugins that answer mounted requests (static files, CGI,
@@ -92,10 +104,10 @@ struct xz_handler_ops {
 
 /*
  * A handler from an ops table (borrowed: keep it static) and its state
- * (taken: ops->dispose frees it). NULL when out of memory, in which case
- * state has been disposed.
+ * (taken: ops->dispose frees it). NULL when out of memory or ops has no
+ * start, in which case state has been disposed (see xz_handler_error).
  */
-struct xz_handler *xz_handler_new(const struct xz_handler_ops *ops,
+XZ_API struct xz_handler *xz_handler_new(const struct xz_handler_ops *ops,
     void *state);
 
 /*
@@ -103,18 +115,23 @@ struct xz_handler *xz_handler_new(const struct xz_handler_ops *ops,
  * normalised ("api", "/api/" and "//api//" all mean "/api"; "" means "/").
  * A mount matches its prefix and everything under prefix + "/" (never
  * "/apiv2" for "/api"); the longest matching mount wins, and mounts win
- * over routes. Returns XZ_EINVAL for a prefix already mounted.
+ * over routes. Returns XZ_EINVAL for a prefix already mounted. handler
+ * may be NULL, the result of a failed constructor (xz_mount(app, "/api",
+ * xz_scgi_tcp(...)) is fine): then nothing is mounted, and the call
+ * returns that constructor's code with its reason in xz_app_error().
  */
-int xz_mount(struct xz_app *app, const char *prefix,
+XZ_API int xz_mount(struct xz_app *app, const char *prefix,
     struct xz_handler *handler);
 
 /*
  * Serves the files under root at prefix: index.gmi for a directory,
  * MIME types by extension (.gmi -> text/gemini), 31 to the slash form for
  * a directory named without its trailing slash, 51 "Not found" for what
- * is missing. Symlinks may not lead out of root. root must exist.
+ * is missing. Symlinks may not lead out of root. root must be a
+ * directory we can open: XZ_EINVAL otherwise, with the reason in
+ * xz_app_error() ("static /: root /srv: No such file or directory").
  */
-int xz_static(struct xz_app *app, const char *prefix, const char *root);
+XZ_API int xz_static(struct xz_app *app, const char *prefix, const char *root);
 
 /*
  * Routes: C functions answering paths. Patterns are exact paths with
@@ -126,10 +143,10 @@ int xz_static(struct xz_app *app, const char *prefix, const char *root);
  * xz_end). Returning non-zero means it failed: the client gets 40.
  */
 typedef int (*xz_route_fn)(struct xz_request *req, void *arg);
-int xz_route(struct xz_app *app, const char *pattern, xz_route_fn fn,
+XZ_API int xz_route(struct xz_app *app, const char *pattern, xz_route_fn fn,
     void *arg);
 /* A route parameter by name ("id" for "{id}"), decoded; NULL if none. */
-const char *xz_param(const struct xz_request *req, const char *name);
+XZ_API const char *xz_param(const struct xz_request *req, const char *name);
 
 /*
  * Middleware wraps every request, mounted ones included. The first
@@ -156,7 +173,7 @@ struct xz_middleware {
 	    *after)(struct xz_request *req, struct xz_response *res, void *arg);
 };
 /* mw is copied; arg is passed to both hooks. */
-int xz_middleware(struct xz_app *app, const struct xz_middleware *mw,
+XZ_API int xz_middleware(struct xz_app *app, const struct xz_middleware *mw,
     void *arg);
 
 /*
@@ -165,52 +182,57 @@ int xz_middleware(struct xz_app *app, const struct xz_middleware *mw,
  * hooks run in reverse order after the last.
  */
 typedef int (*xz_hook_fn)(struct xz_app *app, void *arg);
-int xz_on_startup(struct xz_app *app, xz_hook_fn fn, void *arg);
-int xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg);
+XZ_API int xz_on_startup(struct xz_app *app, xz_hook_fn fn, void *arg);
+XZ_API int xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg);
 
 /*
- * App state: string keys and values (both copied). Safe from any thread;
- * a value returned by xz_state_get stays valid until the app is freed,
- * even when the key is set again. NULL when unset.
+ * App state: string keys and values (both copied). Safe from any thread.
+ * xz_state_get returns NULL when unset. A value read while answering a
+ * request stays valid until that request ends (xz_end, or its cancel),
+ * even if another thread sets the key again meanwhile: a replaced value
+ * is freed once no request in flight can hold it, so runtime updates do
+ * not make memory grow. Outside requests (hooks, your own threads) a
+ * value stays valid until its key is next set: copy it first if another
+ * thread may set it.
  */
-int xz_state_set(struct xz_app *app, const char *key, const char *value);
-const char *xz_state_get(struct xz_app *app, const char *key);
+XZ_API int xz_state_set(struct xz_app *app, const char *key, const char *value);
+XZ_API const char *xz_state_get(struct xz_app *app, const char *key);
 
 /*
  * Requests: what a handler or route reads and how it answers.
  */
 
 /* The URL exactly as the client sent it. */
-const char *xz_request_url(const struct xz_request *req);
+XZ_API const char *xz_request_url(const struct xz_request *req);
 /* The percent-decoded path, dot segments removed: "/users/123". */
-const char *xz_request_path(const struct xz_request *req);
+XZ_API const char *xz_request_path(const struct xz_request *req);
 /* The raw (still percent-encoded) query, or NULL when there is none. */
-const char *xz_request_query(const struct xz_request *req);
+XZ_API const char *xz_request_query(const struct xz_request *req);
 /* The host of the URL, lower-cased, IPv6 without brackets. */
-const char *xz_request_host(const struct xz_request *req);
+XZ_API const char *xz_request_host(const struct xz_request *req);
 /* The port the request arrived on. */
-int xz_request_port(const struct xz_request *req);
+XZ_API int xz_request_port(const struct xz_request *req);
 /* The client's address, "127.0.0.1" or "::1". */
-const char *xz_request_remote_addr(const struct xz_request *req);
+XZ_API const char *xz_request_remote_addr(const struct xz_request *req);
 /*
  * For a mounted handler: the mount prefix ("/api") and the decoded path
  * after it ("/users/123", "" for the prefix itself). "" and the whole path
  * for a route.
  */
-const char *xz_request_mount(const struct xz_request *req);
-const char *xz_request_path_info(const struct xz_request *req);
+XZ_API const char *xz_request_mount(const struct xz_request *req);
+XZ_API const char *xz_request_path_info(const struct xz_request *req);
 /*
  * The client certificate's "SHA256:" + lowercase hex of its DER, or NULL
  * when the client presented none.
  */
-const char *xz_request_cert_hash(const struct xz_request *req);
+XZ_API const char *xz_request_cert_hash(const struct xz_request *req);
 /* The event loop the request runs on: schedule deferred work there. */
-struct event_base *xz_request_base(const struct xz_request *req);
+XZ_API struct event_base *xz_request_base(const struct xz_request *req);
 /* Per-request data of the handler answering it (set and freed by it). */
-void *xz_request_data(const struct xz_request *req);
-void xz_request_set_data(struct xz_request *req, void *data);
+XZ_API void *xz_request_data(const struct xz_request *req);
+XZ_API void xz_request_set_data(struct xz_request *req, void *data);
 /* The app the request is dispatched in. */
-struct xz_app *xz_request_app(const struct xz_request *req);
+XZ_API struct xz_app *xz_request_app(const struct xz_request *req);
 
 /*
  * A response is a header (xz_reply), body bytes after a 2x header
@@ -224,33 +246,33 @@ struct xz_app *xz_request_app(const struct xz_request *req);
  * the response still ends with xz_end. An invalid pair is logged and the
  * client gets 40 instead; XZ_ESTATE for a second reply.
  */
-int xz_reply(struct xz_request *req, int status, const char *meta);
+XZ_API int xz_reply(struct xz_request *req, int status, const char *meta);
 /* Appends body bytes (binary-safe) after a 2x reply. */
-int xz_write(struct xz_request *req, const void *data, size_t len);
+XZ_API int xz_write(struct xz_request *req, const void *data, size_t len);
 /* Like xz_write for a NUL-terminated string. */
-int xz_puts(struct xz_request *req, const char *s);
+XZ_API int xz_puts(struct xz_request *req, const char *s);
 /*
  * Ends the response: the bytes are flushed, TLS close_notify sent, the
  * connection closed. A request never replied to gets 40 first.
  */
-void xz_end(struct xz_request *req);
+XZ_API void xz_end(struct xz_request *req);
 
 /*
  * Input (Gemini 10/11): the query, percent-decoded, when the request
  * carries one ("" for a bare "?"); NULL when it has none. Binary-safe
  * callers should use xz_request_query and decode themselves.
  */
-const char *xz_request_input(struct xz_request *req);
+XZ_API const char *xz_request_input(struct xz_request *req);
 /* Asks for input: 10 (11 when sensitive) with prompt; ends the response. */
-int xz_input(struct xz_request *req, const char *prompt, bool sensitive);
+XZ_API int xz_input(struct xz_request *req, const char *prompt, bool sensitive);
 /*
  * A route that needs input: without a query the client gets 10 (11 when
  * sensitive) with prompt; with one, fn runs and reads xz_request_input.
  */
-int xz_input_route(struct xz_app *app, const char *pattern, const char *prompt,
-    bool sensitive, xz_route_fn fn, void *arg);
+XZ_API int xz_input_route(struct xz_app *app, const char *pattern,
+    const char *prompt, bool sensitive, xz_route_fn fn, void *arg);
 /* Redirects: 30 (31 when permanent) to url; ends the response. */
-int xz_redirect(struct xz_request *req, const char *url, bool permanent);
+XZ_API int xz_redirect(struct xz_request *req, const char *url, bool permanent);
 /*
  * Client certificates. xz_require_cert returns true when the client
  * presented one; otherwise it answers 60 "Certificate required" (ending
@@ -258,15 +280,16 @@ int xz_redirect(struct xz_request *req, const char *url, bool permanent);
  * certificate's hash among hashes (NULL-ended "SHA256:..." strings) and
  * answers 61 "Certificate not authorised" when it is not.
  */
-bool xz_require_cert(struct xz_request *req);
-bool xz_require_cert_in(struct xz_request *req, const char *const *hashes);
+XZ_API bool xz_require_cert(struct xz_request *req);
+XZ_API bool xz_require_cert_in(struct xz_request *req,
+    const char *const *hashes);
 
 /*
  * For a route that answers later: fn runs if the client goes away (or the
  * server stops) before xz_end, so the route can drop its timers and
  * state. After it, req is gone. Mounted handlers use ops->cancel instead.
  */
-void xz_request_on_cancel(struct xz_request *req,
+XZ_API void xz_request_on_cancel(struct xz_request *req,
     void (*fn)(struct xz_request *req, void *arg), void *arg);
 
 /*
@@ -274,21 +297,34 @@ void xz_request_on_cancel(struct xz_request *req,
  * and not yet taken by the client, and a callback run once when that
  * falls to low or below (cb NULL cancels it).
  */
-size_t xz_pending(const struct xz_request *req);
-void xz_on_drain(struct xz_request *req, size_t low,
+XZ_API size_t xz_pending(const struct xz_request *req);
+XZ_API void xz_on_drain(struct xz_request *req, size_t low,
     void (*cb)(struct xz_request *req, void *arg), void *arg);
 
 /* xz_reply + xz_end: an answer with no body (30, 51, 10, ...). */
-int xz_respond(struct xz_request *req, int status, const char *meta);
+XZ_API int xz_respond(struct xz_request *req, int status, const char *meta);
 /* 20 text/gemini with body as the whole response (ends it). */
-int xz_gemtext(struct xz_request *req, const char *body);
+XZ_API int xz_gemtext(struct xz_request *req, const char *body);
 
 /*
- * Registration errors: the reason for the last XZ_EINVAL a registration
- * call (xz_mount, xz_route, xz_scgi, xz_cgi, ...) returned for this app,
- * such as "scgi /api: host given without port". "" when none.
+ * Registration errors: the reason for the last failure (XZ_EINVAL,
+ * XZ_ENOMEM) of a registration call on this app (xz_mount, xz_static,
+ * xz_route, xz_input_route, xz_middleware, xz_on_startup, xz_on_shutdown,
+ * xz_state_set, xz_scgi, xz_cgi, xz_cgi_script), such as "scgi /api: host
+ * given without port" or "static /: root /srv: No such file or
+ * directory". A call that succeeds leaves it as it was (like errno).
+ * "" when none.
  */
-const char *xz_app_error(const struct xz_app *app);
+XZ_API const char *xz_app_error(const struct xz_app *app);
+/*
+ * Why the last handler constructor (xz_handler_new, xz_scgi_tcp,
+ * xz_scgi_unix) called on this thread returned NULL; "" after one that
+ * succeeded. The handlers have no app yet: xz_mount(app, prefix, NULL)
+ * copies this reason into xz_app_error() and returns the constructor's
+ * code, so a failed constructor passed straight to xz_mount reports like
+ * any registration call. Never NULL.
+ */
+XZ_API const char *xz_handler_error(void);
 
 /*
  * SCGI backends: persistent processes in any language, reached over TCP
@@ -326,7 +362,7 @@ struct xz_scgi_config {
 };
 
 /* Sets the document's defaults (above). */
-void xz_scgi_config_init(struct xz_scgi_config *cfg);
+XZ_API void xz_scgi_config_init(struct xz_scgi_config *cfg);
 
 /* Where a backend is: host + port (TCP) or socket_path (Unix), not both. */
 struct xz_scgi_opts {
@@ -345,17 +381,18 @@ struct xz_scgi_opts {
  * path too long for sockaddr_un, timeout <= 0, buffer_size 0, or a prefix
  * already mounted. opts and everything it points to are copied.
  */
-int xz_scgi(struct xz_app *app, const char *prefix,
+XZ_API int xz_scgi(struct xz_app *app, const char *prefix,
     const struct xz_scgi_opts *opts);
 /*
  * SCGIHandler / SCGIApp: the explicit handlers, for xz_mount() (which
  * takes them). cfg may be NULL (defaults) and is copied. NULL on a bad
- * argument (as for xz_scgi; xz_mount then fails with XZ_EINVAL) or when
- * out of memory.
+ * argument (as for xz_scgi) or when out of memory, with the reason in
+ * xz_handler_error(); xz_mount(app, prefix, NULL) then fails with
+ * XZ_EINVAL or XZ_ENOMEM and that reason in xz_app_error().
  */
-struct xz_handler *xz_scgi_tcp(const char *host, int port,
+XZ_API struct xz_handler *xz_scgi_tcp(const char *host, int port,
     const struct xz_scgi_config *cfg);
-struct xz_handler *xz_scgi_unix(const char *socket_path,
+XZ_API struct xz_handler *xz_scgi_unix(const char *socket_path,
     const struct xz_scgi_config *cfg);
 
 /*
@@ -381,17 +418,17 @@ struct xz_cgi_config {
 	double max_duration; /* whole answer, as for SCGI; default 0: off */
 };
 
-void xz_cgi_config_init(struct xz_cgi_config *cfg);
+XZ_API void xz_cgi_config_init(struct xz_cgi_config *cfg);
 
 /*
  * Mounts the executable files of dir at prefix: the first path segment
  * after prefix names the script, the rest is PATH_INFO. cfg may be NULL.
  */
-int xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
+XZ_API int xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
     const struct xz_cgi_config *cfg);
 /* Mounts one script at prefix: all of the path after it is PATH_INFO. */
-int xz_cgi_script(struct xz_app *app, const char *prefix, const char *script,
-    const struct xz_cgi_config *cfg);
+XZ_API int xz_cgi_script(struct xz_app *app, const char *prefix,
+    const char *script, const struct xz_cgi_config *cfg);
 
 /*
  * Servers: the program is a thin user of these.
@@ -436,20 +473,28 @@ struct xz_server_opts {
  * NULL and writes the reason to errbuf on failure. app stays the caller's
  * and must outlive the server.
  */
-struct xz_server *xz_server_new(struct xz_app *app,
+XZ_API struct xz_server *xz_server_new(struct xz_app *app,
     const struct xz_server_opts *opts, char *errbuf, size_t errlen);
 /*
- * Drops privileges (opts.user, opts.chroot_dir), runs the startup hooks,
- * serves until SIGTERM/SIGINT or xz_server_stop(),
- * lets in-flight requests finish (up to drain_timeout), runs the shutdown
- * hooks and returns XZ_OK.
+ * Drops privileges (opts.user, opts.chroot_dir), sets up SIGTERM/SIGINT
+ * handling, runs the startup hooks, starts the workers, serves until
+ * SIGTERM/SIGINT or xz_server_stop(), lets in-flight requests finish (up
+ * to drain_timeout), runs the shutdown hooks and returns XZ_OK.
+ * On failure (privileges, signals, a startup hook, a worker thread that
+ * cannot start) it returns an error with the reason in xz_server_error():
+ * the listeners are closed by then (connections are refused, none waits
+ * in a backlog nobody accepts from), workers already started are stopped
+ * and, if the startup hooks ran, the shutdown hooks have run too. Free
+ * the server with xz_server_free() either way; it cannot be run again.
  */
-int xz_server_run(struct xz_server *srv);
+XZ_API int xz_server_run(struct xz_server *srv);
+/* Why the last xz_server_run failed; "" when it did not. Never NULL. */
+XZ_API const char *xz_server_error(const struct xz_server *srv);
 /* Asks a running server to stop, from any thread or a signal handler. */
-void xz_server_stop(struct xz_server *srv);
+XZ_API void xz_server_stop(struct xz_server *srv);
 /* The port a listener was bound to (useful with port 0), or -1. */
-int xz_server_port(const struct xz_server *srv, size_t listener);
-void xz_server_free(struct xz_server *srv);
+XZ_API int xz_server_port(const struct xz_server *srv, size_t listener);
+XZ_API void xz_server_free(struct xz_server *srv);
 
 /*
  * The in-process test client: the app's real dispatch path over a
@@ -467,34 +512,36 @@ struct xz_test_response {
 	char *mime_type; /* 2x: the meta before any ';', trimmed; else NULL */
 };
 
-struct xz_test_client *xz_test_client_new(struct xz_app *app);
-void xz_test_client_free(struct xz_test_client *tc);
+XZ_API struct xz_test_client *xz_test_client_new(struct xz_app *app);
+XZ_API void xz_test_client_free(struct xz_test_client *tc);
 /* Presents a fake client certificate with this hash ("SHA256:..."). */
-int xz_test_client_set_cert(struct xz_test_client *tc, const char *hash);
+XZ_API int xz_test_client_set_cert(struct xz_test_client *tc, const char *hash);
 /* How long one request may take (default 60 s): then status 0. */
-void xz_test_client_set_timeout(struct xz_test_client *tc, double seconds);
+XZ_API void xz_test_client_set_timeout(struct xz_test_client *tc,
+    double seconds);
 /* The loop requests run on (for test backends that share it). */
-struct event_base *xz_test_client_base(const struct xz_test_client *tc);
+XZ_API struct event_base *xz_test_client_base(const struct xz_test_client *tc);
 /*
  * GET gemini://localhost + path; query (may be NULL) is percent-encoded
  * and appended. xz_test_request sends a raw URL line (CRLF added). NULL
  * only when out of memory. Free with xz_test_response_free.
  */
-struct xz_test_response *xz_test_get(struct xz_test_client *tc,
+XZ_API struct xz_test_response *xz_test_get(struct xz_test_client *tc,
     const char *path);
-struct xz_test_response *xz_test_get_query(struct xz_test_client *tc,
+XZ_API struct xz_test_response *xz_test_get_query(struct xz_test_client *tc,
     const char *path, const char *query);
-struct xz_test_response *xz_test_request(struct xz_test_client *tc,
+XZ_API struct xz_test_response *xz_test_request(struct xz_test_client *tc,
     const char *line);
-void xz_test_response_free(struct xz_test_response *r);
-bool xz_test_is_success(const struct xz_test_response *r);        /* 2x */
-bool xz_test_is_input_required(const struct xz_test_response *r); /* 1x */
-bool xz_test_is_redirect(const struct xz_test_response *r);       /* 3x */
-bool xz_test_is_error(const struct xz_test_response *r);          /* 4x-6x */
-bool xz_test_is_certificate_required(const struct xz_test_response *r);
+XZ_API void xz_test_response_free(struct xz_test_response *r);
+XZ_API bool xz_test_is_success(const struct xz_test_response *r); /* 2x */
+XZ_API bool xz_test_is_input_required(
+    const struct xz_test_response *r);                             /* 1x */
+XZ_API bool xz_test_is_redirect(const struct xz_test_response *r); /* 3x */
+XZ_API bool xz_test_is_error(const struct xz_test_response *r);    /* 4x-6x */
+XZ_API bool xz_test_is_certificate_required(const struct xz_test_response *r);
 /* The meta of a 3x (the redirect URL) or of a 1x (the prompt); or NULL. */
-const char *xz_test_redirect_url(const struct xz_test_response *r);
-const char *xz_test_input_prompt(const struct xz_test_response *r);
+XZ_API const char *xz_test_redirect_url(const struct xz_test_response *r);
+XZ_API const char *xz_test_input_prompt(const struct xz_test_response *r);
 
 /*
  * The program's configuration file, xitzin.conf (see xitzin.conf(5)).
@@ -506,13 +553,15 @@ struct xz_config;
  * to errbuf on failure (unknown section or key, bad value). Relative paths
  * inside are taken from the file's directory.
  */
-struct xz_config *xz_config_load(const char *path, char *errbuf, size_t errlen);
-/* The [server] options; valid while cfg lives. */
-const struct xz_server_opts *xz_config_server_opts(const struct xz_config *cfg);
-/* Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app. */
-int xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *errbuf,
+XZ_API struct xz_config *xz_config_load(const char *path, char *errbuf,
     size_t errlen);
-void xz_config_free(struct xz_config *cfg);
+/* The [server] options; valid while cfg lives. */
+XZ_API const struct xz_server_opts *xz_config_server_opts(
+    const struct xz_config *cfg);
+/* Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app. */
+XZ_API int xz_config_apply(struct xz_config *cfg, struct xz_app *app,
+    char *errbuf, size_t errlen);
+XZ_API void xz_config_free(struct xz_config *cfg);
 
 #ifdef __cplusplus
 }

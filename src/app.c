@@ -45,9 +45,15 @@ struct hook {
 	void *arg;
 };
 
+/* A state value; while replaced and maybe still read, in a grave list. */
+struct state_value {
+	struct state_value *next;
+	char s[];
+};
+
 struct state_entry {
 	char *key;
-	char *value;
+	struct state_value *value;
 };
 
 struct xz_handler {
@@ -67,8 +73,15 @@ struct xz_app {
 	pthread_rwlock_t state_lock;
 	struct state_entry *state;
 	size_t nstate;
-	char **graveyard; /* replaced state values: readers may hold them */
-	size_t ngraveyard;
+	/*
+	 * Replaced values wait until no request that could have read them
+	 * is in flight (state_reap). A request counts as a reader in the
+	 * period it started in; only two periods ever have readers.
+	 */
+	pthread_mutex_t grave_lock;
+	unsigned long period;
+	size_t readers[2];             /* requests in flight, by period & 1 */
+	struct state_value *graves[2]; /* replaced during period & 1 */
 	char error[512]; /* the last registration error (xz_app_error) */
 };
 
@@ -112,6 +125,33 @@ xz_app_error(const struct xz_app *app)
 	return app->error;
 }
 
+/*
+ * Why the last handler constructor failed on this thread: the handlers
+ * have no app to write to until xz_mount() takes them (and it takes NULL
+ * for a failed one, so that the reason can travel there).
+ */
+static _Thread_local struct {
+	int code; /* XZ_EINVAL, XZ_ENOMEM; 0: none pending */
+	char why[256];
+} handler_error;
+
+void
+handler_set_error(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	handler_error.code = code;
+	va_start(ap, fmt);
+	vsnprintf(handler_error.why, sizeof(handler_error.why), fmt, ap);
+	va_end(ap);
+}
+
+const char *
+xz_handler_error(void)
+{
+	return handler_error.why;
+}
+
 /* Grows *arr (of *len elements of size each) by one; NULL on failure. */
 static void *
 app_grow(void *arrp, size_t *len, size_t size)
@@ -137,6 +177,11 @@ xz_app_new(void)
 		free(app);
 		return NULL;
 	}
+	if (pthread_mutex_init(&app->grave_lock, NULL) != 0) {
+		pthread_rwlock_destroy(&app->state_lock);
+		free(app);
+		return NULL;
+	}
 	return app;
 }
 
@@ -148,6 +193,17 @@ handler_free(struct xz_handler *h)
 	if (h->ops->dispose != NULL)
 		h->ops->dispose(h->state);
 	free(h);
+}
+
+static void
+state_free_list(struct state_value *v)
+{
+	struct state_value *next;
+
+	for (; v != NULL; v = next) {
+		next = v->next;
+		free(v);
+	}
 }
 
 static void
@@ -179,15 +235,15 @@ xz_app_free(struct xz_app *app)
 		free(app->state[i].key);
 		free(app->state[i].value);
 	}
-	for (i = 0; i < app->ngraveyard; i++)
-		free(app->graveyard[i]);
+	state_free_list(app->graves[0]);
+	state_free_list(app->graves[1]);
 	free(app->mounts);
 	free(app->routes);
 	free(app->mws);
 	free(app->startup);
 	free(app->shutdown);
 	free(app->state);
-	free(app->graveyard);
+	pthread_mutex_destroy(&app->grave_lock);
 	pthread_rwlock_destroy(&app->state_lock);
 	free(app);
 }
@@ -195,13 +251,23 @@ xz_app_free(struct xz_app *app)
 struct xz_handler *
 xz_handler_new(const struct xz_handler_ops *ops, void *state)
 {
-	struct xz_handler *h = calloc(1, sizeof(*h));
+	struct xz_handler *h;
 
-	if (h == NULL) {
+	if (ops == NULL || ops->start == NULL) {
+		handler_set_error(XZ_EINVAL, "handler: no ops, or no start");
+		if (ops != NULL && ops->dispose != NULL)
+			ops->dispose(state);
+		return NULL;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		handler_set_error(XZ_ENOMEM, "handler %s: out of memory",
+		    ops->name != NULL ? ops->name : "(unnamed)");
 		if (ops->dispose != NULL)
 			ops->dispose(state);
 		return NULL;
 	}
+	handler_error.code = 0;
+	handler_error.why[0] = '\0';
 	h->ops = ops;
 	h->state = state;
 	return h;
@@ -237,13 +303,24 @@ xz_mount(struct xz_app *app, const char *prefix, struct xz_handler *handler)
 	struct mount *m;
 	char *norm;
 	size_t i;
+	int rc;
 
 	if (handler == NULL) {
-		if (app->error[0] == '\0')
-			app_set_error(app, "mount %s: no handler", prefix);
+		/* The constructor failed: its reason becomes the app's. */
+		rc = handler_error.code != 0 ? handler_error.code : XZ_EINVAL;
+		app_set_error(app, "mount %s: %s", prefix ? prefix : "(null)",
+		    handler_error.code != 0 ? handler_error.why : "no handler");
+		handler_error.code = 0;
+		handler_error.why[0] = '\0';
+		return rc;
+	}
+	if (prefix == NULL) {
+		app_set_error(app, "mount: no prefix");
+		handler_free(handler);
 		return XZ_EINVAL;
 	}
 	if ((norm = app_normalise_prefix(prefix)) == NULL) {
+		app_set_error(app, "mount %s: out of memory", prefix);
 		handler_free(handler);
 		return XZ_ENOMEM;
 	}
@@ -257,6 +334,7 @@ xz_mount(struct xz_app *app, const char *prefix, struct xz_handler *handler)
 		}
 	}
 	if ((m = app_grow(&app->mounts, &app->nmounts, sizeof(*m))) == NULL) {
+		app_set_error(app, "mount %s: out of memory", norm);
 		free(norm);
 		handler_free(handler);
 		return XZ_ENOMEM;
@@ -340,6 +418,7 @@ app_add_route(struct xz_app *app, const char *pattern, xz_route_fn fn,
 	*rc = XZ_ENOMEM;
 	if ((r.pattern = strdup(pattern)) == NULL ||
 	    route_split(&r, pattern) != XZ_OK) {
+		app_set_error(app, "route %s: out of memory", pattern);
 		route_free(&r);
 		return NULL;
 	}
@@ -354,6 +433,7 @@ app_add_route(struct xz_app *app, const char *pattern, xz_route_fn fn,
 	r.fn = fn;
 	r.arg = arg;
 	if ((slot = app_grow(&app->routes, &app->nroutes, sizeof(r))) == NULL) {
+		app_set_error(app, "route %s: out of memory", pattern);
 		route_free(&r);
 		return NULL;
 	}
@@ -386,6 +466,7 @@ xz_input_route(struct xz_app *app, const char *pattern, const char *prompt,
 	if ((r = app_add_route(app, pattern, fn, arg, &rc)) == NULL)
 		return rc;
 	if ((r->prompt = strdup(prompt)) == NULL) {
+		app_set_error(app, "route %s: out of memory", pattern);
 		route_free(r);
 		app->nroutes--;
 		return XZ_ENOMEM;
@@ -399,24 +480,33 @@ xz_middleware(struct xz_app *app, const struct xz_middleware *mw, void *arg)
 {
 	struct middleware *m;
 
-	if (mw == NULL || (mw->before == NULL && mw->after == NULL))
+	if (mw == NULL || (mw->before == NULL && mw->after == NULL)) {
+		app_set_error(app, "middleware: neither before nor after");
 		return XZ_EINVAL;
-	if ((m = app_grow(&app->mws, &app->nmws, sizeof(*m))) == NULL)
+	}
+	if ((m = app_grow(&app->mws, &app->nmws, sizeof(*m))) == NULL) {
+		app_set_error(app, "middleware: out of memory");
 		return XZ_ENOMEM;
+	}
 	m->mw = *mw;
 	m->arg = arg;
 	return XZ_OK;
 }
 
 static int
-app_add_hook(struct hook **hooks, size_t *n, xz_hook_fn fn, void *arg)
+app_add_hook(struct xz_app *app, const char *kind, struct hook **hooks,
+    size_t *n, xz_hook_fn fn, void *arg)
 {
 	struct hook *h;
 
-	if (fn == NULL)
+	if (fn == NULL) {
+		app_set_error(app, "%s hook: no function", kind);
 		return XZ_EINVAL;
-	if ((h = app_grow(hooks, n, sizeof(*h))) == NULL)
+	}
+	if ((h = app_grow(hooks, n, sizeof(*h))) == NULL) {
+		app_set_error(app, "%s hook: out of memory", kind);
 		return XZ_ENOMEM;
+	}
 	h->fn = fn;
 	h->arg = arg;
 	return XZ_OK;
@@ -425,13 +515,15 @@ app_add_hook(struct hook **hooks, size_t *n, xz_hook_fn fn, void *arg)
 int
 xz_on_startup(struct xz_app *app, xz_hook_fn fn, void *arg)
 {
-	return app_add_hook(&app->startup, &app->nstartup, fn, arg);
+	return app_add_hook(app, "startup", &app->startup, &app->nstartup, fn,
+	    arg);
 }
 
 int
 xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg)
 {
-	return app_add_hook(&app->shutdown, &app->nshutdown, fn, arg);
+	return app_add_hook(app, "shutdown", &app->shutdown, &app->nshutdown,
+	    fn, arg);
 }
 
 int
@@ -467,29 +559,85 @@ state_find(struct xz_app *app, const char *key)
 	return NULL;
 }
 
-/* Keeps a replaced value alive: a reader on another worker may hold it. */
-static int
-state_bury(struct xz_app *app, char *old)
+/*
+ * Frees the replaced values no request in flight can hold. With the
+ * current period P, requests started in P or P - 1 are in flight (the
+ * period only advances once P - 1 has none left). A value replaced during
+ * P - 1 may be held by requests of P - 1 only: those of P started after
+ * it was replaced, so it goes once P - 1 has no reader left. Then, if
+ * values were replaced during P, the period advances, and they wait in
+ * turn for P's readers. Called with grave_lock held.
+ */
+static void
+state_reap(struct xz_app *app)
 {
-	char **slot;
+	unsigned cur = app->period & 1, old = cur ^ 1;
 
-	if (old == NULL)
-		return XZ_OK;
-	slot = app_grow(&app->graveyard, &app->ngraveyard, sizeof(*slot));
-	if (slot == NULL)
-		return XZ_ENOMEM;
-	*slot = old;
-	return XZ_OK;
+	while (app->readers[old] == 0) {
+		state_free_list(app->graves[old]);
+		app->graves[old] = NULL;
+		if (app->graves[cur] == NULL)
+			break;
+		app->period++;
+		cur = old;
+		old = cur ^ 1;
+	}
+}
+
+unsigned long
+app_state_enter(struct xz_app *app)
+{
+	unsigned long period;
+
+	pthread_mutex_lock(&app->grave_lock);
+	period = app->period;
+	app->readers[period & 1]++;
+	pthread_mutex_unlock(&app->grave_lock);
+	return period;
+}
+
+void
+app_state_leave(struct xz_app *app, unsigned long period)
+{
+	pthread_mutex_lock(&app->grave_lock);
+	app->readers[period & 1]--;
+	state_reap(app);
+	pthread_mutex_unlock(&app->grave_lock);
+}
+
+size_t
+app_state_graves(struct xz_app *app)
+{
+	struct state_value *v;
+	size_t n = 0;
+	int i;
+
+	pthread_mutex_lock(&app->grave_lock);
+	for (i = 0; i < 2; i++)
+		for (v = app->graves[i]; v != NULL; v = v->next)
+			n++;
+	pthread_mutex_unlock(&app->grave_lock);
+	return n;
+}
+
+/* A replaced value: freed now, or once its possible readers are gone. */
+static void
+state_bury(struct xz_app *app, struct state_value *old)
+{
+	pthread_mutex_lock(&app->grave_lock);
+	old->next = app->graves[app->period & 1];
+	app->graves[app->period & 1] = old;
+	state_reap(app);
+	pthread_mutex_unlock(&app->grave_lock);
 }
 
 static int
-state_set_locked(struct xz_app *app, const char *key, char *value)
+state_set_locked(struct xz_app *app, const char *key, struct state_value *value)
 {
 	struct state_entry *e = state_find(app, key);
 
 	if (e != NULL) {
-		if (state_bury(app, e->value) != XZ_OK)
-			return XZ_ENOMEM;
+		state_bury(app, e->value);
 		e->value = value;
 		return XZ_OK;
 	}
@@ -506,18 +654,28 @@ state_set_locked(struct xz_app *app, const char *key, char *value)
 int
 xz_state_set(struct xz_app *app, const char *key, const char *value)
 {
-	char *copy;
+	struct state_value *copy;
+	size_t len;
 	int rc;
 
-	if (key == NULL || value == NULL)
+	if (key == NULL || value == NULL) {
+		app_set_error(app, "state: a key and a value are needed");
 		return XZ_EINVAL;
-	if ((copy = strdup(value)) == NULL)
+	}
+	len = strlen(value);
+	if ((copy = malloc(sizeof(*copy) + len + 1)) == NULL) {
+		app_set_error(app, "state %s: out of memory", key);
 		return XZ_ENOMEM;
+	}
+	copy->next = NULL;
+	memcpy(copy->s, value, len + 1);
 	pthread_rwlock_wrlock(&app->state_lock);
 	rc = state_set_locked(app, key, copy);
 	pthread_rwlock_unlock(&app->state_lock);
-	if (rc != XZ_OK)
+	if (rc != XZ_OK) {
+		app_set_error(app, "state %s: out of memory", key);
 		free(copy);
+	}
 	return rc;
 }
 
@@ -529,7 +687,7 @@ xz_state_get(struct xz_app *app, const char *key)
 
 	pthread_rwlock_rdlock(&app->state_lock);
 	e = state_find(app, key);
-	v = e != NULL ? e->value : NULL;
+	v = e != NULL ? e->value->s : NULL;
 	pthread_rwlock_unlock(&app->state_lock);
 	return v;
 }
@@ -547,6 +705,7 @@ request_init(struct xz_request *req, struct xz_app *app, struct xz_conn *c,
 	req->c = c;
 	req->base = base;
 	req->mount = "";
+	req->state_period = app_state_enter(app);
 }
 
 void
@@ -562,6 +721,8 @@ request_clear(struct xz_request *req)
 	free(req->meta);
 	url_clear(&req->url);
 	cert_clear(&req->cert);
+	if (req->app != NULL)
+		app_state_leave(req->app, req->state_period);
 	memset(req, 0, sizeof(*req));
 }
 

@@ -1136,6 +1136,15 @@ cgi_mount_open(struct xz_app *app, const char *prefix, struct cgi_mount *m,
 	return XZ_OK;
 }
 
+/* XZ_EINVAL has its reason already; out of memory gets one here. */
+static int
+cgi_mount_failed(struct xz_app *app, const char *prefix, int rc)
+{
+	if (rc == XZ_ENOMEM)
+		app_set_error(app, "cgi %s: out of memory", prefix);
+	return rc;
+}
+
 static int
 cgi_mount(struct xz_app *app, const char *prefix, struct cgi_mount *m)
 {
@@ -1155,7 +1164,7 @@ xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
 		return XZ_EINVAL;
 	}
 	if ((m = cgi_mount_new(app, prefix, dir, cfg, &rc)) == NULL)
-		return rc;
+		return cgi_mount_failed(app, prefix, rc);
 	if ((rc = cgi_mount_open(app, prefix, m, dir)) != XZ_OK) {
 		cgi_dispose(m);
 		return rc;
@@ -1182,7 +1191,7 @@ xz_cgi_script(struct xz_app *app, const char *prefix, const char *script,
 		return XZ_EINVAL;
 	}
 	if ((m = cgi_mount_new(app, prefix, script, cfg, &rc)) == NULL)
-		return rc;
+		return cgi_mount_failed(app, prefix, rc);
 	if ((dcopy = strdup(script)) == NULL ||
 	    (bcopy = strdup(script)) == NULL ||
 	    (m->script = strdup(basename(bcopy))) == NULL)
@@ -1198,7 +1207,7 @@ xz_cgi_script(struct xz_app *app, const char *prefix, const char *script,
 	free(bcopy);
 	if (rc != XZ_OK) {
 		cgi_dispose(m);
-		return rc;
+		return cgi_mount_failed(app, prefix, rc);
 	}
 	return cgi_mount(app, prefix, m);
 }

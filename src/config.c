@@ -470,6 +470,23 @@ cfg_apply_state(struct xz_config *cfg, const struct cfg_section *s,
 	return XZ_OK;
 }
 
+/*
+ * xz_static's reason, its "static PREFIX: " lead dropped: the line says
+ * which section ("root /srv: No such file or directory").
+ */
+static void
+cfg_static_error(struct xz_config *cfg, int line, const char *prefix,
+    const char *why)
+{
+	size_t n = strlen("static ") + strlen(prefix);
+
+	if (strncmp(why, "static ", 7) == 0 &&
+	    strncmp(why + 7, prefix, strlen(prefix)) == 0 &&
+	    strncmp(why + n, ": ", 2) == 0)
+		why += n + 2;
+	cfg_error(cfg, line, "%s", why);
+}
+
 static int
 cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app)
@@ -491,14 +508,8 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 		    s->prefix);
 	if ((path = cfg_path(cfg, root->value)) == NULL)
 		return XZ_ENOMEM;
-	rc = xz_static(app, s->prefix, path);
-	if (rc == XZ_EINVAL && access(path, F_OK) != 0)
-		cfg_error(cfg, root->line, "root %s: %s", path,
-		    strerror(errno));
-	else if (rc == XZ_EINVAL)
-		cfg_error(cfg, root->line,
-		    "root %s: not a directory, or prefix %s mounted twice",
-		    path, s->prefix);
+	if ((rc = xz_static(app, s->prefix, path)) != XZ_OK)
+		cfg_static_error(cfg, root->line, s->prefix, xz_app_error(app));
 	free(path);
 	return rc;
 }

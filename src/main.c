@@ -80,7 +80,8 @@ setup_dir(struct xz_app *app, struct xz_server_opts *so, const char *dir)
 	static const char *const listen[] = { "localhost:1965", NULL };
 
 	if (xz_static(app, "/", dir) != XZ_OK)
-		errx(1, "%s: not a directory", dir);
+		errx(1, "%s: not a directory we can serve (%s)", dir,
+		    xz_app_error(app));
 	so->listen = listen;
 	so->hostname = "localhost";
 	so->cert_file = "certs/localhost.crt";

@@ -412,30 +412,36 @@ scgi_copy_keys(struct scgi_backend *b, const char *const *keys)
 	return XZ_OK;
 }
 
-/* A backend with cfg (NULL: the defaults); NULL with *why on failure. */
-static struct scgi_backend *
-scgi_backend_new(const struct xz_scgi_config *cfg, const char **why)
+/*
+ * A backend with cfg (NULL: the defaults) in *bp: XZ_OK, or XZ_EINVAL or
+ * XZ_ENOMEM with *why.
+ */
+static int
+scgi_backend_new(const struct xz_scgi_config *cfg, struct scgi_backend **bp,
+    const char **why)
 {
 	struct scgi_backend *b;
 
+	*bp = NULL;
 	*why = "out of memory";
 	if ((b = calloc(1, sizeof(*b))) == NULL)
-		return NULL;
+		return XZ_ENOMEM;
 	if (cfg != NULL)
 		b->cfg = *cfg;
 	else
 		xz_scgi_config_init(&b->cfg);
 	if ((*why = scgi_config_invalid(&b->cfg)) != NULL) {
 		scgi_backend_free(b);
-		return NULL;
+		return XZ_EINVAL;
 	}
 	if (scgi_copy_keys(b, b->cfg.app_state_keys) != XZ_OK) {
 		*why = "out of memory";
 		scgi_backend_free(b);
-		return NULL;
+		return XZ_ENOMEM;
 	}
 	b->cfg.app_state_keys = (const char *const *)b->state_keys;
-	return b;
+	*bp = b;
+	return XZ_OK;
 }
 
 /* The relay's view of cfg, with the SCGI metas; after b->where is set. */
@@ -547,12 +553,11 @@ scgi_handler_new(const struct xz_scgi_opts *o, char *why, size_t whylen,
 	*rc = XZ_EINVAL;
 	if (scgi_opts_check(o, why, whylen) != XZ_OK)
 		return NULL;
-	if ((b = scgi_backend_new(o->config, &reason)) == NULL) {
+	if ((*rc = scgi_backend_new(o->config, &b, &reason)) != XZ_OK) {
 		snprintf(why, whylen, "%s", reason);
-		if (strcmp(reason, "out of memory") == 0)
-			*rc = XZ_ENOMEM;
 		return NULL;
 	}
+	*rc = XZ_EINVAL;
 	if ((o->socket_path != NULL ?
 	            scgi_set_unix(b, o->socket_path, why, whylen) :
 	            scgi_resolve(b, o->host, o->port, why, whylen)) != XZ_OK) {
@@ -561,6 +566,7 @@ scgi_handler_new(const struct xz_scgi_opts *o, char *why, size_t whylen,
 	}
 	scgi_backend_finish(b);
 	*rc = XZ_ENOMEM;
+	snprintf(why, whylen, "out of memory");
 	return xz_handler_new(&scgi_ops, b); /* disposes b on failure */
 }
 
@@ -577,8 +583,7 @@ xz_scgi(struct xz_app *app, const char *prefix, const struct xz_scgi_opts *opts)
 		return XZ_EINVAL;
 	}
 	if ((h = scgi_handler_new(opts, why, sizeof(why), &rc)) == NULL) {
-		if (rc == XZ_EINVAL)
-			app_set_error(app, "scgi %s: %s", prefix, why);
+		app_set_error(app, "scgi %s: %s", prefix, why);
 		return rc;
 	}
 	return xz_mount(app, prefix, h);
@@ -588,22 +593,32 @@ struct xz_handler *
 xz_scgi_tcp(const char *host, int port, const struct xz_scgi_config *cfg)
 {
 	struct xz_scgi_opts o = { host, port, NULL, cfg };
+	struct xz_handler *h;
 	char why[256];
 	int rc;
 
-	if (host == NULL)
+	if (host == NULL) {
+		handler_set_error(XZ_EINVAL, "scgi: no host");
 		return NULL;
-	return scgi_handler_new(&o, why, sizeof(why), &rc);
+	}
+	if ((h = scgi_handler_new(&o, why, sizeof(why), &rc)) == NULL)
+		handler_set_error(rc, "scgi %s:%d: %s", host, port, why);
+	return h;
 }
 
 struct xz_handler *
 xz_scgi_unix(const char *socket_path, const struct xz_scgi_config *cfg)
 {
 	struct xz_scgi_opts o = { NULL, 0, socket_path, cfg };
+	struct xz_handler *h;
 	char why[256];
 	int rc;
 
-	if (socket_path == NULL)
+	if (socket_path == NULL) {
+		handler_set_error(XZ_EINVAL, "scgi: no socket path");
 		return NULL;
-	return scgi_handler_new(&o, why, sizeof(why), &rc);
+	}
+	if ((h = scgi_handler_new(&o, why, sizeof(why), &rc)) == NULL)
+		handler_set_error(rc, "scgi unix:%s: %s", socket_path, why);
+	return h;
 }

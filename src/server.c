@@ -28,6 +28,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,19 @@ struct xz_server {
 	int nrunning; /* workers whose thread has not returned (atomic) */
 	struct admit *admit;
 	struct accept_failures accept_failures;
+	char error[256]; /* why xz_server_run failed (xz_server_error) */
+};
+
+/*
+ * What the main thread waits on: SIGTERM, SIGINT, xz_server_stop(); then,
+ * while draining, the workers' ends (each writes to the stop pipe) and a
+ * second signal.
+ */
+struct stop_waiter {
+	struct xz_server *srv;
+	struct event_base *base;
+	struct event *sigterm, *sigint, *pipe_ev;
+	bool draining;
 };
 
 /* The back-off after a failed accept is over: try again. */
@@ -446,6 +460,10 @@ fail:
  * next epoll_wait: a connection's read event, deleted as it fires and
  * added again by its callback, then costs one epoll_ctl or none rather
  * than two. (Its caveat, descriptors cloned by dup(), doesn't arise.)
+ * epoll or nothing: when epoll_create fails (out of descriptors) libevent
+ * would fall back to poll, whose setup exit()s the process when its
+ * signal socketpair fails too; without a fallback the base is NULL and
+ * the caller fails cleanly.
  */
 static struct event_base *
 worker_base_new(void)
@@ -456,7 +474,9 @@ worker_base_new(void)
 	if ((ec = event_config_new()) == NULL)
 		return NULL;
 	if (event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) ==
-	    0)
+	        0 &&
+	    event_config_avoid_method(ec, "poll") == 0 &&
+	    event_config_avoid_method(ec, "select") == 0)
 		base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	return base;
@@ -470,8 +490,13 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 
 	w->srv = srv;
 	TAILQ_INIT(&w->conns);
-	if ((w->base = worker_base_new()) == NULL ||
-	    (w->listeners = calloc(srv->naddrs, sizeof(*w->listeners))) ==
+	if ((w->base = worker_base_new()) == NULL) {
+		snprintf(err, errlen,
+		    "cannot create an event loop (out of "
+		    "memory or descriptors)");
+		return XZ_EIO;
+	}
+	if ((w->listeners = calloc(srv->naddrs, sizeof(*w->listeners))) ==
 	        NULL ||
 	    (w->ev_stop = event_new(w->base, -1, 0, worker_on_stop, w)) ==
 	        NULL ||
@@ -676,9 +701,15 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	srv->app = app;
 	srv->opts = *opts;
 	server_defaults(&srv->opts);
-	if (evthread_use_pthreads() == -1 ||
-	    pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
-	    (srv->hostnames = server_split_names(srv->opts.hostname)) == NULL ||
+	if (evthread_use_pthreads() == -1) {
+		snprintf(err, errlen, "cannot set up libevent's locking");
+		goto fail;
+	}
+	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "stop pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if ((srv->hostnames = server_split_names(srv->opts.hostname)) == NULL ||
 	    srv->hostnames[0] == NULL) {
 		snprintf(err, errlen, "hostname: none given, or out of memory");
 		goto fail;
@@ -730,13 +761,6 @@ xz_server_stop(struct xz_server *srv)
 	(void)!write(srv->stop_pipe[1], &b, 1);
 }
 
-/* The main thread's wait: for the stop, then for the drain. */
-struct stop_wait {
-	struct xz_server *srv;
-	struct event_base *base;
-	bool draining;
-};
-
 /*
  * A second SIGTERM or SIGINT while draining: each worker's drain timer
  * fires now, so every connection is closed and every CGI process group
@@ -745,7 +769,7 @@ struct stop_wait {
 static void
 server_on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct stop_wait *sw = arg;
+	struct stop_waiter *sw = arg;
 	int i;
 
 	if (!sw->draining) {
@@ -764,7 +788,7 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 static void
 server_on_stop_pipe(evutil_socket_t fd, short what, void *arg)
 {
-	struct stop_wait *sw = arg;
+	struct stop_waiter *sw = arg;
 	char buf[64];
 
 	while (read(fd, buf, sizeof(buf)) > 0)
@@ -774,45 +798,63 @@ server_on_stop_pipe(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(sw->base);
 }
 
+/* Records why xz_server_run failed (xz_server_error), logs it, returns rc. */
+static int
+server_fail(struct xz_server *srv, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(srv->error, sizeof(srv->error), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", srv->error);
+	return rc;
+}
+
+const char *
+xz_server_error(const struct xz_server *srv)
+{
+	return srv->error;
+}
+
+static void
+stop_waiter_free(struct stop_waiter *sw)
+{
+	if (sw->sigterm != NULL)
+		event_free(sw->sigterm);
+	if (sw->sigint != NULL)
+		event_free(sw->sigint);
+	if (sw->pipe_ev != NULL)
+		event_free(sw->pipe_ev);
+	if (sw->base != NULL)
+		event_base_free(sw->base);
+	memset(sw, 0, sizeof(*sw));
+}
+
 /*
- * The main thread: wait for a signal or xz_server_stop(), tell the
- * workers to stop, then wait for them with the signals still caught (a
- * second one must not kill the process with its scripts still running).
+ * Before any worker runs: a server that could not be stopped by SIGTERM
+ * must not start (it would run until killed, and skip the drain).
  */
 static int
-server_wait_for_stop(struct xz_server *srv)
+stop_waiter_init(struct xz_server *srv, struct stop_waiter *sw)
 {
-	struct stop_wait sw = { .srv = srv };
-	struct event *sigterm, *sigint, *pipe_ev;
-	bool ok;
-	int i;
-
-	if ((sw.base = event_base_new()) == NULL)
-		return XZ_ENOMEM;
-	sigterm = evsignal_new(sw.base, SIGTERM, server_on_signal, &sw);
-	sigint = evsignal_new(sw.base, SIGINT, server_on_signal, &sw);
-	pipe_ev = event_new(sw.base, srv->stop_pipe[0], EV_READ | EV_PERSIST,
-	    server_on_stop_pipe, &sw);
-	ok = sigterm != NULL && sigint != NULL && pipe_ev != NULL &&
-	     evsignal_add(sigterm, NULL) == 0 &&
-	     evsignal_add(sigint, NULL) == 0 && event_add(pipe_ev, NULL) == 0;
-	if (!ok)
-		log_warnx("cannot wait for signals");
-	else
-		event_base_dispatch(sw.base);
-	sw.draining = true;
-	for (i = 0; i < srv->nworkers; i++)
-		if (srv->workers[i].started)
-			event_active(srv->workers[i].ev_stop, EV_READ, 1);
-	if (ok && __atomic_load_n(&srv->nrunning, __ATOMIC_ACQUIRE) > 0)
-		event_base_dispatch(sw.base);
-	if (sigterm != NULL)
-		event_free(sigterm);
-	if (sigint != NULL)
-		event_free(sigint);
-	if (pipe_ev != NULL)
-		event_free(pipe_ev);
-	event_base_free(sw.base);
+	memset(sw, 0, sizeof(*sw));
+	sw->srv = srv;
+	if ((sw->base = worker_base_new()) == NULL ||
+	    (sw->sigterm = evsignal_new(sw->base, SIGTERM, server_on_signal,
+	         sw)) == NULL ||
+	    (sw->sigint = evsignal_new(sw->base, SIGINT, server_on_signal,
+	         sw)) == NULL ||
+	    (sw->pipe_ev = event_new(sw->base, srv->stop_pipe[0],
+	         EV_READ | EV_PERSIST, server_on_stop_pipe, sw)) == NULL ||
+	    evsignal_add(sw->sigterm, NULL) == -1 ||
+	    evsignal_add(sw->sigint, NULL) == -1 ||
+	    event_add(sw->pipe_ev, NULL) == -1) {
+		stop_waiter_free(sw);
+		return server_fail(srv, XZ_EIO,
+		    "cannot set up SIGTERM and SIGINT handling (out of "
+		    "memory or descriptors)");
+	}
 	return XZ_OK;
 }
 
@@ -888,35 +930,128 @@ server_drop_privileges(const struct xz_server *srv)
 	return XZ_OK;
 }
 
-int
-xz_server_run(struct xz_server *srv)
+/* No worker takes connections any more: the kernel then refuses them. */
+static void
+server_close_listeners(struct xz_server *srv)
+{
+	size_t j;
+	int i;
+
+	for (i = 0; i < srv->nworkers; i++)
+		for (j = 0; j < srv->naddrs; j++) {
+			struct listener *l = &srv->workers[i].listeners[j];
+
+			if (l->evl != NULL)
+				evconnlistener_free(l->evl);
+			l->evl = NULL;
+		}
+}
+
+/* Tells each running worker to stop: finish what is in flight. */
+static void
+server_signal_workers(struct xz_server *srv)
+{
+	int i;
+
+	for (i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].started)
+			event_active(srv->workers[i].ev_stop, EV_READ, 1);
+}
+
+static void
+server_join_workers(struct xz_server *srv)
+{
+	int i;
+
+	for (i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].started) {
+			pthread_join(srv->workers[i].thread, NULL);
+			srv->workers[i].started = false;
+		}
+}
+
+/*
+ * The main thread: wait for a signal or xz_server_stop(), tell the
+ * workers to stop, then wait for them with the signals still caught (a
+ * second one must not kill the process with its scripts still running:
+ * it cuts the drain short instead).
+ */
+static void
+server_wait_and_drain(struct xz_server *srv, struct stop_waiter *sw)
+{
+	event_base_dispatch(sw->base);
+	sw->draining = true;
+	server_signal_workers(srv);
+	if (__atomic_load_n(&srv->nrunning, __ATOMIC_ACQUIRE) > 0)
+		event_base_dispatch(sw->base);
+	server_join_workers(srv);
+}
+
+/*
+ * All or none: each worker's listening sockets take connections from the
+ * kernel already, so a worker whose thread cannot start would leave its
+ * share of them waiting forever. Workers never take signals: the main
+ * thread handles them.
+ */
+static int
+server_start_workers(struct xz_server *srv)
 {
 	sigset_t all, old;
-	int i, rc;
+	int i, err = 0;
 
-	if ((rc = server_drop_privileges(srv)) != XZ_OK)
-		return rc;
-	if ((rc = app_startup(srv->app)) != XZ_OK) {
-		log_warnx("a startup hook failed: %s", xz_strerror(rc));
-		return rc;
-	}
-	/* Workers never take signals: the main thread handles them. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 0; i < srv->nworkers; i++) {
 		__atomic_add_fetch(&srv->nrunning, 1, __ATOMIC_RELEASE);
-		if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
-		        &srv->workers[i]) == 0)
-			srv->workers[i].started = true;
-		else
+		err = pthread_create(&srv->workers[i].thread, NULL, worker_main,
+		    &srv->workers[i]);
+		if (err != 0) {
 			__atomic_sub_fetch(&srv->nrunning, 1, __ATOMIC_RELEASE);
+			break;
+		}
+		srv->workers[i].started = true;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err == 0)
+		return XZ_OK;
+	server_signal_workers(srv);
+	server_join_workers(srv);
+	return server_fail(srv, XZ_EIO,
+	    "worker %d of %d: cannot start a thread: %s", i + 1, srv->nworkers,
+	    strerror(err));
+}
+
+int
+xz_server_run(struct xz_server *srv)
+{
+	struct stop_waiter sw;
+	int rc;
+
+	srv->error[0] = '\0';
+	if ((rc = server_drop_privileges(srv)) != XZ_OK) {
+		server_close_listeners(srv);
+		return server_fail(srv, rc, "cannot drop privileges: %s",
+		    xz_strerror(rc));
+	}
+	if ((rc = stop_waiter_init(srv, &sw)) != XZ_OK) {
+		server_close_listeners(srv);
+		return rc;
+	}
+	if ((rc = app_startup(srv->app)) != XZ_OK) {
+		stop_waiter_free(&sw);
+		server_close_listeners(srv);
+		return server_fail(srv, rc, "a startup hook failed: %s",
+		    xz_strerror(rc));
+	}
+	if ((rc = server_start_workers(srv)) != XZ_OK) {
+		stop_waiter_free(&sw);
+		server_close_listeners(srv);
+		app_shutdown(srv->app); /* the startup hooks ran */
+		return rc;
+	}
 	server_log_listening(srv);
-	server_wait_for_stop(srv);
-	for (i = 0; i < srv->nworkers; i++)
-		if (srv->workers[i].started)
-			pthread_join(srv->workers[i].thread, NULL);
+	server_wait_and_drain(srv, &sw);
+	stop_waiter_free(&sw);
 	app_shutdown(srv->app);
 	log_info("stopped");
 	return XZ_OK;

@@ -355,16 +355,26 @@ static const struct xz_handler_ops static_ops = {
 int
 xz_static(struct xz_app *app, const char *prefix, const char *dir)
 {
-	struct static_root *root = calloc(1, sizeof(*root));
+	struct static_root *root;
 
-	if (root == NULL)
+	if (prefix == NULL || dir == NULL) {
+		app_set_error(app, "static %s: no root",
+		    prefix != NULL ? prefix : "(null)");
+		return XZ_EINVAL;
+	}
+	if ((root = calloc(1, sizeof(*root))) == NULL) {
+		app_set_error(app, "static %s: out of memory", prefix);
 		return XZ_ENOMEM;
+	}
 	root->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root->dirfd == -1) {
+		app_set_error(app, "static %s: root %s: %s", prefix, dir,
+		    strerror(errno));
 		free(root);
 		return XZ_EINVAL;
 	}
 	if ((root->path = strdup(dir)) == NULL) {
+		app_set_error(app, "static %s: out of memory", prefix);
 		static_dispose(root);
 		return XZ_ENOMEM;
 	}

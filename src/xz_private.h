@@ -333,10 +333,18 @@ struct xz_request {
 	void *drain_arg;
 	void (*cancel_cb)(struct xz_request *, void *); /* async routes */
 	void *cancel_arg;
+	unsigned long state_period; /* app_state_enter's, for _leave */
 };
 
 /* Sets the message xz_app_error() returns. */
 void app_set_error(struct xz_app *app, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/*
+ * A handler constructor (xz_scgi_tcp, ...) failed with code (XZ_EINVAL,
+ * XZ_ENOMEM): xz_handler_error() says why, and xz_mount(app, prefix,
+ * NULL) hands both to the app.
+ */
+void handler_set_error(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Fills the parts of req app.c owns; conn.c fills the rest. */
 void request_init(struct xz_request *req, struct xz_app *app, struct xz_conn *c,
@@ -348,6 +356,14 @@ void request_cancel(struct xz_request *req);
 void request_clear(struct xz_request *req);
 /* The conn took bytes: runs the drain callback when it is due. */
 void request_drained(struct xz_request *req, size_t pending);
+/*
+ * A request may read app state from now until app_state_leave: values
+ * replaced in between are freed only after it (xz_state_set). request_init
+ * and request_clear call these. app_state_graves: the values waiting.
+ */
+unsigned long app_state_enter(struct xz_app *app);
+void app_state_leave(struct xz_app *app, unsigned long period);
+size_t app_state_graves(struct xz_app *app);
 /* Runs startup hooks in order (XZ_OK or the first failure). */
 int app_startup(struct xz_app *app);
 /* Runs shutdown hooks in reverse order. */

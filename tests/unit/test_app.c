@@ -4,6 +4,9 @@
  */
 #include <criterion/criterion.h>
 #include <event2/event.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -409,17 +412,107 @@ Test(hooks, startup_in_order_shutdown_in_reverse_and_state)
 	xz_app_free(app);
 }
 
-Test(state, values_outlive_replacement)
+/*
+ * A request reads "k", then (from a timer, as another worker or an admin
+ * route would) the key is set again while it is in flight: the value it
+ * holds must stay intact until it ends, and be freed then.
+ */
+struct state_reader {
+	struct xz_request *req;
+	struct event *ev;
+	const char *held;
+	size_t graves_in_flight;
+};
+
+static void
+state_replace_then_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct state_reader *sr = arg;
+	struct xz_app *app = xz_request_app(sr->req);
+
+	cr_assert_eq(xz_state_set(app, "k", "two"), XZ_OK);
+	cr_assert_eq(xz_state_set(app, "k", "three"), XZ_OK);
+	sr->graves_in_flight = app_state_graves(app);
+	cr_expect_str_eq(xz_state_get(app, "k"), "three");
+	xz_gemtext(sr->req, sr->held); /* ASan: a use after free if freed */
+	event_free(sr->ev);
+}
+
+static int
+route_state_reader(struct xz_request *req, void *arg)
+{
+	struct state_reader *sr = arg;
+	struct timeval tv = { 0, 20 * 1000 };
+
+	sr->req = req;
+	sr->held = xz_state_get(xz_request_app(req), "k");
+	sr->ev =
+	    evtimer_new(xz_request_base(req), state_replace_then_answer, sr);
+	cr_assert_not_null(sr->ev);
+	evtimer_add(sr->ev, &tv);
+	return XZ_OK;
+}
+
+Test(state, replaced_value_lives_until_its_readers_end)
 {
 	struct xz_app *app = xz_app_new();
-	const char *old;
+	struct state_reader sr = { 0 };
+	struct xz_test_client *tc;
+	struct xz_test_response *r;
+
+	cr_assert_eq(xz_state_set(app, "k", "one"), XZ_OK);
+	xz_route(app, "/", route_state_reader, &sr);
+	tc = xz_test_client_new(app);
+	r = xz_test_get(tc, "/");
+	cr_expect_eq(r->status, 20);
+	cr_expect_str_eq((char *)r->body, "one", "the value read was intact");
+	cr_expect_eq(sr.graves_in_flight, 2, "both wait for the request");
+	cr_expect_eq(app_state_graves(app), 0, "freed when it ended");
+	xz_test_response_free(r);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+Test(state, updates_do_not_grow_memory)
+{
+	struct xz_app *app = xz_app_new();
+	char v[32];
+	int i;
 
 	cr_expect_null(xz_state_get(app, "k"));
-	xz_state_set(app, "k", "one");
-	old = xz_state_get(app, "k");
-	xz_state_set(app, "k", "two");
-	cr_expect_str_eq(old, "one");
-	cr_expect_str_eq(xz_state_get(app, "k"), "two");
+	for (i = 0; i < 10000; i++) {
+		snprintf(v, sizeof(v), "value %d", i);
+		cr_assert_eq(xz_state_set(app, "k", v), XZ_OK);
+	}
+	cr_expect_eq(app_state_graves(app), 0, "no request: freed at once");
+	cr_expect_str_eq(xz_state_get(app, "k"), "value 9999");
+	cr_expect_eq(xz_state_set(app, NULL, "x"), XZ_EINVAL);
+	cr_expect_str_eq(xz_app_error(app),
+	    "state: a key and a value are needed");
+	xz_app_free(app);
+}
+
+/* Periods: a value replaced while two generations of requests overlap. */
+Test(state, graves_follow_the_requests_that_could_read_them)
+{
+	struct xz_app *app = xz_app_new();
+	unsigned long a, b, c;
+
+	cr_assert_eq(xz_state_set(app, "k", "1"), XZ_OK);
+	a = app_state_enter(app);                         /* may read "1" */
+	cr_assert_eq(xz_state_set(app, "k", "2"), XZ_OK); /* "1" waits for a */
+	b = app_state_enter(app);                         /* may read "2" */
+	cr_assert_eq(xz_state_set(app, "k", "3"), XZ_OK); /* "2": a and b */
+	cr_expect_eq(app_state_graves(app), 2);
+	app_state_leave(app, a);
+	cr_expect_eq(app_state_graves(app), 1, "\"1\" went with a");
+	c = app_state_enter(app); /* may read "3" only */
+	app_state_leave(app, b);
+	cr_expect_eq(app_state_graves(app), 0, "\"2\" went with b; c holds 3");
+	cr_assert_eq(xz_state_set(app, "k", "4"), XZ_OK); /* "3" waits for c */
+	cr_expect_eq(app_state_graves(app), 1);
+	app_state_leave(app, c);
+	cr_expect_eq(app_state_graves(app), 0);
 	xz_app_free(app);
 }
 
@@ -602,4 +695,169 @@ Test(route, answers_later_or_is_cancelled)
 	xz_test_client_free(tc);
 	event_free(l.ev);
 	xz_app_free(app);
+}
+
+/*
+ * Registration errors: every call says why in xz_app_error; a handler
+ * constructor, which has no app, says why in xz_handler_error, and
+ * xz_mount(app, prefix, NULL) passes its reason and code on.
+ */
+static void
+expect_error(struct xz_app *app, int rc, int want, const char *msg)
+{
+	cr_expect_eq(rc, want, "%s: %d", msg, rc);
+	cr_expect_str_eq(xz_app_error(app), msg);
+}
+
+static int
+route_nop(struct xz_request *req, void *arg)
+{
+	return xz_respond(req, 51, "Not found");
+}
+
+Test(errors, static_says_why)
+{
+	struct xz_app *app = xz_app_new();
+
+	expect_error(app, xz_static(app, "/", "/nonexistent/dir"), XZ_EINVAL,
+	    "static /: root /nonexistent/dir: No such file or directory");
+	expect_error(app, xz_static(app, "/f", "/etc/passwd"), XZ_EINVAL,
+	    "static /f: root /etc/passwd: Not a directory");
+	expect_error(app, xz_static(app, "/n", NULL), XZ_EINVAL,
+	    "static /n: no root");
+	cr_expect_eq(xz_static(app, "/", "/tmp"), XZ_OK);
+	expect_error(app, xz_static(app, "//", "/tmp"), XZ_EINVAL,
+	    "mount /: already mounted");
+	xz_app_free(app);
+}
+
+Test(errors, scgi_handlers_keep_their_reason_until_mounted)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_scgi_config cfg;
+	char longpath[200];
+
+	cr_expect_null(xz_scgi_tcp("127.0.0.1", 0, NULL));
+	cr_expect_str_eq(xz_handler_error(),
+	    "scgi 127.0.0.1:0: host given without port");
+	expect_error(app,
+	    xz_mount(app, "/api", xz_scgi_tcp("127.0.0.1", 70000, NULL)),
+	    XZ_EINVAL,
+	    "mount /api: scgi 127.0.0.1:70000: port 70000 out of range "
+	    "1..65535");
+	cr_expect_str_eq(xz_handler_error(), "", "consumed by xz_mount");
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	cr_expect_null(xz_scgi_unix(longpath, NULL));
+	cr_expect_not_null(
+	    strstr(xz_handler_error(), "socket path empty or over"), "%s",
+	    xz_handler_error());
+	xz_scgi_config_init(&cfg);
+	cfg.buffer_size = 0;
+	expect_error(app, xz_mount(app, "/u", xz_scgi_unix("/tmp/s", &cfg)),
+	    XZ_EINVAL,
+	    "mount /u: scgi unix:/tmp/s: buffer_size must be at least 1");
+	expect_error(app, xz_mount(app, "/n", xz_scgi_unix(NULL, NULL)),
+	    XZ_EINVAL, "mount /n: scgi: no socket path");
+	expect_error(app, xz_mount(app, "/n", NULL), XZ_EINVAL,
+	    "mount /n: no handler");
+	cr_expect_null(xz_scgi_unix("", NULL));
+	cr_expect_neq(xz_handler_error()[0], '\0');
+	cr_expect_eq(xz_mount(app, "/ok", xz_scgi_unix("/tmp/s", NULL)), XZ_OK);
+	cr_expect_str_eq(xz_handler_error(), "", "a success clears it");
+	xz_app_free(app);
+}
+
+Test(errors, every_registration_call_says_why)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_scgi_opts o = { 0 };
+	struct xz_middleware none = { NULL, NULL };
+	static const struct xz_handler_ops no_start = { "x", NULL, NULL, NULL };
+
+	o.host = "127.0.0.1";
+	expect_error(app, xz_scgi(app, "/api", &o), XZ_EINVAL,
+	    "scgi /api: host given without port");
+	expect_error(app, xz_cgi(app, "/c", "/nonexistent", NULL), XZ_EINVAL,
+	    "cgi /c: /nonexistent: No such file or directory");
+	expect_error(app,
+	    xz_cgi_script(app, "/s", "/tmp/nonexistent.cgi", NULL), XZ_EINVAL,
+	    "cgi /s: /tmp/nonexistent.cgi: No such file or directory");
+	expect_error(app, xz_route(app, "nope", route_nop, NULL), XZ_EINVAL,
+	    "route nope: a pattern starts with '/' and needs a function");
+	expect_error(app,
+	    xz_input_route(app, "/q", "a\r\nb", false, route_nop, NULL),
+	    XZ_EINVAL, "route /q: the prompt must be a valid meta");
+	expect_error(app, xz_middleware(app, &none, NULL), XZ_EINVAL,
+	    "middleware: neither before nor after");
+	expect_error(app, xz_middleware(app, NULL, NULL), XZ_EINVAL,
+	    "middleware: neither before nor after");
+	expect_error(app, xz_on_startup(app, NULL, NULL), XZ_EINVAL,
+	    "startup hook: no function");
+	expect_error(app, xz_on_shutdown(app, NULL, NULL), XZ_EINVAL,
+	    "shutdown hook: no function");
+	expect_error(app, xz_mount(app, NULL, xz_scgi_unix("/tmp/s", NULL)),
+	    XZ_EINVAL, "mount: no prefix");
+	cr_expect_null(xz_handler_new(&no_start, NULL));
+	expect_error(app, xz_mount(app, "/h", NULL), XZ_EINVAL,
+	    "mount /h: handler: no ops, or no start");
+	cr_expect_eq(xz_route(app, "/ok", route_nop, NULL), XZ_OK);
+	cr_expect_str_eq(xz_app_error(app),
+	    "mount /h: handler: no ops, or no start",
+	    "a success leaves the last reason");
+	xz_app_free(app);
+}
+
+/*
+ * Readers on several threads (as workers' requests) while another sets
+ * the key over and over: each value a reader got stays intact until it
+ * leaves (ASan reports any use after free), and nothing is kept after.
+ */
+struct state_stress {
+	struct xz_app *app;
+	atomic_int bad;
+};
+
+static void *
+state_stress_reader(void *arg)
+{
+	struct state_stress *st = arg;
+	unsigned long period;
+	const char *v;
+	int i;
+
+	for (i = 0; i < 20000; i++) {
+		period = app_state_enter(st->app);
+		v = xz_state_get(st->app, "k");
+		sched_yield();
+		if (v == NULL || strncmp(v, "value ", 6) != 0 ||
+		    strlen(v) != 6 + 5)
+			atomic_fetch_add(&st->bad, 1);
+		app_state_leave(st->app, period);
+	}
+	return NULL;
+}
+
+Test(state, concurrent_readers_and_updates)
+{
+	struct state_stress st = { xz_app_new(), 0 };
+	pthread_t readers[4];
+	char v[32];
+	int i;
+
+	cr_assert_eq(xz_state_set(st.app, "k", "value 00000"), XZ_OK);
+	for (i = 0; i < 4; i++)
+		cr_assert_eq(
+		    pthread_create(&readers[i], NULL, state_stress_reader, &st),
+		    0);
+	for (i = 0; i < 20000; i++) {
+		snprintf(v, sizeof(v), "value %05d", i);
+		cr_assert_eq(xz_state_set(st.app, "k", v), XZ_OK);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(readers[i], NULL);
+	cr_expect_eq(atomic_load(&st.bad), 0);
+	cr_expect_eq(app_state_graves(st.app), 0, "all freed once read");
+	xz_app_free(st.app);
 }

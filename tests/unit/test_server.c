@@ -1,0 +1,343 @@
+/*
+ * test_server.c - server.c's failures at start: a worker thread that
+ * cannot start, signal handling that cannot be set up, a startup hook
+ * that fails. Each must return an error with its reason, close the
+ * listeners (the port then refuses connections) and free everything.
+ *
+ * pthread_create is interposed here, in the test program (which links
+ * the static library, so server.c calls this one): armed, it makes the
+ * Nth call fail with EAGAIN, the error glibc returns when the system is
+ * out of threads; unarmed it is the real one. Descriptors run out for
+ * real (RLIMIT_NOFILE), which is how the signal setup fails.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "xz_private.h"
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *,
+    void *(*)(void *), void *);
+
+static atomic_int thread_calls;
+static atomic_int thread_fail_at; /* 0: never */
+
+int
+pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+    void *arg)
+{
+	static pthread_create_fn real;
+
+	if (real == NULL)
+		real = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+	if (atomic_load(&thread_fail_at) > 0 &&
+	    atomic_fetch_add(&thread_calls, 1) + 1 ==
+	        atomic_load(&thread_fail_at))
+		return EAGAIN;
+	return real(t, attr, fn, arg);
+}
+
+static char dir[64]; /* this test's certificate, removed afterwards */
+static char cert[128], key[128];
+static int startups, shutdowns;
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/xz_test_server_XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/c.crt", dir);
+	snprintf(key, sizeof(key), "%s/c.key", dir);
+}
+
+static void
+teardown(void)
+{
+	remove(cert);
+	remove(key);
+	remove(dir);
+}
+
+static int
+on_startup(struct xz_app *app, void *arg)
+{
+	startups++;
+	return arg != NULL ? XZ_EIO : XZ_OK;
+}
+
+static int
+on_shutdown(struct xz_app *app, void *arg)
+{
+	shutdowns++;
+	return XZ_OK;
+}
+
+static struct xz_server *
+server_new(struct xz_app *app, int workers)
+{
+	static const char *const listen[] = { "127.0.0.1:0", NULL };
+	struct xz_server_opts o = { 0 };
+	struct xz_server *srv;
+	char err[256] = "";
+
+	o.listen = listen;
+	o.cert_file = cert;
+	o.key_file = key;
+	o.workers = workers;
+	o.quiet = true;
+	srv = xz_server_new(app, &o, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+	return srv;
+}
+
+/* connect(2) to 127.0.0.1:port: 0, or the errno it failed with. */
+static int
+try_connect(int port)
+{
+	struct sockaddr_in sin = { 0 };
+	int fd, rc;
+
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 ? 0 : errno;
+	close(fd);
+	return rc;
+}
+
+static struct xz_app *
+app_with_hooks(bool startup_fails)
+{
+	struct xz_app *app = xz_app_new();
+
+	cr_assert_not_null(app);
+	cr_assert_eq(
+	    xz_on_startup(app, on_startup, startup_fails ? (void *)1 : NULL),
+	    XZ_OK);
+	cr_assert_eq(xz_on_shutdown(app, on_shutdown, NULL), XZ_OK);
+	return app;
+}
+
+TestSuite(server, .init = setup, .fini = teardown);
+
+Test(server, worker_that_cannot_start_fails_the_run)
+{
+	struct xz_app *app = app_with_hooks(false);
+	struct xz_server *srv = server_new(app, 3);
+	int port = xz_server_port(srv, 0);
+
+	cr_assert_eq(try_connect(port), 0, "the listeners take connections");
+	atomic_store(&thread_fail_at, 2); /* worker 1 starts, 2 cannot */
+	cr_assert_eq(xz_server_run(srv), XZ_EIO);
+	atomic_store(&thread_fail_at, 0);
+	cr_expect_eq(atomic_load(&thread_calls), 2, "no third attempt");
+	cr_expect_str_eq(xz_server_error(srv),
+	    "worker 2 of 3: cannot start a thread: Resource temporarily "
+	    "unavailable");
+	cr_expect_eq(try_connect(port), ECONNREFUSED,
+	    "no listener is left for the kernel to queue connections on");
+	cr_expect_eq(startups, 1);
+	cr_expect_eq(shutdowns, 1, "the startup hooks ran: so do these");
+	xz_server_free(srv);
+	xz_app_free(app);
+}
+
+Test(server, first_worker_that_cannot_start)
+{
+	struct xz_app *app = app_with_hooks(false);
+	struct xz_server *srv = server_new(app, 1);
+	int port = xz_server_port(srv, 0);
+
+	atomic_store(&thread_fail_at, 1);
+	cr_assert_eq(xz_server_run(srv), XZ_EIO);
+	atomic_store(&thread_fail_at, 0);
+	cr_expect_str_eq(xz_server_error(srv),
+	    "worker 1 of 1: cannot start a thread: Resource temporarily "
+	    "unavailable");
+	cr_expect_eq(try_connect(port), ECONNREFUSED);
+	cr_expect_eq(shutdowns, 1);
+	xz_server_free(srv);
+	xz_app_free(app);
+}
+
+/* Fills every free descriptor under a limit of (highest open + 1). */
+static int
+exhaust_descriptors(int *fillers, int max, struct rlimit *saved)
+{
+	struct rlimit rl;
+	DIR *d;
+	struct dirent *de;
+	int n = 0, fd, highest = 0;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, saved), 0);
+	cr_assert_not_null(d = opendir("/proc/self/fd"));
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && atoi(de->d_name) > highest)
+			highest = atoi(de->d_name);
+	closedir(d);
+	rl = *saved;
+	rl.rlim_cur = (rlim_t)highest + 1;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	while (n < max && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) != -1)
+		fillers[n++] = fd;
+	cr_assert_eq(errno, EMFILE);
+	return n;
+}
+
+Test(server, signals_that_cannot_be_set_up_fail_the_run)
+{
+	struct xz_app *app = app_with_hooks(false);
+	struct xz_server *srv = server_new(app, 2);
+	int port = xz_server_port(srv, 0), fillers[1024], n, i, rc;
+	struct rlimit saved;
+
+	n = exhaust_descriptors(fillers, 1024, &saved);
+	rc = xz_server_run(srv);
+	for (i = 0; i < n; i++)
+		close(fillers[i]);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	cr_assert_eq(rc, XZ_EIO);
+	cr_expect_str_eq(xz_server_error(srv),
+	    "cannot set up SIGTERM and SIGINT handling (out of memory or "
+	    "descriptors)");
+	cr_expect_eq(atomic_load(&thread_calls), 0, "no worker started");
+	cr_expect_eq(startups, 0, "nothing ran");
+	cr_expect_eq(shutdowns, 0);
+	cr_expect_eq(try_connect(port), ECONNREFUSED);
+	xz_server_free(srv);
+	xz_app_free(app);
+}
+
+Test(server, failing_startup_hook_closes_the_listeners)
+{
+	struct xz_app *app = app_with_hooks(true);
+	struct xz_server *srv = server_new(app, 2);
+	int port = xz_server_port(srv, 0);
+
+	cr_assert_eq(xz_server_run(srv), XZ_EIO);
+	cr_expect_str_eq(xz_server_error(srv),
+	    "a startup hook failed: I/O error");
+	cr_expect_eq(startups, 1);
+	cr_expect_eq(shutdowns, 0, "shutdown hooks pair with a startup");
+	cr_expect_eq(atomic_load(&thread_calls), 0, "no worker started");
+	cr_expect_eq(try_connect(port), ECONNREFUSED);
+	xz_server_free(srv);
+	xz_app_free(app);
+}
+
+/* The same server runs and stops normally: the interposer is harmless. */
+static void *
+stop_soon(void *arg)
+{
+	usleep(200 * 1000);
+	xz_server_stop(arg);
+	return NULL;
+}
+
+Test(server, runs_and_stops_when_nothing_fails)
+{
+	struct xz_app *app = app_with_hooks(false);
+	struct xz_server *srv = server_new(app, 2);
+	pthread_t t;
+
+	cr_assert_eq(pthread_create(&t, NULL, stop_soon, srv), 0);
+	cr_assert_eq(xz_server_run(srv), XZ_OK);
+	pthread_join(t, NULL);
+	cr_expect_str_eq(xz_server_error(srv), "");
+	cr_expect_eq(startups, 1);
+	cr_expect_eq(shutdowns, 1);
+	xz_server_free(srv);
+	xz_app_free(app);
+}
+
+/* A free TCP port on 127.0.0.1 (bound once, then closed). */
+static int
+free_port(void)
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+/*
+ * xz_server_new binds the first address, then the second is taken (by a
+ * socket without SO_REUSEPORT): NULL with the reason, and the first
+ * listener is closed again.
+ */
+Test(server, new_closes_what_it_bound_when_a_listener_fails)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_server_opts o = { 0 };
+	struct sockaddr_in sin = { 0 };
+	char a[64], b[64], want[128], err[256] = "";
+	const char *addrs[] = { a, b, NULL };
+	socklen_t len = sizeof(sin);
+	int port_a = free_port(), busy;
+
+	busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(busy, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(busy, 1), 0);
+	cr_assert_eq(getsockname(busy, (struct sockaddr *)&sin, &len), 0);
+	snprintf(a, sizeof(a), "127.0.0.1:%d", port_a);
+	snprintf(b, sizeof(b), "127.0.0.1:%d", ntohs(sin.sin_port));
+	o.listen = addrs;
+	o.cert_file = cert;
+	o.key_file = key;
+	o.workers = 2;
+	cr_assert_null(xz_server_new(app, &o, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+	    "listen 127.0.0.1 port %d: Address "
+	    "already in use",
+	    ntohs(sin.sin_port));
+	cr_expect_str_eq(err, want);
+	cr_expect_eq(try_connect(port_a), ECONNREFUSED);
+	close(busy);
+	xz_app_free(app);
+}
+
+/* Not a descriptor to spare: NULL with the reason, nothing leaked. */
+Test(server, new_fails_cleanly_without_descriptors)
+{
+	static const char *const listen[] = { "127.0.0.1:0", NULL };
+	struct xz_app *app = xz_app_new();
+	struct xz_server_opts o = { 0 };
+	struct xz_server *srv;
+	struct rlimit saved;
+	char err[256] = "";
+	int fillers[1024], n, i;
+
+	o.listen = listen;
+	o.cert_file = cert;
+	o.key_file = key;
+	n = exhaust_descriptors(fillers, 1024, &saved);
+	srv = xz_server_new(app, &o, err, sizeof(err));
+	for (i = 0; i < n; i++)
+		close(fillers[i]);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	cr_expect_null(srv);
+	cr_expect_str_eq(err, "stop pipe: Too many open files");
+	xz_app_free(app);
+}
