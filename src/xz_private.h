@@ -202,7 +202,7 @@ const char *tls_conn_cipher(struct tls_conn *tc);   /* IANA name */
 const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
 
 /*
- * static.c (shared with cgi.c): opens path (no "." or ".." segments)
+ * beneath.c (static.c and cgi.c): opens path (no "." or ".." segments)
  * under dirfd so that nothing, symlinks included, leads outside it:
  * openat2(RESOLVE_BENEATH); where the kernel lacks openat2, a walk that
  * follows no symlink at all. Returns the descriptor, or -1 with errno.
