@@ -531,80 +531,72 @@ struct cfg_backend {
 	char *socket, *root, *script; /* paths, from the config's directory */
 };
 
-/* A kind's own keys: XZ_OK, XZ_EAGAIN when not its key, or an error. */
-typedef int (*cfg_backend_own_fn)(struct xz_config *, const struct cfg_entry *,
-    struct cfg_backend *);
+/* What [scgi] and [cgi] do differently; the rest is cfg_apply_backend. */
+struct cfg_backend_kind {
+	void (*defaults)(struct xz_backend_config *); /* xz_*_config_init */
+	/* A key of its own: XZ_OK, XZ_EINVAL, XZ_ENOMEM; XZ_EAGAIN: not one */
+	int (*key)(struct xz_config *, const struct cfg_entry *,
+	    struct cfg_backend *);
+	/* Mounts b at s->prefix: XZ_OK or the library's (or cfg_error's) */
+	int (*mount)(struct xz_config *, const struct cfg_section *,
+	    struct cfg_backend *, struct xz_app *);
+};
 
-/* The keys [scgi] and [cgi] share; XZ_EAGAIN when e is not one. */
+/* The keys [scgi] and [cgi] share; as cfg_backend_kind.key. */
 static int
 cfg_backend_key(struct xz_config *cfg, const struct cfg_entry *e,
     struct cfg_backend *b)
 {
-	int rc = XZ_OK;
+	const char *k = e->key, *v = e->value;
 
-	if (strcmp(e->key, "timeout") == 0)
-		rc = cfg_seconds(e->value, &b->bc.timeout);
-	else if (strcmp(e->key, "max_duration") == 0) {
-		if (strcmp(e->value, "0") == 0)
-			b->bc.max_duration = 0;
-		else
-			rc = cfg_seconds(e->value, &b->bc.max_duration);
-	} else if (strcmp(e->key, "max_response_size") == 0)
-		rc = cfg_size(e->value, &b->bc.max_response_size);
-	else if (strcmp(e->key, "buffer_size") == 0) {
-		if (cfg_size(e->value, &b->bc.buffer_size) != XZ_OK ||
-		    b->bc.buffer_size == 0)
-			rc = XZ_EINVAL;
-	} else if (strcmp(e->key, "inherit_environment") == 0)
-		rc = cfg_bool(e->value, &b->bc.inherit_environment);
-	else if (strcmp(e->key, "app_state_keys") == 0) {
-		strlist_free(b->state_keys);
-		if ((b->state_keys = strlist_split(e->value)) == NULL)
-			rc = XZ_ENOMEM;
-	} else
+	if (strcmp(k, "timeout") == 0)
+		return cfg_seconds(v, &b->bc.timeout);
+	if (strcmp(k, "max_duration") == 0 && strcmp(v, "0") == 0) {
+		b->bc.max_duration = 0;
+		return XZ_OK;
+	}
+	if (strcmp(k, "max_duration") == 0)
+		return cfg_seconds(v, &b->bc.max_duration);
+	if (strcmp(k, "max_response_size") == 0)
+		return cfg_size(v, &b->bc.max_response_size);
+	if (strcmp(k, "buffer_size") == 0)
+		return cfg_size(v, &b->bc.buffer_size) != XZ_OK ||
+		               b->bc.buffer_size == 0 ?
+		           XZ_EINVAL :
+		           XZ_OK;
+	if (strcmp(k, "inherit_environment") == 0)
+		return cfg_bool(v, &b->bc.inherit_environment);
+	if (strcmp(k, "app_state_keys") != 0)
 		return XZ_EAGAIN;
-	if (rc == XZ_EINVAL)
-		return cfg_error(cfg, e->line, "%s: invalid value '%s'", e->key,
-		    e->value);
-	return rc;
+	strlist_free(b->state_keys);
+	return (b->state_keys = strlist_split(v)) != NULL ? XZ_OK : XZ_ENOMEM;
 }
 
-/*
- * Reads s's keys into b, which starts from defaults (xz_*_config_init):
- * the shared ones here, the kind's through own.
- */
+/* Reads s's keys into b, from the kind's defaults: shared ones first. */
 static int
 cfg_read_backend(struct xz_config *cfg, const struct cfg_section *s,
-    struct cfg_backend *b, void (*defaults)(struct xz_backend_config *),
-    cfg_backend_own_fn own)
+    struct cfg_backend *b, const struct cfg_backend_kind *kind)
 {
 	const struct cfg_entry *e;
 	size_t i;
 	int rc;
 
-	memset(b, 0, sizeof(*b));
-	defaults(&b->bc);
 	for (i = 0; i < s->nentries; i++) {
 		e = &s->entries[i];
-		if ((rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN &&
-		    (rc = own(cfg, e, b)) == XZ_EAGAIN)
-			rc = cfg_error(cfg, e->line,
+		if ((rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
+			rc = kind->key(cfg, e, b);
+		if (rc == XZ_EAGAIN)
+			return cfg_error(cfg, e->line,
 			    "unknown key '%s' in [%s %s]", e->key, s->kind,
 			    s->prefix);
+		if (rc == XZ_EINVAL)
+			return cfg_error(cfg, e->line, "%s: invalid value '%s'",
+			    e->key, e->value);
 		if (rc != XZ_OK)
 			return rc;
 	}
 	b->bc.app_state_keys = (const char *const *)b->state_keys;
 	return XZ_OK;
-}
-
-static void
-cfg_backend_clear(struct cfg_backend *b)
-{
-	strlist_free(b->state_keys);
-	free(b->socket);
-	free(b->root);
-	free(b->script);
 }
 
 /* Registration failed: the library says why; the line is the section's. */
@@ -618,40 +610,47 @@ cfg_mount_error(struct xz_config *cfg, const struct cfg_section *s,
 	    why[0] != '\0' ? why : xz_strerror(rc));
 }
 
+static int
+cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
+    struct xz_app *app, const struct cfg_backend_kind *kind)
+{
+	struct cfg_backend b = { 0 };
+	int rc;
+
+	kind->defaults(&b.bc);
+	if ((rc = cfg_read_backend(cfg, s, &b, kind)) == XZ_OK &&
+	    (rc = kind->mount(cfg, s, &b, app)) != XZ_OK)
+		rc = cfg_mount_error(cfg, s, app, rc); /* unless said already */
+	strlist_free(b.state_keys);
+	free(b.socket);
+	free(b.root);
+	free(b.script);
+	return rc;
+}
+
 /* [scgi]: where the backend is. */
 static int
 cfg_scgi_key(struct xz_config *cfg, const struct cfg_entry *e,
     struct cfg_backend *b)
 {
-	if (strcmp(e->key, "host") == 0)
+	if (strcmp(e->key, "host") == 0) {
 		b->scgi.host = e->value;
-	else if (strcmp(e->key, "port") == 0) {
-		if (cfg_int(e->value, 1, 65535, &b->scgi.port) != XZ_OK)
-			return cfg_error(cfg, e->line,
-			    "port: invalid value '%s'", e->value);
-	} else if (strcmp(e->key, "socket") == 0)
+		return XZ_OK;
+	}
+	if (strcmp(e->key, "port") == 0)
+		return cfg_int(e->value, 1, 65535, &b->scgi.port);
+	if (strcmp(e->key, "socket") == 0)
 		return cfg_set_path(cfg, &b->socket, e->value);
-	else
-		return XZ_EAGAIN;
-	return XZ_OK;
+	return XZ_EAGAIN;
 }
 
 static int
-cfg_apply_scgi(struct xz_config *cfg, const struct cfg_section *s,
-    struct xz_app *app)
+cfg_scgi_mount(struct xz_config *cfg, const struct cfg_section *s,
+    struct cfg_backend *b, struct xz_app *app)
 {
-	struct cfg_backend b;
-	int rc;
-
-	rc = cfg_read_backend(cfg, s, &b, xz_scgi_config_init, cfg_scgi_key);
-	if (rc == XZ_OK) {
-		b.scgi.socket_path = b.socket;
-		b.scgi.config = &b.bc;
-		if ((rc = xz_scgi(app, s->prefix, &b.scgi)) != XZ_OK)
-			rc = cfg_mount_error(cfg, s, app, rc);
-	}
-	cfg_backend_clear(&b);
-	return rc;
+	b->scgi.socket_path = b->socket;
+	b->scgi.config = &b->bc;
+	return xz_scgi(app, s->prefix, &b->scgi);
 }
 
 /* [cgi]: which scripts, and how many at once. */
@@ -663,34 +662,46 @@ cfg_cgi_key(struct xz_config *cfg, const struct cfg_entry *e,
 		return cfg_set_path(cfg, &b->root, e->value);
 	if (strcmp(e->key, "script") == 0)
 		return cfg_set_path(cfg, &b->script, e->value);
-	if (strcmp(e->key, "max_processes") != 0)
-		return XZ_EAGAIN;
-	if (cfg_int(e->value, 1, 100000, &b->bc.max_processes) != XZ_OK)
-		return cfg_error(cfg, e->line,
-		    "max_processes: invalid value '%s'", e->value);
-	return XZ_OK;
+	if (strcmp(e->key, "max_processes") == 0)
+		return cfg_int(e->value, 1, 100000, &b->bc.max_processes);
+	return XZ_EAGAIN;
+}
+
+static int
+cfg_cgi_mount(struct xz_config *cfg, const struct cfg_section *s,
+    struct cfg_backend *b, struct xz_app *app)
+{
+	if ((b->root == NULL) == (b->script == NULL))
+		return cfg_error(cfg, s->line,
+		    "[cgi %s] needs either a root or a script", s->prefix);
+	if (b->root != NULL)
+		return xz_cgi(app, s->prefix, b->root, &b->bc);
+	return xz_cgi_script(app, s->prefix, b->script, &b->bc);
+}
+
+static const struct cfg_backend_kind cfg_scgi = {
+	.defaults = xz_scgi_config_init,
+	.key = cfg_scgi_key,
+	.mount = cfg_scgi_mount,
+};
+static const struct cfg_backend_kind cfg_cgi = {
+	.defaults = xz_cgi_config_init,
+	.key = cfg_cgi_key,
+	.mount = cfg_cgi_mount,
+};
+
+static int
+cfg_apply_scgi(struct xz_config *cfg, const struct cfg_section *s,
+    struct xz_app *app)
+{
+	return cfg_apply_backend(cfg, s, app, &cfg_scgi);
 }
 
 static int
 cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app)
 {
-	struct cfg_backend b;
-	int rc;
-
-	rc = cfg_read_backend(cfg, s, &b, xz_cgi_config_init, cfg_cgi_key);
-	if (rc == XZ_OK && (b.root == NULL) == (b.script == NULL))
-		rc = cfg_error(cfg, s->line,
-		    "[cgi %s] needs either a root or a script", s->prefix);
-	if (rc == XZ_OK) {
-		rc = b.root != NULL ?
-		         xz_cgi(app, s->prefix, b.root, &b.bc) :
-		         xz_cgi_script(app, s->prefix, b.script, &b.bc);
-		if (rc != XZ_OK)
-			rc = cfg_mount_error(cfg, s, app, rc);
-	}
-	cfg_backend_clear(&b);
-	return rc;
+	return cfg_apply_backend(cfg, s, app, &cfg_cgi);
 }
 
 int
