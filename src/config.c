@@ -559,11 +559,12 @@ cfg_backend_key(struct xz_config *cfg, const struct cfg_entry *e,
 		return cfg_seconds(v, &b->bc.max_duration);
 	if (strcmp(k, "max_response_size") == 0)
 		return cfg_size(v, &b->bc.max_response_size);
-	if (strcmp(k, "buffer_size") == 0)
-		return cfg_size(v, &b->bc.buffer_size) != XZ_OK ||
-		               b->bc.buffer_size == 0 ?
-		           XZ_EINVAL :
-		           XZ_OK;
+	if (strcmp(k, "buffer_size") == 0) {
+		/* A size, but "0" (or "unlimited") reads nothing at all. */
+		if (cfg_size(v, &b->bc.buffer_size) != XZ_OK)
+			return XZ_EINVAL;
+		return b->bc.buffer_size > 0 ? XZ_OK : XZ_EINVAL;
+	}
 	if (strcmp(k, "inherit_environment") == 0)
 		return cfg_bool(v, &b->bc.inherit_environment);
 	if (strcmp(k, "app_state_keys") != 0)
