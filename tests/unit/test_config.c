@@ -126,6 +126,8 @@ Test(config, backend_keys_and_their_errors)
 	    ":2: buffer_size: invalid value '0'");
 	expect_error("[scgi /a]\nbuffer_size = 8Q\n",
 	    ":2: buffer_size: invalid value '8Q'");
+	expect_error("[cgi /a]\nbuffer_size = unlimited\n",
+	    ":2: buffer_size: invalid value 'unlimited'");
 	expect_error("[cgi /a]\nmax_duration = -1\n",
 	    ":2: max_duration: invalid value '-1'");
 	expect_error("[scgi /a]\nmax_response_size = 1X\n",
