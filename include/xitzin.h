@@ -327,6 +327,41 @@ XZ_API const char *xz_app_error(const struct xz_app *app);
 XZ_API const char *xz_handler_error(void);
 
 /*
+ * Backends: CGI scripts and SCGI servers share one config, the fields of
+ * SCGIConfig; only what differs (a process, or a socket) is theirs.
+ * Start from xz_scgi_config_init() or xz_cgi_config_init(): they differ
+ * only in buffer_size.
+ */
+struct xz_backend_config {
+	/*
+	 * Seconds: SCGI, the connect; then, for both, each wait for the
+	 * backend's next bytes. Default 30.0.
+	 */
+	double timeout;
+	/*
+	 * Bytes the backend may send, header included; default 1048576.
+	 * With a limit the answer is held until complete (so that "too
+	 * large" can still be an error); 0 = unlimited: it streams to the
+	 * client with backpressure, in constant memory.
+	 */
+	size_t max_response_size;
+	/* Bytes read at a time: SCGI 8192, CGI 65536 (a pipe's buffer). */
+	size_t buffer_size;
+	bool inherit_environment; /* pass the server's environment; true */
+	/* State keys sent as XITZIN_<KEY>; NULL-ended, NULL for none; the
+	 * strings are copied at registration. */
+	const char *const *app_state_keys;
+	/*
+	 * A bound on the whole answer, from the moment the backend has the
+	 * request, however steadily it drips (timeout is per wait); default
+	 * 0: off. Before the header it is the timeout's error; after, the
+	 * connection is cut without close_notify.
+	 */
+	double max_duration;
+	int max_processes; /* CGI only: scripts at once per mount; 64 */
+};
+
+/*
  * SCGI backends: persistent processes in any language, reached over TCP
  * or a Unix socket. The backend gets the CGI variable set as an SCGI
  * netstring (CONTENT_LENGTH first, SCGI=1, empty values left out) and
@@ -337,32 +372,9 @@ XZ_API const char *xz_handler_error(void);
  * "SCGI response exceeds maximum size", "SCGI backend error"; the details
  * go to the log only.
  */
-struct xz_scgi_config {
-	/* Bounds the connect, then each wait for the backend's next bytes. */
-	double timeout; /* seconds; default 30.0 */
-	/*
-	 * Bytes the backend may send, header included; default 1048576.
-	 * With a limit the answer is held until complete (so that "too
-	 * large" can still be a 43); 0 = unlimited: it streams to the client
-	 * with backpressure, in constant memory.
-	 */
-	size_t max_response_size;
-	size_t buffer_size;       /* read chunk; default 8192 */
-	bool inherit_environment; /* pass the server's environment; true */
-	/* State keys sent as XITZIN_<KEY>; NULL-ended, NULL for none; the
-	 * strings are copied at registration. */
-	const char *const *app_state_keys;
-	/*
-	 * A bound on the whole answer, from the moment the backend has the
-	 * request, however steadily it drips (timeout is per wait); default
-	 * 0: off. Before the header it is a 43 "SCGI backend timeout"; after,
-	 * the connection is cut without close_notify.
-	 */
-	double max_duration;
-};
 
-/* Sets the document's defaults (above). */
-XZ_API void xz_scgi_config_init(struct xz_scgi_config *cfg);
+/* Sets the document's defaults (SCGIConfig's; buffer_size 8192). */
+XZ_API void xz_scgi_config_init(struct xz_backend_config *cfg);
 
 /* Where a backend is: host + port (TCP) or socket_path (Unix), not both. */
 struct xz_scgi_opts {
@@ -370,7 +382,7 @@ struct xz_scgi_opts {
 	    *host; /* a name or an IP literal, resolved at registration */
 	int port;
 	const char *socket_path;
-	const struct xz_scgi_config *config; /* NULL: the defaults */
+	const struct xz_backend_config *config; /* NULL: the defaults */
 };
 
 /*
@@ -391,9 +403,9 @@ XZ_API int xz_scgi(struct xz_app *app, const char *prefix,
  * XZ_EINVAL or XZ_ENOMEM and that reason in xz_app_error().
  */
 XZ_API struct xz_handler *xz_scgi_tcp(const char *host, int port,
-    const struct xz_scgi_config *cfg);
+    const struct xz_backend_config *cfg);
 XZ_API struct xz_handler *xz_scgi_unix(const char *socket_path,
-    const struct xz_scgi_config *cfg);
+    const struct xz_backend_config *cfg);
 
 /*
  * CGI scripts (RFC 3875): a new process per request, the same variable
@@ -409,26 +421,22 @@ XZ_API struct xz_handler *xz_scgi_unix(const char *socket_path,
  * that runs in a session of its own (setsid): keep those out of a
  * process with CGI mounts.
  */
-struct xz_cgi_config {
-	double timeout;           /* seconds without output; default 30 */
-	size_t max_response_size; /* default 1048576; 0 = unlimited */
-	bool inherit_environment; /* default true */
-	const char *const *app_state_keys; /* as for SCGI */
-	int max_processes;                 /* concurrent scripts; default 64 */
-	double max_duration; /* whole answer, as for SCGI; default 0: off */
-};
 
-XZ_API void xz_cgi_config_init(struct xz_cgi_config *cfg);
+/* The defaults of xz_scgi_config_init(), with buffer_size 65536. */
+XZ_API void xz_cgi_config_init(struct xz_backend_config *cfg);
 
 /*
  * Mounts the executable files of dir at prefix: the first path segment
- * after prefix names the script, the rest is PATH_INFO. cfg may be NULL.
+ * after prefix names the script, the rest is PATH_INFO. cfg may be NULL
+ * (the defaults) and is copied. XZ_EINVAL (see xz_app_error) for a
+ * directory that cannot be opened, timeout <= 0, buffer_size 0,
+ * max_processes < 1, or a prefix already mounted.
  */
 XZ_API int xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
-    const struct xz_cgi_config *cfg);
+    const struct xz_backend_config *cfg);
 /* Mounts one script at prefix: all of the path after it is PATH_INFO. */
 XZ_API int xz_cgi_script(struct xz_app *app, const char *prefix,
-    const char *script, const struct xz_cgi_config *cfg);
+    const char *script, const struct xz_backend_config *cfg);
 
 /*
  * Servers: the program is a thin user of these.

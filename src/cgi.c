@@ -3,9 +3,11 @@
  *
  * It owns a mount's scripts (a directory, or one file), the life of one
  * script's process (spawn, stderr to the log, exit, kill, reap) and the
- * public API of xitzin.h's CGI section. The variable set comes from
- * cgienv.c and the answer goes to the client through relay.c, both
- * shared with SCGI; failures are 42 with the relay's metas.
+ * public API of xitzin.h's CGI section. What it shares with SCGI lives
+ * apart: the config and its checks in backend.c (max_processes alone is
+ * checked here), the variable set in cgienv.c, and the relay of the
+ * answer to the client in relay.c; failures are 42 with the relay's
+ * metas.
  *
  * Which file runs: the first path segment after a directory mount is
  * opened with openat2(RESOLVE_BENEATH) relative to the root's descriptor,
@@ -60,7 +62,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -81,9 +82,8 @@
 #define META_ERROR "CGI script error"
 /* 44 SLOW DOWN: the meta is the seconds a client should wait. */
 #define CGI_RETRY_AFTER "5"
-#define CGI_ERR_LINE 1024   /* bytes of one stderr line logged */
-#define CGI_READ_SIZE 65536 /* a pipe's whole buffer in one read */
-#define CGI_SCRIPT_FD 3     /* where the child keeps its script */
+#define CGI_ERR_LINE 1024 /* bytes of one stderr line logged */
+#define CGI_SCRIPT_FD 3   /* where the child keeps its script */
 /* The child's stack until exec: a few frames, and a sanitizer's. */
 #define CGI_STACK_SIZE (64 * 1024)
 #define CGI_SWEEP_MAX 256   /* children looked at per sweep round */
@@ -97,9 +97,7 @@ struct cgi_mount {
 	char *script; /* one-script mount: its name in dirfd; else NULL */
 	int nullfd;   /* /dev/null, opened now: a chroot may lack it */
 	char *name;   /* "cgi /srv/cgi-bin": the log */
-	struct xz_cgi_config cfg;
-	char **state_keys; /* copied; NULL-ended; cfg.app_state_keys */
-	size_t nstate;
+	struct xz_backend_config cfg; /* a copy (backend.c) */
 	struct relay_cfg relay;
 	int running; /* scripts whose request is in flight (atomic) */
 	pthread_mutex_t lock;
@@ -165,16 +163,13 @@ struct cgi_child {
 static void cgi_on_exit(evutil_socket_t, short, void *);
 static void cgi_on_stderr(evutil_socket_t, short, void *);
 
-void
-xz_cgi_config_init(struct xz_cgi_config *cfg)
-{
-	cfg->timeout = 30;
-	cfg->max_response_size = 1048576;
-	cfg->inherit_environment = true;
-	cfg->app_state_keys = NULL;
-	cfg->max_processes = 64;
-	cfg->max_duration = 0;
-}
+static const struct backend_kind cgi_kind = {
+	.defaults = xz_cgi_config_init,
+	.error_status = CGI_STATUS,
+	.meta_timeout = "CGI script timeout",
+	.meta_too_big = "CGI response exceeds maximum size",
+	.meta_bad = META_ERROR,
+};
 
 /*
  * The child, between clone and exec: async-signal-safe calls only (the
@@ -729,35 +724,14 @@ static char **
 cgi_envp(const struct cgi_mount *m, struct xz_request *req,
     const struct cgi_target *t)
 {
-	struct cgienv_src src = { 0 };
 	struct cgienv env;
-	const char **values;
-	char **envp = NULL;
-	size_t i;
+	char **envp;
 
-	if ((values = calloc(m->nstate + 1, sizeof(*values))) == NULL)
+	if (cgienv_request(&env, req, t->script_name, t->path_info, &m->cfg) !=
+	    XZ_OK)
 		return NULL;
-	for (i = 0; i < m->nstate; i++)
-		values[i] = xz_state_get(xz_request_app(req), m->state_keys[i]);
-	src.url = xz_request_url(req);
-	src.host = xz_request_host(req);
-	src.server_port = xz_request_port(req);
-	src.script_name = t->script_name;
-	src.path_info = t->path_info;
-	src.query = xz_request_query(req);
-	src.remote_addr = xz_request_remote_addr(req);
-	src.cert = &req->cert;
-	src.tls_version = req->tls_version;
-	src.tls_cipher = req->tls_cipher;
-	src.state_keys = (const char *const *)m->state_keys;
-	src.state_values = values;
-	src.nstate = m->nstate;
-	src.inherit_environment = m->cfg.inherit_environment;
-	if (cgienv_build(&env, &src) == XZ_OK) {
-		envp = cgienv_envp(&env);
-		cgienv_clear(&env);
-	}
-	free(values);
+	envp = cgienv_envp(&env);
+	cgienv_clear(&env);
 	return envp;
 }
 
@@ -989,7 +963,6 @@ cgi_dispose(void *state)
 {
 	struct cgi_mount *m = state;
 	struct cgi_proc *p, *next;
-	size_t i;
 
 	for (p = TAILQ_FIRST(&m->procs); p != NULL; p = next) {
 		next = TAILQ_NEXT(p, link); /* p is freed below */
@@ -1005,9 +978,7 @@ cgi_dispose(void *state)
 		cgi_proc_finish(p, 0);
 	}
 	cgi_sweep(); /* also when no script of this mount was left */
-	for (i = 0; i < m->nstate; i++)
-		free(m->state_keys[i]);
-	free(m->state_keys);
+	backend_config_clear(&m->cfg);
 	if (m->dirfd != -1)
 		close(m->dirfd);
 	if (m->nullfd != -1)
@@ -1029,56 +1000,10 @@ static const struct xz_handler_ops cgi_ops = {
  * Registration.
  */
 
-static int
-cgi_copy_keys(struct cgi_mount *m, const char *const *keys)
-{
-	size_t n = 0, i;
-
-	while (keys != NULL && keys[n] != NULL)
-		n++;
-	if ((m->state_keys = calloc(n + 1, sizeof(char *))) == NULL)
-		return XZ_ENOMEM;
-	for (i = 0; i < n; i++) {
-		if ((m->state_keys[i] = strdup(keys[i])) == NULL)
-			return XZ_ENOMEM;
-		m->nstate++;
-	}
-	m->cfg.app_state_keys = (const char *const *)m->state_keys;
-	return XZ_OK;
-}
-
-/* The relay's view of the mount, with the CGI metas. */
-static void
-cgi_relay_cfg(struct cgi_mount *m)
-{
-	m->relay.timeout = m->cfg.timeout;
-	m->relay.max_duration = m->cfg.max_duration;
-	m->relay.max_response_size = m->cfg.max_response_size;
-	m->relay.buffer_size = CGI_READ_SIZE;
-	m->relay.error_status = CGI_STATUS;
-	m->relay.meta_timeout = "CGI script timeout";
-	m->relay.meta_too_big = "CGI response exceeds maximum size";
-	m->relay.meta_bad = META_ERROR;
-	m->relay.name = m->name;
-}
-
-/* Why cfg is not usable, or NULL. */
-static const char *
-cgi_config_invalid(const struct xz_cgi_config *cfg)
-{
-	if (!(cfg->timeout > 0) || !isfinite(cfg->timeout))
-		return "timeout must be greater than 0";
-	if (cfg->max_processes < 1)
-		return "max_processes must be at least 1";
-	if (!(cfg->max_duration >= 0) || !isfinite(cfg->max_duration))
-		return "max_duration must be 0 (off) or more";
-	return NULL;
-}
-
 /* A mount with cfg (NULL: the defaults) and nothing opened yet. */
 static struct cgi_mount *
 cgi_mount_new(struct xz_app *app, const char *prefix, const char *path,
-    const struct xz_cgi_config *cfg, int *rc)
+    const struct xz_backend_config *cfg, int *rc)
 {
 	struct cgi_mount *m;
 	const char *why;
@@ -1092,26 +1017,24 @@ cgi_mount_new(struct xz_app *app, const char *prefix, const char *path,
 		free(m);
 		return NULL;
 	}
-	if (cfg != NULL)
-		m->cfg = *cfg;
-	else
-		xz_cgi_config_init(&m->cfg);
 	if (asprintf(&m->name, "cgi %s", path) == -1) {
 		m->name = NULL;
 		cgi_dispose(m);
 		return NULL;
 	}
-	if ((why = cgi_config_invalid(&m->cfg)) != NULL) {
-		app_set_error(app, "cgi %s: %s", prefix, why);
+	if ((*rc = backend_config_copy(&m->cfg, cfg, &cgi_kind, &why)) ==
+	        XZ_OK &&
+	    m->cfg.max_processes < 1) {
+		why = "max_processes must be at least 1";
 		*rc = XZ_EINVAL;
+	}
+	if (*rc != XZ_OK) {
+		if (*rc == XZ_EINVAL)
+			app_set_error(app, "cgi %s: %s", prefix, why);
 		cgi_dispose(m);
 		return NULL;
 	}
-	if (cgi_copy_keys(m, m->cfg.app_state_keys) != XZ_OK) {
-		cgi_dispose(m);
-		return NULL;
-	}
-	cgi_relay_cfg(m);
+	backend_relay_cfg(&m->relay, &m->cfg, &cgi_kind, m->name);
 	cgi_become_subreaper();
 	return m;
 }
@@ -1153,7 +1076,7 @@ cgi_mount(struct xz_app *app, const char *prefix, struct cgi_mount *m)
 
 int
 xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
-    const struct xz_cgi_config *cfg)
+    const struct xz_backend_config *cfg)
 {
 	struct cgi_mount *m;
 	int rc;
@@ -1178,7 +1101,7 @@ xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
  */
 int
 xz_cgi_script(struct xz_app *app, const char *prefix, const char *script,
-    const struct xz_cgi_config *cfg)
+    const struct xz_backend_config *cfg)
 {
 	struct cgi_mount *m;
 	char *dcopy = NULL, *bcopy = NULL;

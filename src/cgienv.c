@@ -3,9 +3,10 @@
  * (DESIGN.md, "SCGI request"), and their two encodings: the SCGI header
  * netstring and an execve() environment.
  *
- * The set owns copies of its names and values. Names are unique: the
- * first one added wins, so the request's own variables can never be
- * overridden by app state or by the parent environment.
+ * cgienv_request() is the one step from a request to its variables, for
+ * both handlers. The set owns copies of its names and values. Names are
+ * unique: the first one added wins, so the request's own variables can
+ * never be overridden by app state or by the parent environment.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,44 @@ cgienv_build(struct cgienv *env, const struct cgienv_src *src)
 		rc = cgienv_add_environ(env, src);
 	if (rc != XZ_OK)
 		cgienv_clear(env);
+	return rc;
+}
+
+int
+cgienv_request(struct cgienv *env, struct xz_request *req,
+    const char *script_name, const char *path_info,
+    const struct xz_backend_config *cfg)
+{
+	struct cgienv_src src = { 0 };
+	const char **values;
+	size_t n = 0, i;
+	int rc;
+
+	while (cfg->app_state_keys != NULL && cfg->app_state_keys[n] != NULL)
+		n++;
+	if ((values = calloc(n + 1, sizeof(*values))) == NULL) {
+		memset(env, 0, sizeof(*env));
+		return XZ_ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		values[i] =
+		    xz_state_get(xz_request_app(req), cfg->app_state_keys[i]);
+	src.url = xz_request_url(req);
+	src.host = xz_request_host(req);
+	src.server_port = xz_request_port(req);
+	src.script_name = script_name;
+	src.path_info = path_info;
+	src.query = xz_request_query(req);
+	src.remote_addr = xz_request_remote_addr(req);
+	src.cert = &req->cert;
+	src.tls_version = req->tls_version;
+	src.tls_cipher = req->tls_cipher;
+	src.state_keys = cfg->app_state_keys;
+	src.state_values = values;
+	src.nstate = n;
+	src.inherit_environment = cfg->inherit_environment;
+	rc = cgienv_build(env, &src);
+	free(values);
 	return rc;
 }
 

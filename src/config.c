@@ -73,18 +73,6 @@ static const struct cfg_kind cfg_kinds[] = {
 	{ "cgi", cfg_apply_cgi },
 };
 
-static void
-cfg_free_list(char **list)
-{
-	size_t i;
-
-	if (list == NULL)
-		return;
-	for (i = 0; list[i] != NULL; i++)
-		free(list[i]);
-	free(list);
-}
-
 static int __attribute__((format(printf, 3, 4)))
 cfg_error(struct xz_config *cfg, int line, const char *fmt, ...)
 {
@@ -543,81 +531,84 @@ cfg_size(const char *v, size_t *out)
 }
 
 /*
- * "db_url, api_key" -> a NULL-ended list kept in the section (so that it
- * lives as long as the config).
- */
-static int
-cfg_key_list(const char *v, char ***out)
-{
-	char **list = calloc(strlen(v) / 2 + 2, sizeof(char *));
-	size_t n = 0, len;
-
-	if (list == NULL)
-		return XZ_ENOMEM;
-	while (*v != '\0') {
-		while (*v == ',' || *v == ' ' || *v == '\t')
-			v++;
-		len = strcspn(v, ", \t");
-		if (len == 0)
-			break;
-		if ((list[n++] = strndup(v, len)) == NULL) {
-			cfg_free_list(list);
-			return XZ_ENOMEM;
-		}
-		v += len;
-	}
-	*out = list;
-	return XZ_OK;
-}
-
-/*
- * The keys [scgi] and [cgi] share, written straight into the library's
- * config struct of either kind; state_keys is ours until handed over as
- * its app_state_keys.
+ * What an [scgi] or [cgi] section gathers before it is mounted: the
+ * shared keys go straight into the library's one backend config; the
+ * others are the kind's own (where the backend is).
  */
 struct cfg_backend {
-	double *timeout;
-	double *max_duration;
-	size_t *max_response_size;
-	bool *inherit_environment;
-	char **state_keys;
+	struct xz_backend_config bc;
+	char **state_keys;            /* bc.app_state_keys, ours */
+	struct xz_scgi_opts scgi;     /* host, port */
+	char *socket, *root, *script; /* paths, from the config's directory */
 };
 
-/* XZ_OK when taken, XZ_EAGAIN when not a shared key, or an error. */
+/* What [scgi] and [cgi] do differently; the rest is cfg_apply_backend. */
+struct cfg_backend_kind {
+	void (*defaults)(struct xz_backend_config *); /* xz_*_config_init */
+	/* A key of its own: XZ_OK, XZ_EINVAL, XZ_ENOMEM; XZ_EAGAIN: not one */
+	int (*key)(struct xz_config *, const struct cfg_entry *,
+	    struct cfg_backend *);
+	/* Mounts b at s->prefix: XZ_OK or the library's (or cfg_error's) */
+	int (*mount)(struct xz_config *, const struct cfg_section *,
+	    struct cfg_backend *, struct xz_app *);
+};
+
+/* The keys [scgi] and [cgi] share; as cfg_backend_kind.key. */
 static int
 cfg_backend_key(struct xz_config *cfg, const struct cfg_entry *e,
     struct cfg_backend *b)
 {
-	int rc;
+	const char *k = e->key, *v = e->value;
 
-	if (strcmp(e->key, "timeout") == 0)
-		rc = cfg_seconds(e->value, b->timeout);
-	else if (strcmp(e->key, "max_duration") == 0)
-		rc = strcmp(e->value, "0") == 0 ?
-		         (*b->max_duration = 0, XZ_OK) :
-		         cfg_seconds(e->value, b->max_duration);
-	else if (strcmp(e->key, "max_response_size") == 0)
-		rc = cfg_size(e->value, b->max_response_size);
-	else if (strcmp(e->key, "inherit_environment") == 0)
-		rc = cfg_bool(e->value, b->inherit_environment);
-	else if (strcmp(e->key, "app_state_keys") == 0) {
-		cfg_free_list(b->state_keys);
-		b->state_keys = NULL;
-		rc = cfg_key_list(e->value, &b->state_keys);
-	} else
+	if (strcmp(k, "timeout") == 0)
+		return cfg_seconds(v, &b->bc.timeout);
+	if (strcmp(k, "max_duration") == 0 && strcmp(v, "0") == 0) {
+		b->bc.max_duration = 0;
+		return XZ_OK;
+	}
+	if (strcmp(k, "max_duration") == 0)
+		return cfg_seconds(v, &b->bc.max_duration);
+	if (strcmp(k, "max_response_size") == 0)
+		return cfg_size(v, &b->bc.max_response_size);
+	if (strcmp(k, "buffer_size") == 0) {
+		/* A size, but "0" (or "unlimited") reads nothing at all. */
+		if (cfg_size(v, &b->bc.buffer_size) != XZ_OK)
+			return XZ_EINVAL;
+		return b->bc.buffer_size > 0 ? XZ_OK : XZ_EINVAL;
+	}
+	if (strcmp(k, "inherit_environment") == 0)
+		return cfg_bool(v, &b->bc.inherit_environment);
+	if (strcmp(k, "app_state_keys") != 0)
 		return XZ_EAGAIN;
-	if (rc == XZ_EINVAL)
-		return cfg_error(cfg, e->line, "%s: invalid value '%s'", e->key,
-		    e->value);
-	return rc;
+	strlist_free(b->state_keys);
+	return (b->state_keys = strlist_split(v)) != NULL ? XZ_OK : XZ_ENOMEM;
 }
 
+/* Reads s's keys into b, from the kind's defaults: shared ones first. */
 static int
-cfg_unknown_key(struct xz_config *cfg, const struct cfg_section *s,
-    const struct cfg_entry *e)
+cfg_read_backend(struct xz_config *cfg, const struct cfg_section *s,
+    struct cfg_backend *b, const struct cfg_backend_kind *kind)
 {
-	return cfg_error(cfg, e->line, "unknown key '%s' in [%s %s]", e->key,
-	    s->kind, s->prefix);
+	const struct cfg_entry *e;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < s->nentries; i++) {
+		e = &s->entries[i];
+		if ((rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
+			rc = kind->key(cfg, e, b);
+		if (rc == XZ_EAGAIN)
+			return cfg_error(cfg, e->line,
+			    "unknown key '%s' in [%s %s]", e->key, s->kind,
+			    s->prefix);
+		if (rc == XZ_EINVAL)
+			return cfg_error(cfg, e->line, "%s: invalid value '%s'",
+			    e->key, e->value);
+		if (rc != XZ_OK)
+			return rc;
+	}
+	b->bc.app_state_keys = (const char *const *)b->state_keys;
+	return XZ_OK;
 }
 
 /* Registration failed: the library says why; the line is the section's. */
@@ -632,117 +623,97 @@ cfg_mount_error(struct xz_config *cfg, const struct cfg_section *s,
 }
 
 static int
-cfg_scgi_key(struct xz_config *cfg, const struct cfg_section *s,
-    const struct cfg_entry *e, struct xz_scgi_opts *o,
-    struct xz_scgi_config *sc, struct cfg_backend *b, char **socket)
+cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
+    struct xz_app *app, const struct cfg_backend_kind *kind)
 {
-	int rc = cfg_backend_key(cfg, e, b), n;
+	struct cfg_backend b = { 0 };
+	int rc;
 
-	if (rc != XZ_EAGAIN)
-		return rc;
-	if (strcmp(e->key, "host") == 0)
-		o->host = e->value;
-	else if (strcmp(e->key, "port") == 0) {
-		if (cfg_int(e->value, 1, 65535, &n) != XZ_OK)
-			return cfg_error(cfg, e->line,
-			    "port: invalid value '%s'", e->value);
-		o->port = n;
-	} else if (strcmp(e->key, "socket") == 0) {
-		free(*socket);
-		if ((*socket = cfg_path(cfg, e->value)) == NULL)
-			return XZ_ENOMEM;
-	} else if (strcmp(e->key, "buffer_size") == 0) {
-		if (cfg_size(e->value, &sc->buffer_size) != XZ_OK ||
-		    sc->buffer_size == 0)
-			return cfg_error(cfg, e->line,
-			    "buffer_size: invalid value '%s'", e->value);
-	} else
-		return cfg_unknown_key(cfg, s, e);
-	return XZ_OK;
+	kind->defaults(&b.bc);
+	if ((rc = cfg_read_backend(cfg, s, &b, kind)) == XZ_OK &&
+	    (rc = kind->mount(cfg, s, &b, app)) != XZ_OK)
+		rc = cfg_mount_error(cfg, s, app, rc); /* unless said already */
+	strlist_free(b.state_keys);
+	free(b.socket);
+	free(b.root);
+	free(b.script);
+	return rc;
 }
+
+/* [scgi]: where the backend is. */
+static int
+cfg_scgi_key(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_backend *b)
+{
+	if (strcmp(e->key, "host") == 0) {
+		b->scgi.host = e->value;
+		return XZ_OK;
+	}
+	if (strcmp(e->key, "port") == 0)
+		return cfg_int(e->value, 1, 65535, &b->scgi.port);
+	if (strcmp(e->key, "socket") == 0)
+		return cfg_set_path(cfg, &b->socket, e->value);
+	return XZ_EAGAIN;
+}
+
+static int
+cfg_scgi_mount(struct xz_config *cfg, const struct cfg_section *s,
+    struct cfg_backend *b, struct xz_app *app)
+{
+	b->scgi.socket_path = b->socket;
+	b->scgi.config = &b->bc;
+	return xz_scgi(app, s->prefix, &b->scgi);
+}
+
+/* [cgi]: which scripts, and how many at once. */
+static int
+cfg_cgi_key(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_backend *b)
+{
+	if (strcmp(e->key, "root") == 0)
+		return cfg_set_path(cfg, &b->root, e->value);
+	if (strcmp(e->key, "script") == 0)
+		return cfg_set_path(cfg, &b->script, e->value);
+	if (strcmp(e->key, "max_processes") == 0)
+		return cfg_int(e->value, 1, 100000, &b->bc.max_processes);
+	return XZ_EAGAIN;
+}
+
+static int
+cfg_cgi_mount(struct xz_config *cfg, const struct cfg_section *s,
+    struct cfg_backend *b, struct xz_app *app)
+{
+	if ((b->root == NULL) == (b->script == NULL))
+		return cfg_error(cfg, s->line,
+		    "[cgi %s] needs either a root or a script", s->prefix);
+	if (b->root != NULL)
+		return xz_cgi(app, s->prefix, b->root, &b->bc);
+	return xz_cgi_script(app, s->prefix, b->script, &b->bc);
+}
+
+static const struct cfg_backend_kind cfg_scgi = {
+	.defaults = xz_scgi_config_init,
+	.key = cfg_scgi_key,
+	.mount = cfg_scgi_mount,
+};
+static const struct cfg_backend_kind cfg_cgi = {
+	.defaults = xz_cgi_config_init,
+	.key = cfg_cgi_key,
+	.mount = cfg_cgi_mount,
+};
 
 static int
 cfg_apply_scgi(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app)
 {
-	struct xz_scgi_opts o = { 0 };
-	struct xz_scgi_config sc;
-	struct cfg_backend b;
-	char *socket = NULL;
-	size_t i;
-	int rc = XZ_OK;
-
-	xz_scgi_config_init(&sc);
-	b = (struct cfg_backend){ &sc.timeout, &sc.max_duration,
-		&sc.max_response_size, &sc.inherit_environment, NULL };
-	for (i = 0; i < s->nentries && rc == XZ_OK; i++)
-		rc = cfg_scgi_key(cfg, s, &s->entries[i], &o, &sc, &b, &socket);
-	if (rc == XZ_OK) {
-		sc.app_state_keys = (const char *const *)b.state_keys;
-		o.socket_path = socket;
-		o.config = &sc;
-		if ((rc = xz_scgi(app, s->prefix, &o)) != XZ_OK)
-			rc = cfg_mount_error(cfg, s, app, rc);
-	}
-	free(socket);
-	cfg_free_list(b.state_keys);
-	return rc;
-}
-
-static int
-cfg_cgi_key(struct xz_config *cfg, const struct cfg_section *s,
-    const struct cfg_entry *e, struct xz_cgi_config *cc, struct cfg_backend *b,
-    char **root, char **script)
-{
-	int rc = cfg_backend_key(cfg, e, b);
-
-	if (rc != XZ_EAGAIN)
-		return rc;
-	if (strcmp(e->key, "root") == 0 || strcmp(e->key, "script") == 0) {
-		char **slot = e->key[0] == 'r' ? root : script;
-
-		free(*slot);
-		if ((*slot = cfg_path(cfg, e->value)) == NULL)
-			return XZ_ENOMEM;
-	} else if (strcmp(e->key, "max_processes") == 0) {
-		if (cfg_int(e->value, 1, 100000, &cc->max_processes) != XZ_OK)
-			return cfg_error(cfg, e->line,
-			    "max_processes: invalid value '%s'", e->value);
-	} else
-		return cfg_unknown_key(cfg, s, e);
-	return XZ_OK;
+	return cfg_apply_backend(cfg, s, app, &cfg_scgi);
 }
 
 static int
 cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app)
 {
-	struct xz_cgi_config cc;
-	struct cfg_backend b;
-	char *root = NULL, *script = NULL;
-	size_t i;
-	int rc = XZ_OK;
-
-	xz_cgi_config_init(&cc);
-	b = (struct cfg_backend){ &cc.timeout, &cc.max_duration,
-		&cc.max_response_size, &cc.inherit_environment, NULL };
-	for (i = 0; i < s->nentries && rc == XZ_OK; i++)
-		rc = cfg_cgi_key(cfg, s, &s->entries[i], &cc, &b, &root,
-		    &script);
-	if (rc == XZ_OK && (root == NULL) == (script == NULL))
-		rc = cfg_error(cfg, s->line,
-		    "[cgi %s] needs either a root or a script", s->prefix);
-	if (rc == XZ_OK) {
-		cc.app_state_keys = (const char *const *)b.state_keys;
-		rc = root != NULL ? xz_cgi(app, s->prefix, root, &cc) :
-		                    xz_cgi_script(app, s->prefix, script, &cc);
-		if (rc != XZ_OK)
-			rc = cfg_mount_error(cfg, s, app, rc);
-	}
-	free(root);
-	free(script);
-	cfg_free_list(b.state_keys);
-	return rc;
+	return cfg_apply_backend(cfg, s, app, &cfg_cgi);
 }
 
 int

@@ -5,9 +5,10 @@
  * It owns the backend's address (resolved once, at registration), the
  * trip of one request to it (a non-blocking connect bounded by the
  * timeout, then the request header sent in one write), and the public
- * API of xitzin.h's SCGI section. The variable set comes from cgienv.c,
- * shared with CGI; the answer is relayed to the client by relay.c, shared
- * with CGI too. Nothing here ever blocks the worker.
+ * API of xitzin.h's SCGI section. What it shares with CGI lives apart:
+ * the config and its checks in backend.c, the variable set in cgienv.c,
+ * and the relay of the answer to the client in relay.c. Nothing here
+ * ever blocks the worker.
  *
  * A failure the client sees is one of the five metas of DESIGN.md; the
  * address and errno behind it go to the log only, since an internal
@@ -20,7 +21,6 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
-#include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,9 +43,7 @@ struct scgi_backend {
 	socklen_t addrlen;
 	char where[128]; /* "127.0.0.1:4000", "unix:/run/app.sock": the log */
 	char name[160];  /* "scgi 127.0.0.1:4000": relay_cfg.name */
-	struct xz_scgi_config cfg;
-	char **state_keys; /* copied; NULL-ended; cfg.app_state_keys */
-	size_t nstate;
+	struct xz_backend_config cfg; /* a copy (backend.c) */
 	struct relay_cfg relay;
 };
 
@@ -61,18 +59,15 @@ struct scgi_call {
 	int connect_errno;       /* why it failed there */
 };
 
-static void scgi_on_send(evutil_socket_t, short, void *);
+static const struct backend_kind scgi_kind = {
+	.defaults = xz_scgi_config_init,
+	.error_status = SCGI_STATUS,
+	.meta_timeout = "SCGI backend timeout",
+	.meta_too_big = "SCGI response exceeds maximum size",
+	.meta_bad = "SCGI backend error",
+};
 
-void
-xz_scgi_config_init(struct xz_scgi_config *cfg)
-{
-	cfg->timeout = 30.0;
-	cfg->max_response_size = 1048576;
-	cfg->buffer_size = 8192;
-	cfg->inherit_environment = true;
-	cfg->app_state_keys = NULL;
-	cfg->max_duration = 0;
-}
+static void scgi_on_send(evutil_socket_t, short, void *);
 
 static void
 scgi_call_free(struct scgi_call *call)
@@ -274,34 +269,12 @@ scgi_connect(struct scgi_call *call, bool *now)
 static int
 scgi_build_header(struct scgi_call *call)
 {
-	const struct scgi_backend *b = call->b;
 	struct xz_request *req = call->req;
-	struct cgienv_src src = { 0 };
 	struct cgienv env;
-	const char **values;
-	size_t i;
 	int rc;
 
-	if ((values = calloc(b->nstate + 1, sizeof(*values))) == NULL)
-		return XZ_ENOMEM;
-	for (i = 0; i < b->nstate; i++)
-		values[i] = xz_state_get(xz_request_app(req), b->state_keys[i]);
-	src.url = xz_request_url(req);
-	src.host = xz_request_host(req);
-	src.server_port = xz_request_port(req);
-	src.script_name = xz_request_mount(req);
-	src.path_info = xz_request_path_info(req);
-	src.query = xz_request_query(req);
-	src.remote_addr = xz_request_remote_addr(req);
-	src.cert = &req->cert;
-	src.tls_version = req->tls_version;
-	src.tls_cipher = req->tls_cipher;
-	src.state_keys = (const char *const *)b->state_keys;
-	src.state_values = values;
-	src.nstate = b->nstate;
-	src.inherit_environment = b->cfg.inherit_environment;
-	rc = cgienv_build(&env, &src);
-	free(values);
+	rc = cgienv_request(&env, req, xz_request_mount(req),
+	    xz_request_path_info(req), &call->b->cfg);
 	if (rc != XZ_OK)
 		return rc;
 	if ((call->hdr = evbuffer_new()) == NULL)
@@ -355,13 +328,9 @@ scgi_cancel(struct xz_request *req, void *state)
 static void
 scgi_backend_free(struct scgi_backend *b)
 {
-	size_t i;
-
 	if (b == NULL)
 		return;
-	for (i = 0; i < b->nstate; i++)
-		free(b->state_keys[i]);
-	free(b->state_keys);
+	backend_config_clear(&b->cfg);
 	free(b);
 }
 
@@ -382,64 +351,26 @@ static const struct xz_handler_ops scgi_ops = {
  * Registration.
  */
 
-/* Why cfg is not usable, or NULL. */
-static const char *
-scgi_config_invalid(const struct xz_scgi_config *cfg)
-{
-	if (!(cfg->timeout > 0) || !isfinite(cfg->timeout))
-		return "timeout must be greater than 0";
-	if (cfg->buffer_size < 1)
-		return "buffer_size must be at least 1";
-	if (!(cfg->max_duration >= 0) || !isfinite(cfg->max_duration))
-		return "max_duration must be 0 (off) or more";
-	return NULL;
-}
-
-static int
-scgi_copy_keys(struct scgi_backend *b, const char *const *keys)
-{
-	size_t n = 0, i;
-
-	while (keys != NULL && keys[n] != NULL)
-		n++;
-	if ((b->state_keys = calloc(n + 1, sizeof(char *))) == NULL)
-		return XZ_ENOMEM;
-	for (i = 0; i < n; i++) {
-		if ((b->state_keys[i] = strdup(keys[i])) == NULL)
-			return XZ_ENOMEM;
-		b->nstate++;
-	}
-	return XZ_OK;
-}
-
 /*
  * A backend with cfg (NULL: the defaults) in *bp: XZ_OK, or XZ_EINVAL or
  * XZ_ENOMEM with *why.
  */
 static int
-scgi_backend_new(const struct xz_scgi_config *cfg, struct scgi_backend **bp,
+scgi_backend_new(const struct xz_backend_config *cfg, struct scgi_backend **bp,
     const char **why)
 {
 	struct scgi_backend *b;
+	int rc;
 
 	*bp = NULL;
 	*why = "out of memory";
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return XZ_ENOMEM;
-	if (cfg != NULL)
-		b->cfg = *cfg;
-	else
-		xz_scgi_config_init(&b->cfg);
-	if ((*why = scgi_config_invalid(&b->cfg)) != NULL) {
+	if ((rc = backend_config_copy(&b->cfg, cfg, &scgi_kind, why)) !=
+	    XZ_OK) {
 		scgi_backend_free(b);
-		return XZ_EINVAL;
+		return rc;
 	}
-	if (scgi_copy_keys(b, b->cfg.app_state_keys) != XZ_OK) {
-		*why = "out of memory";
-		scgi_backend_free(b);
-		return XZ_ENOMEM;
-	}
-	b->cfg.app_state_keys = (const char *const *)b->state_keys;
 	*bp = b;
 	return XZ_OK;
 }
@@ -449,15 +380,7 @@ static void
 scgi_backend_finish(struct scgi_backend *b)
 {
 	snprintf(b->name, sizeof(b->name), "scgi %s", b->where);
-	b->relay.timeout = b->cfg.timeout;
-	b->relay.max_duration = b->cfg.max_duration;
-	b->relay.max_response_size = b->cfg.max_response_size;
-	b->relay.buffer_size = b->cfg.buffer_size;
-	b->relay.error_status = SCGI_STATUS;
-	b->relay.meta_timeout = "SCGI backend timeout";
-	b->relay.meta_too_big = "SCGI response exceeds maximum size";
-	b->relay.meta_bad = "SCGI backend error";
-	b->relay.name = b->name;
+	backend_relay_cfg(&b->relay, &b->cfg, &scgi_kind, b->name);
 }
 
 /*
@@ -590,7 +513,7 @@ xz_scgi(struct xz_app *app, const char *prefix, const struct xz_scgi_opts *opts)
 }
 
 struct xz_handler *
-xz_scgi_tcp(const char *host, int port, const struct xz_scgi_config *cfg)
+xz_scgi_tcp(const char *host, int port, const struct xz_backend_config *cfg)
 {
 	struct xz_scgi_opts o = { host, port, NULL, cfg };
 	struct xz_handler *h;
@@ -607,7 +530,7 @@ xz_scgi_tcp(const char *host, int port, const struct xz_scgi_config *cfg)
 }
 
 struct xz_handler *
-xz_scgi_unix(const char *socket_path, const struct xz_scgi_config *cfg)
+xz_scgi_unix(const char *socket_path, const struct xz_backend_config *cfg)
 {
 	struct xz_scgi_opts o = { NULL, 0, socket_path, cfg };
 	struct xz_handler *h;

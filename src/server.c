@@ -565,25 +565,11 @@ worker_free(struct worker *w, size_t naddrs)
 static char **
 server_split_names(const char *names)
 {
-	char **list = calloc(strlen(names) / 2 + 2, sizeof(char *));
-	const char *p = names;
-	size_t n = 0, len;
+	char **list = strlist_split(names);
 
-	if (list == NULL)
-		return NULL;
-	while (*p != '\0') {
-		while (*p == ',' || isspace((unsigned char)*p))
-			p++;
-		len = strcspn(p, ", \t");
-		if (len == 0)
-			break;
-		if ((list[n] = strndup(p, len)) == NULL)
-			break;
-		for (char *q = list[n]; *q != '\0'; q++)
+	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+		for (char *q = list[i]; *q != '\0'; q++)
 			*q = (char)tolower((unsigned char)*q);
-		n++;
-		p += len;
-	}
 	return list;
 }
 

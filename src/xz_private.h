@@ -202,7 +202,7 @@ const char *tls_conn_cipher(struct tls_conn *tc);   /* IANA name */
 const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
 
 /*
- * static.c (shared with cgi.c): opens path (no "." or ".." segments)
+ * beneath.c (static.c and cgi.c): opens path (no "." or ".." segments)
  * under dirfd so that nothing, symlinks included, leads outside it:
  * openat2(RESOLVE_BENEATH); where the kernel lacks openat2, a walk that
  * follows no symlink at all. Returns the descriptor, or -1 with errno.
@@ -210,6 +210,14 @@ const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
 int open_beneath(int dirfd, const char *path, int flags);
 /* The walk alone (open_beneath's fallback), for the tests. */
 int open_beneath_walk(int dirfd, const char *path, int flags);
+
+/*
+ * strlist.c: "a, b c" -> { "a", "b", "c", NULL }: items are separated by
+ * commas and white space; empty items are dropped. NULL when out of
+ * memory. Free with strlist_free (NULL is a no-op).
+ */
+char **strlist_split(const char *s);
+void strlist_free(char **list);
 
 /*
  * response.c: response headers, ours and our backends'.
@@ -281,6 +289,16 @@ struct cgienv {
  * XZ_OK or XZ_ENOMEM (env then empty).
  */
 int cgienv_build(struct cgienv *env, const struct cgienv_src *src);
+/*
+ * The set for req going to a backend configured by cfg (its
+ * app_state_keys, read from the app's state now, and
+ * inherit_environment): the one request -> variables step of CGI and
+ * SCGI. script_name and path_info are SCRIPT_NAME and PATH_INFO (a CGI
+ * script's differ from the mount's). As cgienv_build.
+ */
+int cgienv_request(struct cgienv *env, struct xz_request *req,
+    const char *script_name, const char *path_info,
+    const struct xz_backend_config *cfg);
 void cgienv_clear(struct cgienv *env);
 /* The value of name, or NULL. */
 const char *cgienv_get(const struct cgienv *env, const char *name);
@@ -487,5 +505,33 @@ struct relay *relay_new(struct xz_request *req, struct bufferevent *bev,
     void *arg);
 /* The client went away: frees bev and the relay; done does not run. */
 void relay_cancel(struct relay *r);
+
+/*
+ * backend.c: what CGI and SCGI share before a request leaves: the one
+ * config (xz_backend_config), checked and copied, and the relay's view.
+ */
+struct backend_kind {
+	void (*defaults)(struct xz_backend_config *); /* xz_*_config_init */
+	int error_status;         /* 43 (SCGI) or 42 (CGI) */
+	const char *meta_timeout; /* "SCGI backend timeout", ... */
+	const char *meta_too_big;
+	const char *meta_bad;
+};
+
+/*
+ * Checks cfg (NULL: kind's defaults) and copies it into dst, the state
+ * keys too: dst owns them until backend_config_clear. XZ_OK; XZ_EINVAL
+ * or XZ_ENOMEM with *why a static reason ("timeout must be greater than
+ * 0", "out of memory"). On failure dst owns nothing. Checks the shared
+ * fields only: max_processes is the CGI handler's.
+ */
+int backend_config_copy(struct xz_backend_config *dst,
+    const struct xz_backend_config *cfg, const struct backend_kind *kind,
+    const char **why);
+/* Frees what backend_config_copy gave dst; safe on a zeroed dst. */
+void backend_config_clear(struct xz_backend_config *cfg);
+/* The relay's view of cfg, with kind's metas; name is borrowed. */
+void backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
+    const struct backend_kind *kind, const char *name);
 
 #endif /* XZ_PRIVATE_H */

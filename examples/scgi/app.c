@@ -76,7 +76,7 @@ about(struct xz_request *req, void *arg)
 static int
 mount_backends(struct xz_app *app, int port, const char *sock)
 {
-	struct xz_scgi_config api_cfg;
+	struct xz_backend_config api_cfg;
 	struct xz_scgi_opts api = { .host = "127.0.0.1",
 		.port = port,
 		.config = &api_cfg };
@@ -98,7 +98,7 @@ mount_backends(struct xz_app *app, int port, const char *sock)
 static int
 mount_explicit(struct xz_app *app, int port, const char *sock)
 {
-	struct xz_scgi_config config, unix_config, limited, full;
+	struct xz_backend_config config, unix_config, limited, full;
 
 	xz_scgi_config_init(&config);
 	config.timeout = 60.0;

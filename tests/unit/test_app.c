@@ -734,7 +734,7 @@ Test(errors, static_says_why)
 Test(errors, scgi_handlers_keep_their_reason_until_mounted)
 {
 	struct xz_app *app = xz_app_new();
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	char longpath[200];
 
 	cr_expect_null(xz_scgi_tcp("127.0.0.1", 0, NULL));

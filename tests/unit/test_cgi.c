@@ -66,7 +66,7 @@ script(const char *name, const char *body)
 }
 
 static struct xz_app *
-app_cgi(const struct xz_cgi_config *cfg)
+app_cgi(const struct xz_backend_config *cfg)
 {
 	struct xz_app *app = xz_app_new();
 
@@ -199,7 +199,7 @@ Test(cgi, hello)
 Test(cgi, environment)
 {
 	static const char *const keys[] = { "db_url", "unset_key", NULL };
-	struct xz_cgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_client *tc;
 	struct xz_test_response *r;
 	struct xz_app *app;
@@ -349,6 +349,38 @@ Test(cgi, binary_body_is_intact)
 	xz_app_free(app);
 }
 
+/* buffer_size is a read's size: any size gets every byte, held or not. */
+Test(cgi, any_buffer_size_reads_the_whole_answer)
+{
+	static const size_t sizes[] = { 1, 3, 4096 };
+	struct xz_backend_config cfg;
+	struct xz_test_response *r;
+	struct xz_app *app;
+	size_t i, j;
+
+	script("count.sh", "#!/bin/sh\nprintf '20 text/plain\\r\\n'\n"
+	                   "seq 1 1000\n");
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		for (j = 0; j < 2; j++) {
+			xz_cgi_config_init(&cfg);
+			cfg.buffer_size = sizes[i];
+			cfg.max_response_size = j == 0 ? 0 : 1048576;
+			app = app_cgi(&cfg);
+			r = get(app, "/cgi-bin/count.sh");
+			cr_expect_eq(r->status, 20, "%zu: %d %s", sizes[i],
+			    r->status, r->meta);
+			/* 9 + 90 * 2 + 900 * 3 + 4 digits, 1000 newlines */
+			cr_expect_eq(r->body_len, 3893, "%zu: %zu bytes",
+			    sizes[i], r->body_len);
+			if (r->body_len == 3893)
+				cr_expect_eq(
+				    memcmp(r->body + 3887, "\n1000\n", 6), 0,
+				    "%zu: the end", sizes[i]);
+			xz_test_response_free(r);
+			xz_app_free(app);
+		}
+}
+
 /* Sends the library's log (stderr) to tmp/log while fn runs. */
 static char *
 capture_log(struct xz_app *app, const char *path, int *status)
@@ -477,7 +509,7 @@ Test(cgi, symlinks_may_not_leave_the_root)
 
 Test(cgi, timeout_kills_the_process_group)
 {
-	struct xz_cgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_app *app;
 	pid_t pid, child;
 
@@ -501,7 +533,7 @@ Test(cgi, timeout_kills_the_process_group)
 
 Test(cgi, timeout_is_per_wait_not_in_total)
 {
-	struct xz_cgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_app *app;
 
 	xz_cgi_config_init(&cfg);
@@ -544,7 +576,7 @@ Test(cgi, client_going_away_kills_the_script)
 
 Test(cgi, response_size_limit_and_unlimited_streaming)
 {
-	struct xz_cgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_response *r;
 	struct xz_app *app;
 	size_t i;
@@ -608,7 +640,7 @@ Test(cgi, mounted_at_the_root)
 Test(cgi, registration_errors)
 {
 	struct xz_app *app = xz_app_new();
-	struct xz_cgi_config cfg;
+	struct xz_backend_config cfg;
 	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/nope", tmp);
@@ -633,7 +665,7 @@ Test(cgi, registration_errors)
 
 Test(cgi, config_defaults)
 {
-	struct xz_cgi_config cfg;
+	struct xz_backend_config cfg;
 
 	xz_cgi_config_init(&cfg);
 	cr_expect_eq(cfg.timeout, 30);
@@ -645,7 +677,7 @@ Test(cgi, config_defaults)
 
 Test(cgi, sequential_requests_reuse_the_slot)
 {
-	struct xz_cgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_client *tc;
 	struct xz_test_response *r;
 	struct xz_app *app;

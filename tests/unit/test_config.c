@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "xz_private.h"
 
@@ -109,5 +110,93 @@ Test(config, options_and_defaults)
 	    "postgres://localhost/mydb");
 	xz_config_free(cfg);
 	xz_app_free(app);
+	cleanup();
+}
+
+/* [scgi] and [cgi]: the shared keys, each kind's own, and the mix-ups. */
+Test(config, backend_keys_and_their_errors)
+{
+	expect_error("[scgi /a]\nhost = h\nport = 0\n",
+	    ":3: port: invalid value '0'");
+	expect_error("[scgi /a]\ntimeout = 0\n",
+	    ":2: timeout: invalid value '0'");
+	expect_error("[cgi /a]\ntimeout = soon\n",
+	    ":2: timeout: invalid value 'soon'");
+	expect_error("[cgi /a]\nbuffer_size = 0\n",
+	    ":2: buffer_size: invalid value '0'");
+	expect_error("[scgi /a]\nbuffer_size = 8Q\n",
+	    ":2: buffer_size: invalid value '8Q'");
+	expect_error("[cgi /a]\nbuffer_size = unlimited\n",
+	    ":2: buffer_size: invalid value 'unlimited'");
+	expect_error("[cgi /a]\nmax_duration = -1\n",
+	    ":2: max_duration: invalid value '-1'");
+	expect_error("[scgi /a]\nmax_response_size = 1X\n",
+	    ":2: max_response_size: invalid value '1X'");
+	expect_error("[cgi /a]\ninherit_environment = maybe\n",
+	    ":2: inherit_environment: invalid value 'maybe'");
+	expect_error("[cgi /a]\nmax_processes = 0\n",
+	    ":2: max_processes: invalid value '0'");
+	/* Each kind's own keys belong to it alone. */
+	expect_error("[scgi /a]\nmax_processes = 4\n",
+	    ":2: unknown key 'max_processes' in [scgi /a]");
+	expect_error("[scgi /a]\nroot = /tmp\n",
+	    ":2: unknown key 'root' in [scgi /a]");
+	expect_error("[cgi /a]\nhost = x\n",
+	    ":2: unknown key 'host' in [cgi /a]");
+	expect_error("[cgi /a]\ntimeout = 5\n",
+	    ":2: [cgi /a] needs either a root or a script");
+	expect_error("[cgi /a]\nroot = /tmp\nscript = /bin/true\n",
+	    ":2: [cgi /a] needs either a root or a script");
+	/* What the library refuses comes back with the section's line. */
+	expect_error("[scgi /a]\nhost = 127.0.0.1\n",
+	    ":2: [scgi /a]: scgi /a: host given without port");
+}
+
+/* The shared keys reach the script: state, environment, buffer_size. */
+Test(config, backend_keys_reach_the_backend)
+{
+	char dir[] = "/tmp/xitzin-test-cgi-XXXXXX", path[300], text[1200];
+	char err[512] = "";
+	struct xz_test_response *r;
+	struct xz_test_client *tc;
+	struct xz_config *cfg;
+	struct xz_app *app = xz_app_new();
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/env.sh", dir);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs("#!/bin/sh\nprintf '20 text/plain\\r\\n%s|%s|%s' "
+	      "\"$XITZIN_DB_URL\" \"$XITZIN_API_KEY\" \"$XZ_TEST_INHERIT\"\n",
+	    f);
+	fclose(f);
+	cr_assert_eq(chmod(path, 0755), 0);
+	cr_assert_eq(setenv("XZ_TEST_INHERIT", "inherited", 1), 0);
+	snprintf(text, sizeof(text),
+	    "[state]\ndb_url = pg\napi_key = k\n"
+	    "[cgi /on]\nscript = %s\napp_state_keys = db_url,api_key\n"
+	    "buffer_size = 3\nmax_response_size = 0\n"
+	    "[cgi /off]\nscript = %s\ninherit_environment = off\n"
+	    "app_state_keys = api_key\nbuffer_size = 1K\ntimeout = 5\n",
+	    path, path);
+	cfg = xz_config_load(write_conf(text), err, sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	cr_assert_eq(xz_config_apply(cfg, app, err, sizeof(err)), XZ_OK, "%s",
+	    err);
+	xz_config_free(cfg);
+	cr_assert_not_null(tc = xz_test_client_new(app));
+	r = xz_test_get(tc, "/on");
+	cr_expect_eq(r->status, 20, "%d %s", r->status, r->meta);
+	cr_expect_str_eq((char *)r->body, "pg|k|inherited");
+	xz_test_response_free(r);
+	r = xz_test_get(tc, "/off");
+	cr_expect_eq(r->status, 20, "%d %s", r->status, r->meta);
+	cr_expect_str_eq((char *)r->body, "|k|");
+	xz_test_response_free(r);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+	unsetenv("XZ_TEST_INHERIT");
+	unlink(path);
+	rmdir(dir);
 	cleanup();
 }

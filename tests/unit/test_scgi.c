@@ -275,7 +275,7 @@ client(struct xz_app **app)
 
 static void
 mount_tcp(struct xz_app *app, const char *prefix, int port,
-    const struct xz_scgi_config *cfg)
+    const struct xz_backend_config *cfg)
 {
 	struct xz_scgi_opts o = { "127.0.0.1", port, NULL, cfg };
 
@@ -406,7 +406,7 @@ Test(scgi_errors, connect_timeout)
 {
 	struct xz_app *app;
 	struct xz_test_client *tc = client(&app);
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_response *r;
 	int fillers[16], port, lfd;
 	size_t n, i;
@@ -430,7 +430,7 @@ Test(scgi_errors, backend_silent_past_timeout)
 	struct xz_app *app;
 	struct xz_test_client *tc = client(&app);
 	struct mock *m = mock_tcp(tc, MOCK_SILENT, NULL);
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_response *r;
 
 	xz_scgi_config_init(&cfg);
@@ -467,7 +467,7 @@ size_case(size_t limit, size_t len, int status, const char *meta)
 	struct xz_test_client *tc = client(&app);
 	char *answer = answer_of(len);
 	struct mock *m = mock_tcp(tc, MOCK_ANSWER, answer);
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_response *r;
 
 	xz_scgi_config_init(&cfg);
@@ -510,7 +510,7 @@ answer_case(size_t limit, const char *answer, int status, const char *meta,
 	struct xz_app *app;
 	struct xz_test_client *tc = client(&app);
 	struct mock *m = mock_tcp(tc, MOCK_ANSWER, answer);
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_response *r;
 
 	xz_scgi_config_init(&cfg);
@@ -659,7 +659,7 @@ expect_unresolvable(const struct xz_scgi_opts *o)
 
 Test(scgi_register, bad_options)
 {
-	struct xz_scgi_config bad_timeout, bad_buffer;
+	struct xz_backend_config bad_timeout, bad_buffer;
 	struct xz_scgi_opts both = { "127.0.0.1", 4000, "/tmp/x.sock", NULL };
 	struct xz_scgi_opts neither = { NULL, 0, NULL, NULL };
 	struct xz_scgi_opts no_port = { "127.0.0.1", 0, NULL, NULL };
@@ -691,7 +691,7 @@ Test(scgi_register, bad_options)
 
 Test(scgi_register, defaults_and_good_options)
 {
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_scgi_opts v6 = { "::1", 4000, NULL, NULL };
 	struct xz_scgi_opts v6b = { "[::1]", 4001, NULL, NULL };
 	struct xz_scgi_opts name = { "localhost", 4002, NULL, NULL };
@@ -739,7 +739,7 @@ set_app_state(struct xz_app *app, void *arg)
 
 /* The request a backend gets for line, with cfg, through a TCP mount. */
 static void
-request_for(const char *line, const struct xz_scgi_config *cfg,
+request_for(const char *line, const struct xz_backend_config *cfg,
     const char *cert, struct pairs *p)
 {
 	struct xz_app *app = xz_app_new();
@@ -768,7 +768,7 @@ Test(scgi_request, the_variable_set)
 {
 	static const char *const keys[] = { "db_url", "api_key", "unset_key",
 		NULL };
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct pairs p;
 
 	xz_scgi_config_init(&cfg);
@@ -834,7 +834,7 @@ Test(scgi_request, client_certificate)
 
 Test(scgi_request, inherit_environment)
 {
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct pairs p;
 
 	setenv("XZ_TEST_INHERITED", "from-the-parent", 1);
@@ -857,7 +857,7 @@ Test(scgi_request, state_keys_are_copied)
 	struct xz_app *app = xz_app_new();
 	struct xz_test_client *tc;
 	struct xz_test_response *r;
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct mock *m;
 	struct pairs p;
 	char *key = strdup("db_url");
@@ -919,7 +919,7 @@ Test(scgi, explicit_handlers_and_mount)
 	struct xz_test_client *tc = client(&app);
 	struct mock *t = mock_tcp(tc, MOCK_ANSWER, "20 text/gemini\r\ntcp");
 	struct mock *u = mock_unix(tc, MOCK_ANSWER, "20 text/gemini\r\nunix");
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_response *r;
 
 	xz_scgi_config_init(&cfg);
@@ -948,7 +948,7 @@ stream_case(size_t len, size_t buffer_size)
 	struct xz_test_client *tc = client(&app);
 	struct mock *m =
 	    mock_tcp(tc, MOCK_STREAM, "20 application/octet-stream\r\n");
-	struct xz_scgi_config cfg;
+	struct xz_backend_config cfg;
 	struct xz_test_response *r;
 	size_t i, bad = 0;
 

@@ -1,0 +1,118 @@
+/*
+ * backend.c - what the CGI and SCGI handlers share before a request
+ * leaves for its backend: the one config (struct xz_backend_config) with
+ * its defaults, its checks and a copy that owns its state keys, and the
+ * relay's view of it (relay.c takes the answer back, for both).
+ *
+ * The handlers keep only what differs: cgi.c a process per request,
+ * scgi.c a socket to a persistent server. The variables a backend gets
+ * come from cgienv.c.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xz_private.h"
+
+/* Both defaults are SCGIConfig's; CGI reads a pipe's whole buffer. */
+static void
+backend_defaults(struct xz_backend_config *cfg, size_t buffer_size)
+{
+	cfg->timeout = 30.0;
+	cfg->max_response_size = 1048576;
+	cfg->buffer_size = buffer_size;
+	cfg->inherit_environment = true;
+	cfg->app_state_keys = NULL;
+	cfg->max_duration = 0;
+	cfg->max_processes = 64;
+}
+
+void
+xz_scgi_config_init(struct xz_backend_config *cfg)
+{
+	backend_defaults(cfg, 8192);
+}
+
+void
+xz_cgi_config_init(struct xz_backend_config *cfg)
+{
+	backend_defaults(cfg, 65536);
+}
+
+/* Why cfg cannot be used, or NULL. */
+static const char *
+backend_config_invalid(const struct xz_backend_config *cfg)
+{
+	if (!(cfg->timeout > 0) || !isfinite(cfg->timeout))
+		return "timeout must be greater than 0";
+	if (cfg->buffer_size < 1)
+		return "buffer_size must be at least 1";
+	if (!(cfg->max_duration >= 0) || !isfinite(cfg->max_duration))
+		return "max_duration must be 0 (off) or more";
+	return NULL;
+}
+
+/* A NULL-ended copy of keys (NULL: none), or NULL when out of memory. */
+static char **
+backend_copy_keys(const char *const *keys)
+{
+	size_t n = 0, i;
+	char **copy;
+
+	while (keys != NULL && keys[n] != NULL)
+		n++;
+	if ((copy = calloc(n + 1, sizeof(*copy))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if ((copy[i] = strdup(keys[i])) == NULL) {
+			strlist_free(copy);
+			return NULL;
+		}
+	return copy;
+}
+
+int
+backend_config_copy(struct xz_backend_config *dst,
+    const struct xz_backend_config *cfg, const struct backend_kind *kind,
+    const char **why)
+{
+	char **keys;
+
+	if (cfg != NULL)
+		*dst = *cfg;
+	else
+		kind->defaults(dst);
+	dst->app_state_keys = NULL; /* the caller's until copied */
+	if ((*why = backend_config_invalid(dst)) != NULL)
+		return XZ_EINVAL;
+	if ((keys = backend_copy_keys(
+	         cfg != NULL ? cfg->app_state_keys : NULL)) == NULL) {
+		*why = "out of memory";
+		return XZ_ENOMEM;
+	}
+	dst->app_state_keys = (const char *const *)keys;
+	return XZ_OK;
+}
+
+void
+backend_config_clear(struct xz_backend_config *cfg)
+{
+	/* The copy's keys are ours: backend_config_copy made them. */
+	strlist_free((char **)(uintptr_t)cfg->app_state_keys);
+	cfg->app_state_keys = NULL;
+}
+
+void
+backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
+    const struct backend_kind *kind, const char *name)
+{
+	r->timeout = cfg->timeout;
+	r->max_duration = cfg->max_duration;
+	r->max_response_size = cfg->max_response_size;
+	r->buffer_size = cfg->buffer_size;
+	r->error_status = kind->error_status;
+	r->meta_timeout = kind->meta_timeout;
+	r->meta_too_big = kind->meta_too_big;
+	r->meta_bad = kind->meta_bad;
+	r->name = name;
+}
