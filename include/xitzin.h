@@ -401,8 +401,14 @@ struct xz_server_opts {
 	int workers;            /* 0: one per core */
 	double request_timeout; /* handshake + request line, seconds; 0: 10 */
 	double write_timeout;   /* a client that takes no bytes; 0: 60 */
-	double drain_timeout;   /* graceful stop bound; 0: 10 */
-	bool quiet;             /* no access log */
+	/*
+	 * While a response waits for the client, it must take this many
+	 * bytes a second over each write_timeout-long stretch, or be
+	 * dropped. 0: 1024; negative: no minimum (write_timeout only).
+	 */
+	long send_min_rate;
+	double drain_timeout; /* graceful stop bound; 0: 10 */
+	bool quiet;           /* no access log */
 	/*
 	 * Started as root: after binding and reading the keys, before the
 	 * startup hooks, chroot to chroot_dir (if set) and become user (if
