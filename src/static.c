@@ -218,8 +218,8 @@ static_not_found(struct xz_request *req, const struct static_root *root,
 /* One TLS record's worth: small chains that malloc recycles, measured
  * ~20% cheaper per 100 KB file than 64 KiB ones (fresh pages each time). */
 #define STATIC_CHUNK (16 * 1024)
-#define STATIC_HIGH (256 * 1024)
-#define STATIC_LOW (64 * 1024)
+#define STATIC_HIGH (64 * 1024)
+#define STATIC_LOW (16 * 1024)
 
 struct static_send {
 	int fd;
