@@ -400,7 +400,11 @@ struct xz_server_opts {
 	bool key_ed25519;       /* generate Ed25519 instead of ECDSA P-256 */
 	int workers;            /* 0: one per core */
 	double request_timeout; /* handshake + request line, seconds; 0: 10 */
-	double write_timeout;   /* a client that takes no bytes; 0: 60 */
+	/*
+	 * A client that takes no bytes for this long is dropped (nginx's
+	 * send_timeout; bytes its TCP acknowledged count); 0: 60.
+	 */
+	double write_timeout;
 	/*
 	 * While a response waits for the client, it must take this many
 	 * bytes a second over each write_timeout-long stretch, or be
