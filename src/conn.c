@@ -41,6 +41,8 @@
  * that). A client that closes in turn ends it at once.
  */
 #define CONN_LINGER_SECONDS 2.0
+/* How often a half-closed client, no longer read, is looked at for a reset. */
+#define CONN_PROBE_SECONDS 1.0
 
 enum conn_state {
 	CONN_HANDSHAKE,
@@ -536,6 +538,37 @@ conn_half_closed(struct xz_conn *c, const char *how)
 	    how);
 	c->peer_done = true;
 	event_del(c->ev_read);
+	if (!c->waiting)
+		conn_arm_timer(c, CONN_PROBE_SECONDS);
+}
+
+/*
+ * A half-closed client is not read any more, so its reset comes to no
+ * event: look for it (SO_ERROR) while no wait on the client, which would
+ * see it in a failed write, runs the timer.
+ */
+static void
+conn_probe(struct xz_conn *c)
+{
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+	    err != 0) {
+		conn_close(c, "client went away (reset)");
+		return;
+	}
+	conn_arm_timer(c, CONN_PROBE_SECONDS);
+}
+
+/* No wait on the client: its timer only probes a half-closed one. */
+static void
+conn_idle_timer(struct xz_conn *c)
+{
+	if (c->peer_done)
+		conn_arm_timer(c, CONN_PROBE_SECONDS);
+	else
+		event_del(c->ev_timer);
 }
 
 /*
@@ -687,6 +720,7 @@ conn_check_client(struct xz_conn *c)
 
 	if (evbuffer_get_length(c->out) == 0 && taken >= c->bytes_sent) {
 		c->waiting = false; /* caught up: the handler is slower */
+		conn_idle_timer(c);
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -725,7 +759,10 @@ conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, NULL);
 		break;
 	default:
-		conn_check_client(c);
+		if (c->waiting)
+			conn_check_client(c);
+		else
+			conn_probe(c);
 		break;
 	}
 }
@@ -834,7 +871,7 @@ conn_flush(struct xz_conn *c)
 	if (c->waiting && conn_taken(c) >= c->bytes_sent)
 		c->waiting = false;
 	if (!c->waiting)
-		event_del(c->ev_timer);
+		conn_idle_timer(c);
 	if (c->state == CONN_HANDLER) {
 		request_drained(&c->req, 0);
 		return;

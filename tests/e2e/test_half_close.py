@@ -267,3 +267,62 @@ def test_a_reset_still_cancels(routes):
     assert "client went away (reset)" in log.read_text()
     raw, clean = half_closed_get(port, "gemini://localhost/sync", "fin")
     assert_answer(raw, clean, b"sync\n", b"text/gemini")
+
+
+def open_half_closed(port, url, how):
+    """A connection that sent url and then half-closed (how); returns the
+    plain socket, for the caller to reset."""
+    ctx = client_context()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20 * SLOW)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            inc.write(sock.recv(65536))
+    sock.sendall(out.read())
+    obj.write((url + "\r\n").encode())
+    sock.sendall(out.read())
+    time.sleep(0.2)  # the half-close comes on its own, after the request
+    if how == "close_notify":
+        try:
+            obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        sock.sendall(out.read())
+    else:
+        sock.shutdown(socket.SHUT_WR)
+    return sock
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_a_reset_after_a_half_close_ends_the_request(xitzin, tmp_path, how):
+    """Half-closed, then reset while the script still works and nothing
+    is written: the reset is seen all the same, and the script killed."""
+    cgi = tmp_path / "cgi"
+    cgi.mkdir()
+    script = cgi / "long.sh"
+    pidfile = tmp_path / "pid"
+    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 60\n")
+    script.chmod(0o755)
+    s = xitzin(f"[cgi /cgi-bin]\nroot = {cgi}\ntimeout = 120\n")
+    sock = open_half_closed(s.port, "gemini://localhost/cgi-bin/long.sh",
+                            how)
+    deadline = time.time() + 10 * SLOW
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.time() < deadline, "the script never started"
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    time.sleep(0.3)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+    sock.close()
+    deadline = time.time() + 15 * SLOW
+    while "client went away (reset)" not in s.log():
+        assert time.time() < deadline, s.log()
+        time.sleep(0.1)
+    while os.path.exists(f"/proc/{pid}"):
+        assert time.time() < deadline, f"script {pid} still there"
+        time.sleep(0.1)
