@@ -3,7 +3,9 @@
  * (at most 1024 bytes + CRLF, under a timeout), the checks that belong to
  * this server (53 for another host, scheme or port; 31 for an empty path),
  * handing the request to the app, then flushing the response and ending
- * with close_notify.
+ * with close_notify and a short linger. A client that half-closes after
+ * its request is still answered; one that reads too slowly is dropped
+ * (write_timeout, send_min_rate).
  *
  * TLS runs on the socket itself, driven by libevent read/write events (as
  * gmid drives libtls); the response is queued in an evbuffer and taken out
@@ -575,7 +577,7 @@ conn_idle_timer(struct xz_conn *c)
  * While a handler works, a readable socket means the client sent bytes
  * Gemini has no use for (dropped), half-closed, or went away. A peek tells
  * a FIN from a reset before the transport sees either: GnuTLS takes a FIN
- * with no close_notify for a truncation, and would refuse to write after.
+ * with no close_notify for a truncation (an error), not for a half-close.
  */
 static void
 conn_watch_client(struct xz_conn *c)
@@ -769,9 +771,11 @@ conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /*
  * The answer is out and close_notify sent: send our FIN too, then read
- * (and drop) what the client still sends until it closes or CONN_LINGER
- * passes, so that nothing it sends late resets the connection while the
- * end of the response is still on its way. Nothing of TLS is needed now.
+ * (and drop) what the client still sends until it closes or
+ * CONN_LINGER_SECONDS pass, so that nothing it sends late resets the
+ * connection while the end of the response is still on its way (costs a
+ * wake-up per connection: measured ~4 us). A client that half-closed sends
+ * nothing more: close at once. Nothing of TLS is needed now.
  */
 static void
 conn_linger(struct xz_conn *c)

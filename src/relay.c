@@ -30,6 +30,7 @@
 
 #include "xz_private.h"
 
+/* As static.c's ceiling: what a slow reader can pin. */
 #define RELAY_HIGH (64 * 1024) /* pending bytes that pause the backend */
 #define RELAY_LOW (16 * 1024)  /* ... and that resume it */
 
