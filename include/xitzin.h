@@ -452,9 +452,19 @@ struct xz_server_opts {
 	bool key_ed25519;       /* generate Ed25519 instead of ECDSA P-256 */
 	int workers;            /* 0: one per core */
 	double request_timeout; /* handshake + request line, seconds; 0: 10 */
-	double write_timeout;   /* a client that takes no bytes; 0: 60 */
-	double drain_timeout;   /* graceful stop bound; 0: 10 */
-	bool quiet;             /* no access log */
+	/*
+	 * A client that takes no bytes for this long is dropped (nginx's
+	 * send_timeout; bytes its TCP acknowledged count); 0: 60.
+	 */
+	double write_timeout;
+	/*
+	 * While a response waits for the client, it must take this many
+	 * bytes a second over each write_timeout-long stretch, or be
+	 * dropped. 0: 1024; negative: no minimum (write_timeout only).
+	 */
+	long send_min_rate;
+	double drain_timeout; /* graceful stop bound; 0: 10 */
+	bool quiet;           /* no access log */
 	/*
 	 * Started as root: after binding and reading the keys, before the
 	 * startup hooks, chroot to chroot_dir (if set) and become user (if

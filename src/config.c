@@ -319,7 +319,13 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 		rc = cfg_seconds(e->value, &o->request_timeout);
 	else if (strcmp(e->key, "write_timeout") == 0)
 		rc = cfg_seconds(e->value, &o->write_timeout);
-	else if (strcmp(e->key, "drain_timeout") == 0)
+	else if (strcmp(e->key, "send_min_rate") == 0) {
+		unsigned rate;
+
+		/* 0 in the file turns the check off (-1 to the library). */
+		if ((rc = cfg_unsigned(e->value, &rate)) == XZ_OK)
+			o->send_min_rate = rate == 0 ? -1 : (long)rate;
+	} else if (strcmp(e->key, "drain_timeout") == 0)
 		rc = cfg_seconds(e->value, &o->drain_timeout);
 	else if (strcmp(e->key, "max_connections") == 0)
 		rc = cfg_unsigned(e->value, &o->max_connections);

@@ -30,8 +30,9 @@
 
 #include "xz_private.h"
 
-#define RELAY_HIGH (256 * 1024) /* pending bytes that pause the backend */
-#define RELAY_LOW (64 * 1024)   /* ... and that resume it */
+/* As static.c's ceiling: what a slow reader can pin. */
+#define RELAY_HIGH (64 * 1024) /* pending bytes that pause the backend */
+#define RELAY_LOW (16 * 1024)  /* ... and that resume it */
 
 struct relay {
 	struct xz_request *req;

@@ -582,6 +582,8 @@ server_defaults(struct xz_server_opts *o)
 		o->request_timeout = 10;
 	if (o->write_timeout <= 0)
 		o->write_timeout = 60;
+	if (o->send_min_rate == 0)
+		o->send_min_rate = 1024;
 	if (o->drain_timeout <= 0)
 		o->drain_timeout = 10;
 	if (o->workers <= 0) {
@@ -665,6 +667,9 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 		cfg->hostnames = (const char *const *)srv->hostnames;
 		cfg->request_timeout = srv->opts.request_timeout;
 		cfg->write_timeout = srv->opts.write_timeout;
+		cfg->send_min_rate = srv->opts.send_min_rate > 0 ?
+		                         (size_t)srv->opts.send_min_rate :
+		                         0;
 		cfg->access_log = !srv->opts.quiet;
 	}
 	return XZ_OK;

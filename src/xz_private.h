@@ -428,6 +428,7 @@ struct conn_cfg {
 	int port;                     /* the listener's port */
 	double request_timeout;       /* handshake + request line */
 	double write_timeout;         /* a client that takes no bytes */
+	size_t send_min_rate;         /* bytes/s while output waits; 0: none */
 	bool access_log;
 };
 

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import ssl
 import sys
 import time
@@ -337,6 +338,8 @@ def test_client_leaving_mid_stream_leaves_no_process(xitzin, tmp_path):
 
 
 def test_client_leaving_before_any_output_leaves_no_process(xitzin, tmp_path):
+    """A client that is gone (a reset: a FIN alone is a half-close, which
+    is still answered) ends its script at once, output or not."""
     root = bin_dir(tmp_path)
     write_script(root, "hang.sh", HANG_SH)
     s = xitzin(cgi_conf(root))
@@ -346,6 +349,8 @@ def test_client_leaving_before_any_output_leaves_no_process(xitzin, tmp_path):
         tls.sendall(b"gemini://localhost/cgi-bin/hang.sh\r\n")
         pid = read_pid(tmp_path / "hang.pid")
         child = read_pid(tmp_path / "hang.child")
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                       struct.pack("ii", 1, 0))
         tls.close()
     expect_reaped(pid)
     expect_dead(child)

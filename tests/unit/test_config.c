@@ -200,3 +200,30 @@ Test(config, backend_keys_reach_the_backend)
 	rmdir(dir);
 	cleanup();
 }
+
+/* send_min_rate: bytes a second; 0 in the file turns it off (-1). */
+static long
+min_rate_of(const char *value)
+{
+	char conf[128], err[512] = "";
+	struct xz_config *cfg;
+	long rate;
+
+	snprintf(conf, sizeof(conf), "[server]\nsend_min_rate = %s\n", value);
+	cfg = xz_config_load(write_conf(conf), err, sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	rate = xz_config_server_opts(cfg)->send_min_rate;
+	xz_config_free(cfg);
+	cleanup();
+	return rate;
+}
+
+Test(config, send_min_rate)
+{
+	cr_expect_eq(min_rate_of("2048"), 2048);
+	cr_expect_eq(min_rate_of("0"), -1);
+	expect_error("[server]\nsend_min_rate = -1\n",
+	    ":2: send_min_rate: invalid value");
+	expect_error("[server]\nsend_min_rate = fast\n",
+	    ":2: send_min_rate: invalid value");
+}
