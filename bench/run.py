@@ -292,6 +292,9 @@ key = {WORK}/key.pem
 workers = 1
 ; the idle-connection scenario holds 10,000 connections for a while
 request_timeout = 600
+; idle connections hold one descriptor each: above the default cap, which
+; keeps room for a backend socket or file per connection
+max_connections = 10500
 drain_timeout = 1
 
 [static /]
