@@ -234,6 +234,9 @@ static const struct xz_handler_ops test_ops = {
 	.cancel = test_cancel,
 };
 
+/* Middleware for run()'s app, when a test sets it. */
+static const struct xz_middleware *run_mw;
+
 /* One GET through a relay fed by steps; b keeps the outcome. */
 static struct xz_test_response *
 run(struct backend *b, const struct step *steps, size_t nsteps,
@@ -247,6 +250,8 @@ run(struct backend *b, const struct step *steps, size_t nsteps,
 	b->nsteps = nsteps;
 	b->fd = -1;
 	cr_assert_not_null(app);
+	if (run_mw != NULL)
+		cr_assert_eq(xz_middleware(app, run_mw, NULL), XZ_OK);
 	cr_assert_eq(xz_mount(app, "/r", xz_handler_new(&test_ops, b)), XZ_OK);
 	cr_assert_not_null(tc = xz_test_client_new(app));
 	if (client_timeout > 0)
@@ -403,6 +408,42 @@ Test(relay, backpressure_bounds_what_waits_for_the_client)
 	 * not all be here. */
 	cr_expect_gt(b.peak_pending, 64 * 1024, "the window never filled");
 	xz_test_response_free(r);
+}
+
+static void
+gone_after(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	if (res->status == 20) {
+		res->status = 51;
+		res->meta = "Gone";
+	}
+}
+
+/* Middleware turning the backend's 20 into 51: the body is dropped. */
+Test(relay, middleware_error_drops_the_body)
+{
+	static const struct xz_middleware mw = { .after = gone_after };
+	const struct step steps[] = {
+		{ STEP_WRITE, "20 text/plain\r\nsecret", 0, 0 },
+		{ STEP_WRITE, " more", 0, 10 },
+		{ STEP_STREAM, NULL, 300000, 10 },
+		{ STEP_CLOSE, NULL, 0, 0 },
+	};
+	struct backend b;
+	struct xz_test_response *r;
+	int held;
+
+	run_mw = &mw;
+	for (held = 0; held < 2; held++) {
+		memset(&b, 0, sizeof(b));
+		b.cfg = cfg_default;
+		b.cfg.max_response_size = held ? 1 << 20 : 0;
+		r = run(&b, steps, NSTEPS(steps), 0);
+		expect(r, 51, "Gone", "");
+		cr_expect_eq(b.how, RELAY_OK);
+		xz_test_response_free(r);
+	}
+	run_mw = NULL;
 }
 
 /* ---- max_response_size at N and N + 1 (header included) ---- */
@@ -734,6 +775,7 @@ Test(relay, client_leaving_cancels_the_relay)
 		memset(&b, 0, sizeof(b));
 		b.cfg = cfg_default;
 		b.cfg.max_response_size = held ? 1024 : 0;
+		b.cfg.max_duration = 60; /* its timer goes with the relay */
 		b.steps = steps;
 		b.nsteps = NSTEPS(steps);
 		/* run() closes the backend's end: look before that. */

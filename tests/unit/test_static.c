@@ -98,6 +98,7 @@ Test(static_handler, index_gmi)
 	struct xz_app *app = xz_app_new();
 	struct xz_test_client *tc;
 	struct xz_test_response *r;
+	char path[512];
 
 	put("index.gmi", "# home\n", 7);
 	dir("docs");
@@ -108,6 +109,18 @@ Test(static_handler, index_gmi)
 	expect_get(tc, "/", 20, "# home\n");
 	expect_get(tc, "/docs/", 20, "# docs\n");
 	expect_get(tc, "/empty/", 51, NULL); /* no index.gmi: no listing */
+	dir("odd");
+	dir("odd/index.gmi"); /* not a regular file */
+	expect_get(tc, "/odd/", 51, NULL);
+	dir("linked");
+	snprintf(path, sizeof(path), "%s/linked/index.gmi", root);
+	cr_assert_eq(symlink("../docs/index.gmi", path), 0);
+	expect_get(tc, "/linked/", 20, "# docs\n"); /* inside the root */
+	/* No path at all: the root's slash form. */
+	cr_assert_not_null(r = xz_test_request(tc, "gemini://localhost"));
+	cr_expect_eq(r->status, 31, "%d %s", r->status, r->meta);
+	cr_expect_str_eq(r->meta, "/");
+	xz_test_response_free(r);
 	expect_get(tc, "/docs/index.gmi", 20, "# docs\n");
 	cr_assert_not_null(r = xz_test_get(tc, "/docs/"));
 	cr_expect_str_eq(r->meta, "text/gemini");
