@@ -778,60 +778,52 @@ Test(relay, timeout_is_per_wait_and_max_duration_bounds_the_whole)
  * runs relay_cancel, done never runs, and the backend sees its socket
  * closed (the relay freed its end).
  */
-Test(relay, client_leaving_cancels_the_relay)
+static void
+leave_case(bool held)
 {
 	static const struct step steps[] = {
 		{ STEP_WRITE, "20 text/plain\r\nsome", 0, 0 },
 		{ STEP_SILENT, NULL, 0, 0 },
 	};
 	struct backend b = { .cfg = cfg_default };
+	struct xz_app *app = xz_app_new();
+	struct xz_test_client *tc;
 	struct xz_test_response *r;
 	char buf[64];
 	ssize_t n;
-	int held, fd;
 
-	for (held = 0; held < 2; held++) {
-		memset(&b, 0, sizeof(b));
-		b.cfg = cfg_default;
-		b.cfg.max_response_size = held ? 1024 : 0;
-		b.cfg.max_duration = 60; /* its timer goes with the relay */
-		b.steps = steps;
-		b.nsteps = NSTEPS(steps);
-		/* run() closes the backend's end: look before that. */
-		{
-			struct xz_app *app = xz_app_new();
-			struct xz_test_client *tc;
+	b.cfg.max_response_size = held ? 1024 : 0;
+	b.cfg.max_duration = 60; /* its timer goes with the relay */
+	b.steps = steps;
+	b.nsteps = NSTEPS(steps);
+	b.fd = -1;
+	cr_assert_eq(xz_mount(app, "/r", xz_handler_new(&test_ops, &b)), XZ_OK);
+	cr_assert_not_null(tc = xz_test_client_new(app));
+	xz_test_client_set_timeout(tc, 0.3);
+	cr_assert_not_null(r = xz_test_get(tc, "/r"));
+	/* The test client reports its own timeout as status 0. */
+	cr_expect_eq(r->status, 0, "%d %s", r->status, r->meta);
+	cr_expect_eq(b.cancels, 1);
+	cr_expect_eq(b.done_calls, 0);
+	cr_expect_null(b.relay);
+	cr_assert_neq(b.fd, -1);
+	/* libevent closes a freed bufferevent's socket from the loop (a
+	 * finalizer): give it that turn. */
+	event_base_loop(xz_test_client_base(tc), EVLOOP_NONBLOCK);
+	/* The relay's end is closed: what it left unread, then EOF. */
+	while ((n = read(b.fd, buf, sizeof(buf))) > 0)
+		;
+	cr_expect_eq(n, 0, "read: %zd (%s)", n, n == -1 ? strerror(errno) : "");
+	backend_close(&b);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+	xz_test_response_free(r);
+}
 
-			b.fd = -1;
-			cr_assert_eq(
-			    xz_mount(app, "/r", xz_handler_new(&test_ops, &b)),
-			    XZ_OK);
-			cr_assert_not_null(tc = xz_test_client_new(app));
-			xz_test_client_set_timeout(tc, 0.3);
-			r = xz_test_get(tc, "/r");
-			cr_assert_not_null(r);
-			cr_expect_eq(b.cancels, 1);
-			cr_expect_eq(b.done_calls, 0);
-			cr_expect_null(b.relay);
-			fd = b.fd;
-			cr_assert_neq(fd, -1);
-			/* libevent closes a freed bufferevent's socket from
-			 * the loop (a finalizer): give it that turn. */
-			event_base_loop(xz_test_client_base(tc),
-			    EVLOOP_NONBLOCK);
-			/* The relay's end is closed: the rest, then EOF. */
-			while ((n = read(fd, buf, sizeof(buf))) > 0)
-				;
-			cr_expect_eq(n, 0, "read: %zd (%s)", n,
-			    n == -1 ? strerror(errno) : "");
-			backend_close(&b);
-			xz_test_client_free(tc);
-			xz_app_free(app);
-		}
-		/* The test client reports its own timeout as status 0. */
-		cr_expect_eq(r->status, 0, "%d %s", r->status, r->meta);
-		xz_test_response_free(r);
-	}
+Test(relay, client_leaving_cancels_the_relay)
+{
+	leave_case(false);
+	leave_case(true);
 }
 
 /* ---- a pipe as the backend, as CGI's stdout ---- */
