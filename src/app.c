@@ -185,8 +185,8 @@ xz_app_new(void)
 	return app;
 }
 
-static void
-handler_free(struct xz_handler *h)
+void
+xz_handler_free(struct xz_handler *h)
 {
 	if (h == NULL)
 		return;
@@ -227,7 +227,7 @@ xz_app_free(struct xz_app *app)
 		return;
 	for (i = 0; i < app->nmounts; i++) {
 		free(app->mounts[i].prefix);
-		handler_free(app->mounts[i].handler);
+		xz_handler_free(app->mounts[i].handler);
 	}
 	for (i = 0; i < app->nroutes; i++)
 		route_free(&app->routes[i]);
@@ -316,12 +316,12 @@ xz_mount(struct xz_app *app, const char *prefix, struct xz_handler *handler)
 	}
 	if (prefix == NULL) {
 		app_set_error(app, "mount: no prefix");
-		handler_free(handler);
+		xz_handler_free(handler);
 		return XZ_EINVAL;
 	}
 	if ((norm = app_normalise_prefix(prefix)) == NULL) {
 		app_set_error(app, "mount %s: out of memory", prefix);
-		handler_free(handler);
+		xz_handler_free(handler);
 		return XZ_ENOMEM;
 	}
 	for (i = 0; i < app->nmounts; i++) {
@@ -329,14 +329,14 @@ xz_mount(struct xz_app *app, const char *prefix, struct xz_handler *handler)
 			app_set_error(app, "mount %s: already mounted",
 			    norm[0] ? norm : "/");
 			free(norm);
-			handler_free(handler);
+			xz_handler_free(handler);
 			return XZ_EINVAL;
 		}
 	}
 	if ((m = app_grow(&app->mounts, &app->nmounts, sizeof(*m))) == NULL) {
 		app_set_error(app, "mount %s: out of memory", norm);
 		free(norm);
-		handler_free(handler);
+		xz_handler_free(handler);
 		return XZ_ENOMEM;
 	}
 	m->prefix = norm;
