@@ -479,9 +479,14 @@ struct xz_server;
 
 struct xz_server_opts {
 	const char *const
-	    *listen;           /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
-	const char *hostname;  /* names the URL may carry, comma-separated */
-	const char *cert_file; /* PEM; generated with key_file when missing */
+	    *listen;          /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
+	const char *hostname; /* names the URL may carry, comma-separated */
+	/*
+	 * PEM files, generated (both) when neither exists. Neither given:
+	 * certs/HOST.crt and certs/HOST.key under the working directory,
+	 * HOST the first hostname (localhost); the log says so.
+	 */
+	const char *cert_file;
 	const char *key_file;
 	bool key_ed25519;       /* generate Ed25519 instead of ECDSA P-256 */
 	int workers;            /* 0: one per core */
