@@ -192,6 +192,24 @@ XZ_API int xz_on_startup(struct xz_app *app, xz_hook_fn fn, void *arg);
 XZ_API int xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg);
 
 /*
+ * Periodic tasks, the original's @app.task(interval=...): fn runs every
+ * seconds (> 0), first one interval after the app starts. The server
+ * starts its tasks after the startup hooks and stops them before the
+ * shutdown hooks (a run under way finishes first); so does the test
+ * client, from xz_test_client_new to xz_test_client_free. All of an
+ * app's tasks run one at a time on one thread of their own, never on a
+ * worker: a task never runs beside itself, and a run that overruns its
+ * interval delays the next instead of piling runs up. Use xz_state_set
+ * (safe from any thread) to hand results to requests. A non-zero return
+ * is logged, not fatal: the task runs again at its next interval.
+ * XZ_EINVAL for no fn or an interval that is not a positive number;
+ * XZ_ESTATE once the app has started.
+ */
+typedef int (*xz_task_fn)(struct xz_app *app, void *arg);
+XZ_API int xz_every(struct xz_app *app, double seconds, xz_task_fn fn,
+    void *arg);
+
+/*
  * App state: string keys and values (both copied). Safe from any thread.
  * xz_state_get returns NULL when unset. A value read while answering a
  * request stays valid until that request ends (xz_end, or its cancel),
@@ -316,9 +334,9 @@ XZ_API int xz_gemtext(struct xz_request *req, const char *body);
  * Registration errors: the reason for the last failure (XZ_EINVAL,
  * XZ_ENOMEM) of a registration call on this app (xz_mount, xz_static,
  * xz_route, xz_input_route, xz_middleware, xz_on_startup, xz_on_shutdown,
- * xz_state_set, xz_scgi, xz_cgi, xz_cgi_script), such as "scgi /api: host
- * given without port" or "static /: root /srv: No such file or
- * directory". A call that succeeds leaves it as it was (like errno).
+ * xz_every, xz_state_set, xz_scgi, xz_cgi, xz_cgi_script), such as "scgi /api:
+ * host given without port" or "static /: root /srv: No such file or directory".
+ * A call that succeeds leaves it as it was (like errno).
  * "" when none.
  */
 XZ_API const char *xz_app_error(const struct xz_app *app);
