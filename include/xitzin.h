@@ -575,7 +575,8 @@ XZ_API void xz_server_free(struct xz_server *srv);
  * The in-process test client: the app's real dispatch path over a
  * socketpair, no TLS, on the client's own event loop (SCGI and CGI
  * backends are still real). Startup hooks run in xz_test_client_new (NULL
- * if one fails), shutdown hooks in xz_test_client_free.
+ * if one fails), shutdown hooks in xz_test_client_free; periodic tasks
+ * (xz_every) run, on their own thread, in between.
  */
 struct xz_test_client;
 

@@ -5,6 +5,7 @@
  * of runs, never for a time.
  */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 
 #include <math.h>
 #include <pthread.h>
@@ -158,11 +159,22 @@ Test(task, a_failing_task_runs_again)
 {
 	struct xz_app *app = app_with(failing_task, 0.01, NULL, false);
 	struct xz_test_client *tc;
+	char line[256];
+	bool logged = false;
+	FILE *err;
 
+	cr_redirect_stderr();
+	xz_log_enable(false);
 	cr_assert_not_null(tc = xz_test_client_new(app));
 	wait_for_runs(3);
 	xz_test_client_free(tc);
 	xz_app_free(app);
+	fflush(stderr);
+	err = cr_get_redirected_stderr();
+	while (fgets(line, sizeof(line), err) != NULL)
+		logged |= strstr(line, "task 1 (every 0.01s): failed: I/O "
+		                       "error") != NULL;
+	cr_expect(logged);
 }
 
 Test(task, no_runs_when_a_startup_hook_fails)
