@@ -17,6 +17,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,7 +67,8 @@ task_add(struct tasks **tp, struct xz_app *app, double seconds, xz_task_fn fn,
 		*why = "tasks are added before the app starts";
 		return XZ_ESTATE;
 	}
-	if ((grown = reallocarray(ts->list, ts->n + 1, sizeof(*grown))) == NULL)
+	if (ts->n + 1 > SIZE_MAX / sizeof(*grown) ||
+	    (grown = realloc(ts->list, (ts->n + 1) * sizeof(*grown))) == NULL)
 		goto nomem;
 	ts->list = grown;
 	ts->list[ts->n++] = (struct task){ ts, seconds, fn, arg, NULL };
