@@ -1,5 +1,6 @@
 # The front door: every target installs what it needs, then calls meson.
-# Meson builds; see meson.build. PREFIX applies to `make install`.
+# Meson builds; see meson.build. PREFIX applies to `make install`, whatever
+# was built before.
 PREFIX ?= /usr/local
 BUILD ?= build
 SAN ?= build-san
@@ -64,8 +65,9 @@ example: all
 	rm -rf $(BUILD)/stage
 	DESTDIR=$(CURDIR)/$(BUILD)/stage meson install -C $(BUILD) --quiet
 	pc=$$(dirname $$(find $(BUILD)/stage -name xitzin.pc)); \
+	prefix=$$(sed -n 's/^prefix=//p' $$pc/xitzin.pc); \
 	flags=$$(PKG_CONFIG_PATH=$$pc pkg-config --cflags --libs xitzin \
-		--define-variable=prefix=$(CURDIR)/$(BUILD)/stage$(PREFIX)); \
+		--define-variable=prefix=$(CURDIR)/$(BUILD)/stage$$prefix); \
 	cc -Wall -Wextra -Werror -o $(BUILD)/stage/hello examples/hello.c \
 		$$flags -Wl,-rpath,$(CURDIR)/$$(dirname $$pc)
 
@@ -90,8 +92,13 @@ bench:
 	@scripts/deps.sh bench
 	/usr/bin/python3 bench/run.py $(if $(QUICK),--quick)
 
+# Installs under PREFIX, whatever $(BUILD) was configured with before
+# (the prefix is set again each time), then sees to ldconfig.
 install: all
+	meson configure $(BUILD) -Dprefix=$(abspath $(PREFIX))
+	ninja -C $(BUILD)
 	meson install -C $(BUILD)
+	@scripts/after-install.sh $(BUILD)
 
 format:
 	clang-format -i src/*.c src/*.h include/*.h tests/unit/*.[ch] fuzz/*.c bench/*.c examples/*.c examples/scgi/*.c

@@ -109,6 +109,12 @@ struct xz_handler_ops {
  */
 XZ_API struct xz_handler *xz_handler_new(const struct xz_handler_ops *ops,
     void *state);
+/*
+ * Frees a handler that was never mounted (xz_scgi_tcp, xz_handler_new,
+ * ...), disposing of its state. A mounted handler belongs to the app:
+ * never free it. NULL is a no-op.
+ */
+XZ_API void xz_handler_free(struct xz_handler *handler);
 
 /*
  * Mounts handler (taken, even on failure) at prefix. The prefix is
@@ -184,6 +190,24 @@ XZ_API int xz_middleware(struct xz_app *app, const struct xz_middleware *mw,
 typedef int (*xz_hook_fn)(struct xz_app *app, void *arg);
 XZ_API int xz_on_startup(struct xz_app *app, xz_hook_fn fn, void *arg);
 XZ_API int xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg);
+
+/*
+ * Periodic tasks, the original's @app.task(interval=...): fn runs every
+ * seconds (> 0), first one interval after the app starts. The server
+ * starts its tasks after the startup hooks and stops them before the
+ * shutdown hooks (a run under way finishes first); so does the test
+ * client, from xz_test_client_new to xz_test_client_free. All of an
+ * app's tasks run one at a time on one thread of their own, never on a
+ * worker: a task never runs beside itself, and a run that overruns its
+ * interval delays the next instead of piling runs up. Use xz_state_set
+ * (safe from any thread) to hand results to requests. A non-zero return
+ * is logged, not fatal: the task runs again at its next interval.
+ * XZ_EINVAL for no fn or an interval that is not a positive number;
+ * XZ_ESTATE once the app has started.
+ */
+typedef int (*xz_task_fn)(struct xz_app *app, void *arg);
+XZ_API int xz_every(struct xz_app *app, double seconds, xz_task_fn fn,
+    void *arg);
 
 /*
  * App state: string keys and values (both copied). Safe from any thread.
@@ -310,9 +334,9 @@ XZ_API int xz_gemtext(struct xz_request *req, const char *body);
  * Registration errors: the reason for the last failure (XZ_EINVAL,
  * XZ_ENOMEM) of a registration call on this app (xz_mount, xz_static,
  * xz_route, xz_input_route, xz_middleware, xz_on_startup, xz_on_shutdown,
- * xz_state_set, xz_scgi, xz_cgi, xz_cgi_script), such as "scgi /api: host
- * given without port" or "static /: root /srv: No such file or
- * directory". A call that succeeds leaves it as it was (like errno).
+ * xz_every, xz_state_set, xz_scgi, xz_cgi, xz_cgi_script), such as "scgi /api:
+ * host given without port" or "static /: root /srv: No such file or directory".
+ * A call that succeeds leaves it as it was (like errno).
  * "" when none.
  */
 XZ_API const char *xz_app_error(const struct xz_app *app);
@@ -329,36 +353,52 @@ XZ_API const char *xz_handler_error(void);
 /*
  * Backends: CGI scripts and SCGI servers share one config, the fields of
  * SCGIConfig; only what differs (a process, or a socket) is theirs.
- * Start from xz_scgi_config_init() or xz_cgi_config_init(): they differ
- * only in buffer_size.
+ *
+ * Zero means default, field by field: a zero-filled config (or NULL) is
+ * exactly the document's defaults, and { .timeout = 60 } changes the
+ * timeout alone. XZ_UNLIMITED asks for no size limit; the one boolean
+ * whose default is true is spelled so that zero keeps it
+ * (no_inherit_environment). xz_scgi_config_init() and
+ * xz_cgi_config_init() still fill in the defaults explicitly.
  */
+#define XZ_UNLIMITED ((size_t)-1) /* max_response_size: no limit */
+
+/* The fields, once: struct xz_backend_config and struct xz_scgi_opts. */
+#define XZ_BACKEND_CONFIG_FIELDS                                               \
+	/*                                                                     \
+	 * Seconds: SCGI, the connect; then, for both, each wait for the       \
+	 * backend's next bytes. 0: 30.0; negative is refused.                 \
+	 */                                                                    \
+	double timeout;                                                        \
+	/*                                                                     \
+	 * Bytes the backend may send, header included; 0: 1048576. With       \
+	 * a limit the answer is held until complete (so that "too large"      \
+	 * can still be an error); XZ_UNLIMITED: it streams to the client      \
+	 * with backpressure, in constant memory.                              \
+	 */                                                                    \
+	size_t max_response_size;                                              \
+	/* Bytes read at a time; 0: SCGI 8192, CGI 65536 (a pipe's). */        \
+	size_t buffer_size;                                                    \
+	/*                                                                     \
+	 * false (the default): the backend gets the server's whole            \
+	 * environment too, secrets included (in clear text over TCP for       \
+	 * SCGI); true: only the request's variables.                          \
+	 */                                                                    \
+	bool no_inherit_environment;                                           \
+	/* State keys sent as XITZIN_<KEY>; NULL-ended, NULL for none; the     \
+	 * strings are copied at registration. */                              \
+	const char *const *app_state_keys;                                     \
+	/*                                                                     \
+	 * A bound on the whole answer, from the moment the backend has        \
+	 * the request, however steadily it drips (timeout is per wait);       \
+	 * 0: off. Before the header it is the timeout's error; after,         \
+	 * the connection is cut without close_notify.                         \
+	 */                                                                    \
+	double max_duration;                                                   \
+	int max_processes /* CGI only: scripts at once per mount; 0: 64 */
+
 struct xz_backend_config {
-	/*
-	 * Seconds: SCGI, the connect; then, for both, each wait for the
-	 * backend's next bytes. Default 30.0.
-	 */
-	double timeout;
-	/*
-	 * Bytes the backend may send, header included; default 1048576.
-	 * With a limit the answer is held until complete (so that "too
-	 * large" can still be an error); 0 = unlimited: it streams to the
-	 * client with backpressure, in constant memory.
-	 */
-	size_t max_response_size;
-	/* Bytes read at a time: SCGI 8192, CGI 65536 (a pipe's buffer). */
-	size_t buffer_size;
-	bool inherit_environment; /* pass the server's environment; true */
-	/* State keys sent as XITZIN_<KEY>; NULL-ended, NULL for none; the
-	 * strings are copied at registration. */
-	const char *const *app_state_keys;
-	/*
-	 * A bound on the whole answer, from the moment the backend has the
-	 * request, however steadily it drips (timeout is per wait); default
-	 * 0: off. Before the header it is the timeout's error; after, the
-	 * connection is cut without close_notify.
-	 */
-	double max_duration;
-	int max_processes; /* CGI only: scripts at once per mount; 64 */
+	XZ_BACKEND_CONFIG_FIELDS;
 };
 
 /*
@@ -373,16 +413,28 @@ struct xz_backend_config {
  * go to the log only.
  */
 
-/* Sets the document's defaults (SCGIConfig's; buffer_size 8192). */
+/* Sets the document's defaults explicitly (SCGIConfig's; buffer 8192). */
 XZ_API void xz_scgi_config_init(struct xz_backend_config *cfg);
 
-/* Where a backend is: host + port (TCP) or socket_path (Unix), not both. */
+/*
+ * Where a backend is: host + port (TCP) or socket_path (Unix), not both;
+ * and its config, either field by field (.timeout = 60) or whole
+ * (.config = cfg): the two name the same bytes. Zero-filled: the
+ * defaults, so one call does it:
+ *   xz_scgi(app, "/api", &(struct xz_scgi_opts){ .host = "127.0.0.1",
+ *       .port = 4000, .timeout = 60 });
+ */
 struct xz_scgi_opts {
 	const char
 	    *host; /* a name or an IP literal, resolved at registration */
 	int port;
 	const char *socket_path;
-	const struct xz_backend_config *config; /* NULL: the defaults */
+	union {
+		struct xz_backend_config config;
+		struct {
+			XZ_BACKEND_CONFIG_FIELDS;
+		};
+	};
 };
 
 /*
@@ -390,8 +442,8 @@ struct xz_scgi_opts {
  * xz_app_error, e.g. "scgi /api: host given without port") for both or
  * neither of TCP and socket, a host without a port or a port without a
  * host, a port outside 1..65535, a host that does not resolve, a socket
- * path too long for sockaddr_un, timeout <= 0, buffer_size 0, or a prefix
- * already mounted. opts and everything it points to are copied.
+ * path too long for sockaddr_un, a negative timeout, or a prefix already
+ * mounted. opts and everything it points to are copied.
  */
 XZ_API int xz_scgi(struct xz_app *app, const char *prefix,
     const struct xz_scgi_opts *opts);
@@ -429,8 +481,8 @@ XZ_API void xz_cgi_config_init(struct xz_backend_config *cfg);
  * Mounts the executable files of dir at prefix: the first path segment
  * after prefix names the script, the rest is PATH_INFO. cfg may be NULL
  * (the defaults) and is copied. XZ_EINVAL (see xz_app_error) for a
- * directory that cannot be opened, timeout <= 0, buffer_size 0,
- * max_processes < 1, or a prefix already mounted.
+ * directory that cannot be opened, a negative timeout or max_processes,
+ * or a prefix already mounted.
  */
 XZ_API int xz_cgi(struct xz_app *app, const char *prefix, const char *dir,
     const struct xz_backend_config *cfg);
@@ -445,9 +497,14 @@ struct xz_server;
 
 struct xz_server_opts {
 	const char *const
-	    *listen;           /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
-	const char *hostname;  /* names the URL may carry, comma-separated */
-	const char *cert_file; /* PEM; generated with key_file when missing */
+	    *listen;          /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
+	const char *hostname; /* names the URL may carry, comma-separated */
+	/*
+	 * PEM files, generated (both) when neither exists. Neither given:
+	 * certs/HOST.crt and certs/HOST.key under the working directory,
+	 * HOST the first hostname (localhost); the log says so.
+	 */
+	const char *cert_file;
 	const char *key_file;
 	bool key_ed25519;       /* generate Ed25519 instead of ECDSA P-256 */
 	int workers;            /* 0: one per core */
@@ -518,7 +575,8 @@ XZ_API void xz_server_free(struct xz_server *srv);
  * The in-process test client: the app's real dispatch path over a
  * socketpair, no TLS, on the client's own event loop (SCGI and CGI
  * backends are still real). Startup hooks run in xz_test_client_new (NULL
- * if one fails), shutdown hooks in xz_test_client_free.
+ * if one fails), shutdown hooks in xz_test_client_free; periodic tasks
+ * (xz_every) run, on their own thread, in between.
  */
 struct xz_test_client;
 

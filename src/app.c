@@ -70,6 +70,7 @@ struct xz_app {
 	size_t nmws;
 	struct hook *startup, *shutdown;
 	size_t nstartup, nshutdown;
+	struct tasks *tasks; /* xz_every's, in task.c */
 	pthread_rwlock_t state_lock;
 	struct state_entry *state;
 	size_t nstate;
@@ -185,8 +186,8 @@ xz_app_new(void)
 	return app;
 }
 
-static void
-handler_free(struct xz_handler *h)
+void
+xz_handler_free(struct xz_handler *h)
 {
 	if (h == NULL)
 		return;
@@ -227,7 +228,7 @@ xz_app_free(struct xz_app *app)
 		return;
 	for (i = 0; i < app->nmounts; i++) {
 		free(app->mounts[i].prefix);
-		handler_free(app->mounts[i].handler);
+		xz_handler_free(app->mounts[i].handler);
 	}
 	for (i = 0; i < app->nroutes; i++)
 		route_free(&app->routes[i]);
@@ -242,6 +243,7 @@ xz_app_free(struct xz_app *app)
 	free(app->mws);
 	free(app->startup);
 	free(app->shutdown);
+	task_free(app->tasks);
 	free(app->state);
 	pthread_mutex_destroy(&app->grave_lock);
 	pthread_rwlock_destroy(&app->state_lock);
@@ -316,12 +318,12 @@ xz_mount(struct xz_app *app, const char *prefix, struct xz_handler *handler)
 	}
 	if (prefix == NULL) {
 		app_set_error(app, "mount: no prefix");
-		handler_free(handler);
+		xz_handler_free(handler);
 		return XZ_EINVAL;
 	}
 	if ((norm = app_normalise_prefix(prefix)) == NULL) {
 		app_set_error(app, "mount %s: out of memory", prefix);
-		handler_free(handler);
+		xz_handler_free(handler);
 		return XZ_ENOMEM;
 	}
 	for (i = 0; i < app->nmounts; i++) {
@@ -329,14 +331,14 @@ xz_mount(struct xz_app *app, const char *prefix, struct xz_handler *handler)
 			app_set_error(app, "mount %s: already mounted",
 			    norm[0] ? norm : "/");
 			free(norm);
-			handler_free(handler);
+			xz_handler_free(handler);
 			return XZ_EINVAL;
 		}
 	}
 	if ((m = app_grow(&app->mounts, &app->nmounts, sizeof(*m))) == NULL) {
 		app_set_error(app, "mount %s: out of memory", norm);
 		free(norm);
-		handler_free(handler);
+		xz_handler_free(handler);
 		return XZ_ENOMEM;
 	}
 	m->prefix = norm;
@@ -527,6 +529,26 @@ xz_on_shutdown(struct xz_app *app, xz_hook_fn fn, void *arg)
 }
 
 int
+xz_every(struct xz_app *app, double seconds, xz_task_fn fn, void *arg)
+{
+	const char *why;
+	int rc;
+
+	if ((rc = task_add(&app->tasks, app, seconds, fn, arg, &why)) != XZ_OK)
+		app_set_error(app, "every %gs: %s", seconds, why);
+	return rc;
+}
+
+static void
+app_run_shutdown_hooks(struct xz_app *app)
+{
+	size_t i;
+
+	for (i = app->nshutdown; i > 0; i--)
+		(void)app->shutdown[i - 1].fn(app, app->shutdown[i - 1].arg);
+}
+
+int
 app_startup(struct xz_app *app)
 {
 	size_t i;
@@ -536,16 +558,17 @@ app_startup(struct xz_app *app)
 		if ((rc = app->startup[i].fn(app, app->startup[i].arg)) !=
 		    XZ_OK)
 			return rc;
-	return XZ_OK;
+	/* The hooks ran: without tasks, the app stops as it would after. */
+	if ((rc = task_start(app->tasks)) != XZ_OK)
+		app_run_shutdown_hooks(app);
+	return rc;
 }
 
 void
 app_shutdown(struct xz_app *app)
 {
-	size_t i;
-
-	for (i = app->nshutdown; i > 0; i--)
-		(void)app->shutdown[i - 1].fn(app, app->shutdown[i - 1].arg);
+	task_stop(app->tasks); /* before the hooks free what tasks use */
+	app_run_shutdown_hooks(app);
 }
 
 static struct state_entry *

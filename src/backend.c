@@ -21,7 +21,7 @@ backend_defaults(struct xz_backend_config *cfg, size_t buffer_size)
 	cfg->timeout = 30.0;
 	cfg->max_response_size = 1048576;
 	cfg->buffer_size = buffer_size;
-	cfg->inherit_environment = true;
+	cfg->no_inherit_environment = false;
 	cfg->app_state_keys = NULL;
 	cfg->max_duration = 0;
 	cfg->max_processes = 64;
@@ -43,13 +43,32 @@ xz_cgi_config_init(struct xz_backend_config *cfg)
 static const char *
 backend_config_invalid(const struct xz_backend_config *cfg)
 {
-	if (!(cfg->timeout > 0) || !isfinite(cfg->timeout))
-		return "timeout must be greater than 0";
-	if (cfg->buffer_size < 1)
-		return "buffer_size must be at least 1";
+	if (!(cfg->timeout >= 0) || !isfinite(cfg->timeout))
+		return "timeout must be greater than 0 (or 0: the default, 30)";
 	if (!(cfg->max_duration >= 0) || !isfinite(cfg->max_duration))
 		return "max_duration must be 0 (off) or more";
 	return NULL;
+}
+
+/*
+ * Zero means default, field by field (a zero-filled struct, as C callers
+ * write them, is the document's defaults); XZ_UNLIMITED stays as it is.
+ */
+static void
+backend_config_fill(struct xz_backend_config *cfg,
+    const struct backend_kind *kind)
+{
+	struct xz_backend_config d;
+
+	kind->defaults(&d);
+	if (cfg->timeout == 0)
+		cfg->timeout = d.timeout;
+	if (cfg->max_response_size == 0)
+		cfg->max_response_size = d.max_response_size;
+	if (cfg->buffer_size == 0)
+		cfg->buffer_size = d.buffer_size;
+	if (cfg->max_processes == 0)
+		cfg->max_processes = d.max_processes;
 }
 
 /* A NULL-ended copy of keys (NULL: none), or NULL when out of memory. */
@@ -85,6 +104,7 @@ backend_config_copy(struct xz_backend_config *dst,
 	dst->app_state_keys = NULL; /* the caller's until copied */
 	if ((*why = backend_config_invalid(dst)) != NULL)
 		return XZ_EINVAL;
+	backend_config_fill(dst, kind);
 	if ((keys = backend_copy_keys(
 	         cfg != NULL ? cfg->app_state_keys : NULL)) == NULL) {
 		*why = "out of memory";
@@ -108,7 +128,9 @@ backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
 {
 	r->timeout = cfg->timeout;
 	r->max_duration = cfg->max_duration;
-	r->max_response_size = cfg->max_response_size;
+	/* The relay's own convention: 0 is no limit. */
+	r->max_response_size =
+	    cfg->max_response_size == XZ_UNLIMITED ? 0 : cfg->max_response_size;
 	r->buffer_size = cfg->buffer_size;
 	r->error_status = kind->error_status;
 	r->meta_timeout = kind->meta_timeout;

@@ -309,7 +309,7 @@ cgienv_request(struct cgienv *env, struct xz_request *req,
 	src.state_keys = cfg->app_state_keys;
 	src.state_values = values;
 	src.nstate = n;
-	src.inherit_environment = cfg->inherit_environment;
+	src.inherit_environment = !cfg->no_inherit_environment;
 	rc = cgienv_build(env, &src);
 	free(values);
 	return rc;

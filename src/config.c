@@ -574,16 +574,27 @@ cfg_backend_key(struct xz_config *cfg, const struct cfg_entry *e,
 	}
 	if (strcmp(k, "max_duration") == 0)
 		return cfg_seconds(v, &b->bc.max_duration);
-	if (strcmp(k, "max_response_size") == 0)
-		return cfg_size(v, &b->bc.max_response_size);
+	if (strcmp(k, "max_response_size") == 0) {
+		if (cfg_size(v, &b->bc.max_response_size) != XZ_OK)
+			return XZ_EINVAL;
+		if (b->bc.max_response_size == 0) /* the file's "no limit" */
+			b->bc.max_response_size = XZ_UNLIMITED;
+		return XZ_OK;
+	}
 	if (strcmp(k, "buffer_size") == 0) {
 		/* A size, but "0" (or "unlimited") reads nothing at all. */
 		if (cfg_size(v, &b->bc.buffer_size) != XZ_OK)
 			return XZ_EINVAL;
 		return b->bc.buffer_size > 0 ? XZ_OK : XZ_EINVAL;
 	}
-	if (strcmp(k, "inherit_environment") == 0)
-		return cfg_bool(v, &b->bc.inherit_environment);
+	if (strcmp(k, "inherit_environment") == 0) {
+		bool on;
+
+		if (cfg_bool(v, &on) != XZ_OK)
+			return XZ_EINVAL;
+		b->bc.no_inherit_environment = !on;
+		return XZ_OK;
+	}
 	if (strcmp(k, "app_state_keys") != 0)
 		return XZ_EAGAIN;
 	strlist_free(b->state_keys);
@@ -667,7 +678,7 @@ cfg_scgi_mount(struct xz_config *cfg, const struct cfg_section *s,
     struct cfg_backend *b, struct xz_app *app)
 {
 	b->scgi.socket_path = b->socket;
-	b->scgi.config = &b->bc;
+	b->scgi.config = b->bc;
 	return xz_scgi(app, s->prefix, &b->scgi);
 }
 

@@ -476,7 +476,7 @@ scgi_handler_new(const struct xz_scgi_opts *o, char *why, size_t whylen,
 	*rc = XZ_EINVAL;
 	if (scgi_opts_check(o, why, whylen) != XZ_OK)
 		return NULL;
-	if ((*rc = scgi_backend_new(o->config, &b, &reason)) != XZ_OK) {
+	if ((*rc = scgi_backend_new(&o->config, &b, &reason)) != XZ_OK) {
 		snprintf(why, whylen, "%s", reason);
 		return NULL;
 	}
@@ -515,11 +515,13 @@ xz_scgi(struct xz_app *app, const char *prefix, const struct xz_scgi_opts *opts)
 struct xz_handler *
 xz_scgi_tcp(const char *host, int port, const struct xz_backend_config *cfg)
 {
-	struct xz_scgi_opts o = { host, port, NULL, cfg };
+	struct xz_scgi_opts o = { .host = host, .port = port };
 	struct xz_handler *h;
 	char why[256];
 	int rc;
 
+	if (cfg != NULL)
+		o.config = *cfg;
 	if (host == NULL) {
 		handler_set_error(XZ_EINVAL, "scgi: no host");
 		return NULL;
@@ -532,11 +534,13 @@ xz_scgi_tcp(const char *host, int port, const struct xz_backend_config *cfg)
 struct xz_handler *
 xz_scgi_unix(const char *socket_path, const struct xz_backend_config *cfg)
 {
-	struct xz_scgi_opts o = { NULL, 0, socket_path, cfg };
+	struct xz_scgi_opts o = { .socket_path = socket_path };
 	struct xz_handler *h;
 	char why[256];
 	int rc;
 
+	if (cfg != NULL)
+		o.config = *cfg;
 	if (socket_path == NULL) {
 		handler_set_error(XZ_EINVAL, "scgi: no socket path");
 		return NULL;

@@ -138,6 +138,7 @@ struct xz_server {
 	struct admit *admit;
 	struct accept_failures accept_failures;
 	char error[256]; /* why xz_server_run failed (xz_server_error) */
+	char *cert_path, *key_path; /* the defaults, when opts gave none */
 };
 
 /*
@@ -593,6 +594,53 @@ server_defaults(struct xz_server_opts *o)
 	}
 }
 
+/*
+ * No certificate given: the program's choice, certs/HOST.crt and
+ * certs/HOST.key under the working directory (HOST the first hostname),
+ * generated when neither exists, so that a first program runs as is.
+ * One file without the other is a mistake worth naming.
+ */
+static int
+server_default_cert(struct xz_server *srv, char *err, size_t errlen)
+{
+	const char *host = srv->hostnames[0];
+	struct xz_server_opts *o = &srv->opts;
+
+	if (o->cert_file != NULL && o->key_file != NULL)
+		return XZ_OK;
+	if (o->cert_file != NULL || o->key_file != NULL) {
+		snprintf(err, errlen,
+		    "%s given without %s (give both, or neither "
+		    "to use certs/%s.crt and .key)",
+		    o->cert_file != NULL ? "cert_file" : "key_file",
+		    o->cert_file != NULL ? "key_file" : "cert_file", host);
+		return XZ_EINVAL;
+	}
+	if (strchr(host, '/') != NULL || host[0] == '.') {
+		snprintf(err, errlen,
+		    "cert_file and key_file: none given, and "
+		    "hostname '%s' cannot name them",
+		    host);
+		return XZ_EINVAL;
+	}
+	if (asprintf(&srv->cert_path, "certs/%s.crt", host) == -1) {
+		srv->cert_path = NULL;
+		goto nomem;
+	}
+	if (asprintf(&srv->key_path, "certs/%s.key", host) == -1) {
+		srv->key_path = NULL;
+		goto nomem;
+	}
+	o->cert_file = srv->cert_path;
+	o->key_file = srv->key_path;
+	log_info("no cert_file given: using %s and %s (generated when missing)",
+	    o->cert_file, o->key_file);
+	return XZ_OK;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return XZ_ENOMEM;
+}
+
 /* Descriptors open now, which connections cannot have. */
 static unsigned long
 server_fds_open(void)
@@ -705,6 +753,8 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 		snprintf(err, errlen, "hostname: none given, or out of memory");
 		goto fail;
 	}
+	if (server_default_cert(srv, err, errlen) != XZ_OK)
+		goto fail;
 	topts.cert_file = srv->opts.cert_file;
 	topts.key_file = srv->opts.key_file;
 	topts.hostname = srv->hostnames[0];
@@ -1064,6 +1114,8 @@ xz_server_free(struct xz_server *srv)
 			free(srv->hostnames[i]);
 	free(srv->hostnames);
 	tls_ctx_free(srv->tls);
+	free(srv->cert_path);
+	free(srv->key_path);
 	admit_free(srv->admit);
 	if (srv->stop_pipe[0] != -1)
 		close(srv->stop_pipe[0]);

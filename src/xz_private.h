@@ -535,4 +535,18 @@ void backend_config_clear(struct xz_backend_config *cfg);
 void backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
     const struct backend_kind *kind, const char *name);
 
+/*
+ * task.c: periodic tasks (xz_every) on a thread of their own. task_add
+ * makes *tp on first use (XZ_EINVAL, XZ_ENOMEM or XZ_ESTATE with a static
+ * *why). task_start (after the startup hooks) and task_stop (before the
+ * shutdown hooks) pair up, and nest for test clients sharing an app;
+ * XZ_EIO when the thread cannot start (logged). All accept NULL.
+ */
+struct tasks;
+int task_add(struct tasks **tp, struct xz_app *app, double seconds,
+    xz_task_fn fn, void *arg, const char **why);
+int task_start(struct tasks *ts);
+void task_stop(struct tasks *ts);
+void task_free(struct tasks *ts);
+
 #endif /* XZ_PRIVATE_H */

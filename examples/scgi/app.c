@@ -76,43 +76,36 @@ about(struct xz_request *req, void *arg)
 static int
 mount_backends(struct xz_app *app, int port, const char *sock)
 {
-	struct xz_backend_config api_cfg;
-	struct xz_scgi_opts api = { .host = "127.0.0.1",
-		.port = port,
-		.config = &api_cfg };
-	struct xz_scgi_opts unix_app = { .socket_path = sock };
-
-	xz_scgi_config_init(&api_cfg);
-	api_cfg.timeout = 60.0;
-	api_cfg.app_state_keys = state_keys;
-	if (xz_scgi(app, "/api", &api) != XZ_OK ||
-	    xz_scgi(app, "/app", &unix_app) != XZ_OK)
+	if (xz_scgi(app, "/api",
+	        &(struct xz_scgi_opts){ .host = "127.0.0.1",
+	            .port = port,
+	            .timeout = 60.0,
+	            .app_state_keys = state_keys }) != XZ_OK ||
+	    xz_scgi(app, "/app",
+	        &(struct xz_scgi_opts){ .socket_path = sock }) != XZ_OK)
 		return -1;
 	return 0;
 }
 
 /*
  * "Use Explicit Handlers" (SCGIHandler, SCGIApp + app.mount), "Limit
- * Response Size" and the "Configuration Reference" example.
+ * Response Size" and the "Configuration Reference" example. A field left
+ * out keeps the document's default (zero means default).
  */
 static int
 mount_explicit(struct xz_app *app, int port, const char *sock)
 {
-	struct xz_backend_config config, unix_config, limited, full;
+	struct xz_backend_config config = { .timeout = 60.0,
+		.max_response_size = 10 * 1024 * 1024 }; /* 10MB */
+	struct xz_backend_config unix_config = { .timeout = 60.0 };
+	struct xz_backend_config limited = { .max_response_size =
+		                                 5 * 1024 * 1024 }; /* 5MB */
+	struct xz_backend_config full = { .timeout = 60.0,
+		.max_response_size = 10 * 1024 * 1024,
+		.buffer_size = 16384,
+		.no_inherit_environment = false, /* inherit_environment=True */
+		.app_state_keys = state_keys };
 
-	xz_scgi_config_init(&config);
-	config.timeout = 60.0;
-	config.max_response_size = 10 * 1024 * 1024; /* 10MB */
-	xz_scgi_config_init(&unix_config);
-	unix_config.timeout = 60.0;
-	xz_scgi_config_init(&limited);
-	limited.max_response_size = 5 * 1024 * 1024; /* 5MB limit */
-	xz_scgi_config_init(&full);
-	full.timeout = 60.0;
-	full.max_response_size = 10 * 1024 * 1024;
-	full.buffer_size = 16384;
-	full.inherit_environment = true;
-	full.app_state_keys = state_keys;
 	if (xz_mount(app, "/explicit",
 	        xz_scgi_tcp("127.0.0.1", port, &config)) != XZ_OK ||
 	    xz_mount(app, "/explicit-unix", xz_scgi_unix(sock, &unix_config)) !=

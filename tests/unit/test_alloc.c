@@ -139,6 +139,12 @@ before(struct xz_request *req, void *arg)
 
 static const struct xz_middleware mw = { before, NULL };
 
+static int
+hourly(struct xz_app *app, void *arg)
+{
+	return XZ_OK;
+}
+
 /* Registration: each call may fail; whatever was made is freed. */
 static void
 build_app(struct xz_app **appp)
@@ -157,6 +163,7 @@ build_app(struct xz_app **appp)
 	(void)xz_middleware(app, &mw, NULL);
 	(void)xz_state_set(app, "k", "v");
 	(void)xz_state_set(app, "k", "w");
+	(void)xz_every(app, 3600, hourly, NULL);
 	xz_scgi_config_init(&cfg);
 	cfg.app_state_keys = keys;
 	(void)xz_mount(app, "/api", xz_scgi_unix("/nonexistent.sock", &cfg));

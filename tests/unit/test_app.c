@@ -754,10 +754,11 @@ Test(errors, scgi_handlers_keep_their_reason_until_mounted)
 	    strstr(xz_handler_error(), "socket path empty or over"), "%s",
 	    xz_handler_error());
 	xz_scgi_config_init(&cfg);
-	cfg.buffer_size = 0;
+	cfg.timeout = -1;
 	expect_error(app, xz_mount(app, "/u", xz_scgi_unix("/tmp/s", &cfg)),
 	    XZ_EINVAL,
-	    "mount /u: scgi unix:/tmp/s: buffer_size must be at least 1");
+	    "mount /u: scgi unix:/tmp/s: timeout must be greater than 0 (or 0: "
+	    "the default, 30)");
 	expect_error(app, xz_mount(app, "/n", xz_scgi_unix(NULL, NULL)),
 	    XZ_EINVAL, "mount /n: scgi: no socket path");
 	expect_error(app, xz_mount(app, "/n", NULL), XZ_EINVAL,
@@ -860,4 +861,36 @@ Test(state, concurrent_readers_and_updates)
 	cr_expect_eq(atomic_load(&st.bad), 0);
 	cr_expect_eq(app_state_graves(st.app), 0, "all freed once read");
 	xz_app_free(st.app);
+}
+
+static int disposed;
+
+static void
+count_dispose(void *state)
+{
+	disposed++;
+	free(state);
+}
+
+/*
+ * The document's "Timeouts" and "Limit" blocks make handlers that a
+ * program may never mount: xz_handler_free gives them back (ASan's leak
+ * check sees the rest).
+ */
+Test(handlers, an_unmounted_handler_is_freed)
+{
+	static const struct xz_handler_ops ops = { "counted", route_nop, NULL,
+		count_dispose };
+	struct xz_handler *h;
+
+	xz_handler_free(xz_scgi_tcp("127.0.0.1", 4000,
+	    &(struct xz_backend_config){ .timeout = 60.0 }));
+	xz_handler_free(xz_scgi_unix("/tmp/myapp.sock",
+	    &(struct xz_backend_config){
+	        .max_response_size = 5 * 1024 * 1024 }));
+	xz_handler_free(NULL);
+	disposed = 0;
+	cr_assert_not_null(h = xz_handler_new(&ops, malloc(16)));
+	xz_handler_free(h);
+	cr_expect_eq(disposed, 1);
 }

@@ -29,7 +29,7 @@ Test(backend, the_two_defaults_differ_in_buffer_size_only)
 	cr_expect_eq(s.timeout, 30.0);
 	cr_expect_eq(s.max_response_size, 1048576);
 	cr_expect_eq(s.buffer_size, 8192);
-	cr_expect(s.inherit_environment);
+	cr_expect(!s.no_inherit_environment);
 	cr_expect_null(s.app_state_keys);
 	cr_expect_eq(s.max_duration, 0);
 	cr_expect_eq(s.max_processes, 64);
@@ -37,10 +37,69 @@ Test(backend, the_two_defaults_differ_in_buffer_size_only)
 	c.buffer_size = s.buffer_size;
 	cr_expect_eq(c.timeout, s.timeout);
 	cr_expect_eq(c.max_response_size, s.max_response_size);
-	cr_expect_eq(c.inherit_environment, s.inherit_environment);
+	cr_expect_eq(c.no_inherit_environment, s.no_inherit_environment);
 	cr_expect_eq(c.app_state_keys, s.app_state_keys);
 	cr_expect_eq(c.max_duration, s.max_duration);
 	cr_expect_eq(c.max_processes, s.max_processes);
+}
+
+/* As C callers write configs: a zero field is that field's default. */
+Test(backend, zero_filled_is_the_kinds_defaults)
+{
+	static const struct backend_kind cgi = { .defaults =
+		                                     xz_cgi_config_init };
+	struct xz_backend_config zero = { 0 }, want, dst;
+	const char *why = NULL;
+
+	xz_scgi_config_init(&want);
+	cr_assert_eq(backend_config_copy(&dst, &zero, &kind, &why), XZ_OK);
+	cr_expect_eq(dst.timeout, 30.0);
+	cr_expect_eq(dst.max_response_size, 1048576);
+	cr_expect_eq(dst.buffer_size, 8192);
+	cr_expect(!dst.no_inherit_environment); /* inherit: true */
+	cr_expect_eq(dst.max_duration, 0);
+	cr_expect_eq(dst.max_processes, 64);
+	backend_config_clear(&dst);
+	cr_assert_eq(backend_config_copy(&dst, &zero, &cgi, &why), XZ_OK);
+	cr_expect_eq(dst.buffer_size, 65536);
+	backend_config_clear(&dst);
+	/* One field set: that field alone changes. */
+	cr_assert_eq(backend_config_copy(&dst,
+	                 &(struct xz_backend_config){ .timeout = 60 }, &kind,
+	                 &why),
+	    XZ_OK);
+	cr_expect_eq(dst.timeout, 60.0);
+	cr_expect_eq(dst.max_response_size, want.max_response_size);
+	cr_expect_eq(dst.buffer_size, want.buffer_size);
+	backend_config_clear(&dst);
+	/* No limit is asked for by name, and the relay streams. */
+	cr_assert_eq(backend_config_copy(&dst,
+	                 &(struct xz_backend_config){
+	                     .max_response_size = XZ_UNLIMITED },
+	                 &kind, &why),
+	    XZ_OK);
+	cr_expect_eq(dst.max_response_size, XZ_UNLIMITED);
+	backend_config_clear(&dst);
+}
+
+/* The one-call form of the issue, and both names for the same bytes. */
+Test(backend, scgi_opts_take_the_fields_inline)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_scgi_opts o = { .host = "127.0.0.1",
+		.port = 4000,
+		.timeout = 60 };
+
+	cr_expect_eq(o.config.timeout, 60.0);
+	cr_expect_eq(o.config.buffer_size, 0);
+	o.config.buffer_size = 5;
+	cr_expect_eq(o.buffer_size, 5);
+	cr_expect_eq(xz_scgi(app, "/api",
+	                 &(struct xz_scgi_opts){ .host = "127.0.0.1",
+	                     .port = 4000,
+	                     .timeout = 60 }),
+	    XZ_OK, "%s", xz_app_error(app));
+	xz_app_free(app);
 }
 
 Test(backend, null_is_the_kinds_defaults)
@@ -78,6 +137,7 @@ Test(backend, the_copy_owns_its_state_keys)
 	backend_config_clear(&dst);
 }
 
+#define T "timeout must be greater than 0 (or 0: the default, 30)"
 Test(backend, each_bad_field_has_its_reason)
 {
 	static const struct {
@@ -85,11 +145,9 @@ Test(backend, each_bad_field_has_its_reason)
 		size_t buffer_size;
 		const char *why;
 	} cases[] = {
-		{ 0, 0, 1, "timeout must be greater than 0" },
-		{ -1, 0, 1, "timeout must be greater than 0" },
-		{ NAN, 0, 1, "timeout must be greater than 0" },
-		{ INFINITY, 0, 1, "timeout must be greater than 0" },
-		{ 1, 0, 0, "buffer_size must be at least 1" },
+		{ -1, 0, 1, T },
+		{ NAN, 0, 1, T },
+		{ INFINITY, 0, 1, T },
 		{ 1, -1, 1, "max_duration must be 0 (off) or more" },
 		{ 1, NAN, 1, "max_duration must be 0 (off) or more" },
 		{ 1, INFINITY, 1, "max_duration must be 0 (off) or more" },
@@ -122,7 +180,7 @@ Test(backend, the_relay_sees_the_config_and_the_kinds_metas)
 	xz_scgi_config_init(&cfg);
 	cfg.timeout = 7;
 	cfg.max_duration = 9;
-	cfg.max_response_size = 0;
+	cfg.max_response_size = XZ_UNLIMITED;
 	cfg.buffer_size = 123;
 	memset(&r, 0, sizeof(r));
 	backend_relay_cfg(&r, &cfg, &kind, "scgi x");
@@ -145,20 +203,18 @@ Test(backend, both_handlers_refuse_alike)
 	struct xz_scgi_opts o = { .host = "127.0.0.1", .port = 4000 };
 
 	xz_scgi_config_init(&cfg);
-	cfg.buffer_size = 0;
-	o.config = &cfg;
+	cfg.timeout = -1;
+	o.config = cfg;
 	cr_expect_eq(xz_scgi(app, "/s", &o), XZ_EINVAL);
-	cr_expect_str_eq(xz_app_error(app),
-	    "scgi /s: buffer_size must be at least 1");
+	cr_expect_str_eq(xz_app_error(app), "scgi /s: " T);
 	cr_expect_eq(xz_cgi(app, "/c", "/tmp", &cfg), XZ_EINVAL);
-	cr_expect_str_eq(xz_app_error(app),
-	    "cgi /c: buffer_size must be at least 1");
+	cr_expect_str_eq(xz_app_error(app), "cgi /c: " T);
 	xz_cgi_config_init(&cfg);
-	cfg.max_processes = 0; /* the CGI handler's own check */
+	cfg.max_processes = -1; /* the CGI handler's own check */
 	cr_expect_eq(xz_cgi(app, "/c", "/tmp", &cfg), XZ_EINVAL);
 	cr_expect_str_eq(xz_app_error(app),
 	    "cgi /c: max_processes must be at least 1");
-	o.config = &cfg; /* SCGI has no processes: max_processes unused */
+	o.config = cfg; /* SCGI has no processes: max_processes unused */
 	cr_expect_eq(xz_scgi(app, "/s", &o), XZ_OK);
 	xz_app_free(app);
 }

@@ -206,7 +206,7 @@ Test(cgi, environment)
 
 	xz_cgi_config_init(&cfg);
 	cfg.app_state_keys = keys;
-	cfg.inherit_environment = false;
+	cfg.no_inherit_environment = true;
 	app = app_cgi(&cfg);
 	cr_assert_eq(xz_state_set(app, "db_url", "postgres://db"), XZ_OK);
 	script("env.sh", env_sh);
@@ -589,7 +589,7 @@ Test(cgi, response_size_limit_and_unlimited_streaming)
 	expect(app, "/cgi-bin/big.sh", 42, "CGI response exceeds maximum size",
 	    "");
 	xz_app_free(app);
-	cfg.max_response_size = 0;
+	cfg.max_response_size = XZ_UNLIMITED;
 	app = app_cgi(&cfg);
 	r = get(app, "/cgi-bin/big.sh");
 	cr_assert_eq(r->status, 20, "%d %s", r->status, r->meta);
@@ -651,11 +651,11 @@ Test(cgi, registration_errors)
 	cr_expect_eq(xz_cgi_script(app, "/b", path, NULL), XZ_EINVAL);
 	cr_expect_eq(xz_cgi(app, "/c", NULL, NULL), XZ_EINVAL);
 	xz_cgi_config_init(&cfg);
-	cfg.timeout = 0;
+	cfg.timeout = -1;
 	cr_expect_eq(xz_cgi(app, "/d", bin, &cfg), XZ_EINVAL);
 	cr_expect_not_null(strstr(xz_app_error(app), "timeout"));
 	xz_cgi_config_init(&cfg);
-	cfg.max_processes = 0;
+	cfg.max_processes = -1;
 	cr_expect_eq(xz_cgi(app, "/e", bin, &cfg), XZ_EINVAL);
 	cr_expect_not_null(strstr(xz_app_error(app), "max_processes"));
 	cr_expect_eq(xz_cgi(app, "/f", bin, NULL), XZ_OK);
@@ -670,7 +670,7 @@ Test(cgi, config_defaults)
 	xz_cgi_config_init(&cfg);
 	cr_expect_eq(cfg.timeout, 30);
 	cr_expect_eq(cfg.max_response_size, 1048576);
-	cr_expect(cfg.inherit_environment);
+	cr_expect(!cfg.no_inherit_environment);
 	cr_expect_null(cfg.app_state_keys);
 	cr_expect_eq(cfg.max_processes, 64);
 }

@@ -277,7 +277,10 @@ static void
 mount_tcp(struct xz_app *app, const char *prefix, int port,
     const struct xz_backend_config *cfg)
 {
-	struct xz_scgi_opts o = { "127.0.0.1", port, NULL, cfg };
+	struct xz_scgi_opts o = { .host = "127.0.0.1", .port = port };
+
+	if (cfg != NULL)
+		o.config = *cfg;
 
 	cr_assert_eq(xz_scgi(app, prefix, &o), XZ_OK, "%s", xz_app_error(app));
 }
@@ -353,8 +356,8 @@ Test(scgi_errors, unix_socket_missing)
 {
 	struct xz_app *app;
 	struct xz_test_client *tc = client(&app);
-	struct xz_scgi_opts o = { NULL, 0, "/nonexistent/xz/backend.sock",
-		NULL };
+	struct xz_scgi_opts o = { .socket_path =
+		                      "/nonexistent/xz/backend.sock" };
 	struct xz_test_response *r;
 
 	cr_assert_eq(xz_scgi(app, "/app", &o), XZ_OK);
@@ -659,16 +662,17 @@ expect_unresolvable(const struct xz_scgi_opts *o)
 
 Test(scgi_register, bad_options)
 {
-	struct xz_backend_config bad_timeout, bad_buffer;
-	struct xz_scgi_opts both = { "127.0.0.1", 4000, "/tmp/x.sock", NULL };
-	struct xz_scgi_opts neither = { NULL, 0, NULL, NULL };
-	struct xz_scgi_opts no_port = { "127.0.0.1", 0, NULL, NULL };
-	struct xz_scgi_opts no_host = { NULL, 4000, NULL, NULL };
-	struct xz_scgi_opts big_port = { "127.0.0.1", 65536, NULL, NULL };
-	struct xz_scgi_opts neg_port = { "127.0.0.1", -1, NULL, NULL };
-	struct xz_scgi_opts nowhere = { "nosuchhost.invalid", 4000, NULL,
-		NULL };
-	struct xz_scgi_opts o = { "127.0.0.1", 4000, NULL, NULL };
+	struct xz_scgi_opts both = { .host = "127.0.0.1",
+		.port = 4000,
+		.socket_path = "/tmp/x.sock" };
+	struct xz_scgi_opts neither = { 0 };
+	struct xz_scgi_opts no_port = { .host = "127.0.0.1" };
+	struct xz_scgi_opts no_host = { .port = 4000 };
+	struct xz_scgi_opts big_port = { .host = "127.0.0.1", .port = 65536 };
+	struct xz_scgi_opts neg_port = { .host = "127.0.0.1", .port = -1 };
+	struct xz_scgi_opts nowhere = { .host = "nosuchhost.invalid",
+		.port = 4000 };
+	struct xz_scgi_opts o = { .host = "127.0.0.1", .port = 4000 };
 
 	expect_refused(&both,
 	    "scgi /api: give host and port, or socket, not both");
@@ -678,32 +682,30 @@ Test(scgi_register, bad_options)
 	expect_refused(&big_port,
 	    "scgi /api: port 65536 out of range 1..65535");
 	expect_refused(&neg_port, "scgi /api: port -1 out of range 1..65535");
-	xz_scgi_config_init(&bad_timeout);
-	bad_timeout.timeout = 0;
-	o.config = &bad_timeout;
-	expect_refused(&o, "scgi /api: timeout must be greater than 0");
-	xz_scgi_config_init(&bad_buffer);
-	bad_buffer.buffer_size = 0;
-	o.config = &bad_buffer;
-	expect_refused(&o, "scgi /api: buffer_size must be at least 1");
+	o.timeout = -1;
+	expect_refused(&o, "scgi /api: timeout must be greater than 0 (or 0: "
+	                   "the default, 30)");
+	o.timeout = 0;
+	o.max_duration = -1;
+	expect_refused(&o, "scgi /api: max_duration must be 0 (off) or more");
 	expect_unresolvable(&nowhere);
 }
 
 Test(scgi_register, defaults_and_good_options)
 {
 	struct xz_backend_config cfg;
-	struct xz_scgi_opts v6 = { "::1", 4000, NULL, NULL };
-	struct xz_scgi_opts v6b = { "[::1]", 4001, NULL, NULL };
-	struct xz_scgi_opts name = { "localhost", 4002, NULL, NULL };
-	struct xz_scgi_opts sock = { NULL, 0, "/tmp/xz-app.sock", NULL };
-	struct xz_scgi_opts dup = { "127.0.0.1", 4000, NULL, NULL };
+	struct xz_scgi_opts v6 = { .host = "::1", .port = 4000 };
+	struct xz_scgi_opts v6b = { .host = "[::1]", .port = 4001 };
+	struct xz_scgi_opts name = { .host = "localhost", .port = 4002 };
+	struct xz_scgi_opts sock = { .socket_path = "/tmp/xz-app.sock" };
+	struct xz_scgi_opts dup = { .host = "127.0.0.1", .port = 4000 };
 	struct xz_app *app = xz_app_new();
 
 	xz_scgi_config_init(&cfg);
 	cr_expect(cfg.timeout == 30.0);
 	cr_expect_eq(cfg.max_response_size, 1048576);
 	cr_expect_eq(cfg.buffer_size, 8192);
-	cr_expect(cfg.inherit_environment);
+	cr_expect(!cfg.no_inherit_environment);
 	cr_expect_null(cfg.app_state_keys);
 	cr_expect_eq(xz_scgi(app, "/v6", &v6), XZ_OK, "%s", xz_app_error(app));
 	cr_expect_eq(xz_scgi(app, "/v6b", &v6b), XZ_OK, "%s",
@@ -844,7 +846,7 @@ Test(scgi_request, inherit_environment)
 	cr_expect_null(pairs_get(&p, "REMOTE_USER"));
 	pairs_free(&p);
 	xz_scgi_config_init(&cfg);
-	cfg.inherit_environment = false;
+	cfg.no_inherit_environment = true;
 	request_for("gemini://localhost/api/", &cfg, NULL, &p);
 	cr_expect_null(pairs_get(&p, "XZ_TEST_INHERITED"));
 	cr_expect_null(pairs_get(&p, "PATH"));
@@ -893,7 +895,7 @@ Test(scgi, unix_socket_backend)
 	struct xz_test_client *tc = client(&app);
 	struct mock *m =
 	    mock_unix(tc, MOCK_ANSWER, "20 text/gemini\r\n# Over a socket\n");
-	struct xz_scgi_opts o = { NULL, 0, m->path, NULL };
+	struct xz_scgi_opts o = { .socket_path = m->path };
 	struct xz_test_response *r;
 	struct pairs p;
 
@@ -954,7 +956,7 @@ stream_case(size_t len, size_t buffer_size)
 
 	m->stream_len = len;
 	xz_scgi_config_init(&cfg);
-	cfg.max_response_size = 0;
+	cfg.max_response_size = XZ_UNLIMITED;
 	cfg.buffer_size = buffer_size;
 	mount_tcp(app, "/api", m->port, &cfg);
 	r = get(tc, "/api/big");

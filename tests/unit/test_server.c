@@ -341,3 +341,31 @@ Test(server, new_fails_cleanly_without_descriptors)
 	cr_expect_str_eq(err, "stop pipe: Too many open files");
 	xz_app_free(app);
 }
+
+/* One of the pair without the other is named; neither is the default. */
+Test(server, one_certificate_file_without_the_other_is_named)
+{
+	static const char *const listen[] = { "127.0.0.1:0", NULL };
+	struct xz_app *app = xz_app_new();
+	struct xz_server_opts o = { .listen = listen, .cert_file = cert };
+	char err[256] = "";
+
+	cr_expect_null(xz_server_new(app, &o, err, sizeof(err)));
+	cr_expect_str_eq(err,
+	    "cert_file given without key_file (give both, or neither to use "
+	    "certs/localhost.crt and .key)");
+	o.cert_file = NULL;
+	o.key_file = key;
+	o.hostname = "example.org";
+	cr_expect_null(xz_server_new(app, &o, err, sizeof(err)));
+	cr_expect_str_eq(err,
+	    "key_file given without cert_file (give both, or neither to use "
+	    "certs/example.org.crt and .key)");
+	o.key_file = NULL;
+	o.hostname = "../etc";
+	cr_expect_null(xz_server_new(app, &o, err, sizeof(err)));
+	cr_expect_str_eq(err,
+	    "cert_file and key_file: none given, and hostname '../etc' cannot "
+	    "name them");
+	xz_app_free(app);
+}
