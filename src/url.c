@@ -1,5 +1,5 @@
 /*
- * request.c - the Gemini request URL.
+ * url.c - the Gemini request URL.
  *
  * This is the one place that decides whether a request line is a URL we
  * will look at, and the one place that decodes its path. It owns struct

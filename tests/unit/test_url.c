@@ -1,5 +1,5 @@
 /*
- * test_request.c - request.c: which URLs are served and how they are
+ * test_url.c - url.c: which URLs are served and how they are
  * split, as tables of good and bad URLs; then url_decode and
  * url_remove_dots on their own.
  */
@@ -99,13 +99,13 @@ static const struct good_url good_urls[] = {
 	{ "https://h/", "https", "h", -1, "/", NOQ },
 };
 
-ParameterizedTestParameters(request, good)
+ParameterizedTestParameters(url, good)
 {
 	return cr_make_param_array(struct good_url, good_urls,
 	    sizeof(good_urls) / sizeof(good_urls[0]));
 }
 
-ParameterizedTest(const struct good_url *t, request, good)
+ParameterizedTest(const struct good_url *t, url, good)
 {
 	struct xz_url u;
 	const char *why = NULL;
@@ -244,7 +244,7 @@ static const struct bad_url bad_urls[] = {
 	{ "gemini://h/a%2F..%2F..%2Fb", "URL path climbs above the root" },
 };
 
-ParameterizedTestParameters(request, bad)
+ParameterizedTestParameters(url, bad)
 {
 	return cr_make_param_array(struct bad_url, bad_urls,
 	    sizeof(bad_urls) / sizeof(bad_urls[0]));
@@ -261,7 +261,7 @@ expect_zeroed(const struct xz_url *u)
 	cr_expect_eq(u->port, 0);
 }
 
-ParameterizedTest(const struct bad_url *t, request, bad)
+ParameterizedTest(const struct bad_url *t, url, bad)
 {
 	struct xz_url u;
 	const char *why = NULL;
@@ -274,7 +274,7 @@ ParameterizedTest(const struct bad_url *t, request, bad)
 	url_clear(&u);
 }
 
-Test(request, empty)
+Test(url, empty)
 {
 	struct xz_url u;
 	const char *why = NULL;
@@ -300,7 +300,7 @@ long_url(size_t len)
 	return s;
 }
 
-Test(request, max_length)
+Test(url, max_length)
 {
 	struct xz_url u;
 	const char *why = NULL;
@@ -316,7 +316,7 @@ Test(request, max_length)
 	free(s);
 }
 
-Test(request, not_nul_terminated)
+Test(url, not_nul_terminated)
 {
 	struct xz_url u;
 	const char *why = NULL;
@@ -333,7 +333,7 @@ Test(request, not_nul_terminated)
 	url_clear(&u);
 }
 
-Test(request, inner_nul)
+Test(url, inner_nul)
 {
 	struct xz_url u;
 	const char *why = NULL;
@@ -345,7 +345,7 @@ Test(request, inner_nul)
 	expect_zeroed(&u);
 }
 
-Test(request, why_may_be_null)
+Test(url, why_may_be_null)
 {
 	struct xz_url u;
 
@@ -354,7 +354,7 @@ Test(request, why_may_be_null)
 	url_clear(&u);
 }
 
-Test(request, clear_is_idempotent)
+Test(url, clear_is_idempotent)
 {
 	struct xz_url u;
 
