@@ -663,7 +663,8 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 		    XZ_OK)
 			return XZ_EINVAL;
 		cfg->app = srv->app;
-		cfg->tls = srv->tls;
+		cfg->io = &conn_io_tls;
+		cfg->io_ctx = srv->tls;
 		cfg->hostnames = (const char *const *)srv->hostnames;
 		cfg->request_timeout = srv->opts.request_timeout;
 		cfg->write_timeout = srv->opts.write_timeout;
