@@ -27,9 +27,10 @@ edges = {}
 for f, syms in used.items():
     for s in syms:
         g = defined.get(s)
+        # Every file logs: log.c's edges would only be noise.
         if g is not None and g != f and g != "log.c":
             edges.setdefault(f, {}).setdefault(g, []).append(s)
-for f in sorted(defined.values() and set(defined.values())):
+for f in sorted(set(defined.values())):
     calls = edges.get(f, {})
     print("%-12s -> %s" % (f, ", ".join(sorted(calls)) or "(nothing)"))
 
@@ -66,4 +67,23 @@ for c in cycles:
                 print("  %s -> %s: %s" % (a, b,
                       ", ".join(sorted(edges[a][b]))))
 print("no cycle" if not cycles else "%d cycle(s)" % len(cycles))
-sys.exit(1 if cycles else 0)
+
+# The README's source tour reads bottom-up: each file calls only those
+# before it.
+readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                      "README.md")
+tour, on_tour = [], False
+for line in open(readme):
+    if line.startswith("## "):
+        on_tour = line.strip() == "## Source tour"
+    elif on_tour and line.startswith("- `src/") and ".c`" in line:
+        tour.append(line.split("`")[1][len("src/"):])
+forward = 0
+for f in tour:
+    for g in edges.get(f, {}):
+        if g in tour and tour.index(g) > tour.index(f):
+            print("forward: %s -> %s (%s)" % (f, g,
+                  ", ".join(sorted(edges[f][g]))))
+            forward += 1
+print("source tour: %d files, %d forward call(s)" % (len(tour), forward))
+sys.exit(1 if cycles or forward else 0)

@@ -1,6 +1,9 @@
 /*
  * xz_private.h - declarations shared between the files of libxitzin.
- * One section per source file, in the README's reading order.
+ * One section per source file that shares anything, in the README's
+ * source-tour order, which is also the order of use: a file calls only
+ * files before it (scripts/callgraph.py shows the calls). server.c,
+ * static.c, scgi.c, cgi.c and config.c share nothing private.
  */
 #ifndef XZ_PRIVATE_H
 #define XZ_PRIVATE_H
@@ -21,6 +24,17 @@ struct xz_conn;
 #define XZ_MAX_URL 1024  /* bytes of a request URL, CRLF not counted */
 #define XZ_MAX_META 1024 /* bytes of a response meta */
 
+/* Seconds (fractions allowed) as the timeval libevent takes. */
+static inline struct timeval
+xz_timeval(double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
 /*
  * log.c: the server's log on stderr. The library itself never prints: these
  * are silent until xz_log_enable() turns them on (the program does).
@@ -30,6 +44,14 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * strlist.c: "a, b c" -> { "a", "b", "c", NULL }: items are separated by
+ * commas and white space; empty items are dropped. NULL when out of
+ * memory. Free with strlist_free (NULL is a no-op).
+ */
+char **strlist_split(const char *s);
+void strlist_free(char **list);
 
 /*
  * url.c: the Gemini request line and its URL.
@@ -70,17 +92,6 @@ void url_clear(struct xz_url *u);
  */
 size_t utf8_len(const unsigned char *s, size_t n);
 
-/* Seconds (fractions allowed) as the timeval libevent takes. */
-static inline struct timeval
-xz_timeval(double seconds)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 /*
  * Percent-decodes in[0..len) into a new NUL-terminated string (*out, with
  * its length in *outlen, which may count inner NULs). '+' stays '+'.
@@ -98,6 +109,36 @@ int url_decode(const char *in, size_t len, char **out, size_t *outlen);
 int url_remove_dots(char *path);
 /* Merges each run of '/' into one, in place: "//a//b" is "/a/b". */
 void url_merge_slashes(char *path);
+
+/*
+ * response.c: response headers, ours and our backends'.
+ */
+
+/* True when status and meta make a valid Gemini header to send. */
+bool response_valid(int status, const char *meta, size_t metalen);
+
+/*
+ * Parses the header of a backend's answer (SCGI or CGI) in any of its
+ * three shapes: a Gemini line ("20 text/gemini\r\n"), a CGI header block
+ * ("Status: 20 text/gemini\r\n...\r\n\r\n") or NPH
+ * ("GEMINI 20 text/gemini\r\n...\r\n\r\n"). A bare LF ends a line too.
+ * buf holds the len bytes received so far. Returns XZ_OK with *status,
+ * *meta (malloc'd, NUL-terminated) and *hdrlen (bytes of buf the header
+ * used: the body starts there); XZ_EAGAIN when more bytes are needed;
+ * XZ_EPARSE, with *why set to a static reason, when the header is
+ * malformed or would not be a valid Gemini header (response_valid);
+ * XZ_ENOMEM. Unless XZ_OK, *meta is NULL and *status 0. why may be NULL.
+ * A leading digit means a Gemini line, "GEMINI " NPH, anything else CGI.
+ * CGI: without Status:, a Content-Type: alone means 20 with that type
+ * (RFC 3875's document response); "Status: 2x" without meta takes the
+ * Content-Type's value when there is one. Everything after the header is
+ * the body, and never looked at.
+ */
+int response_parse_backend(const char *buf, size_t len, int *status,
+    char **meta, size_t *hdrlen, const char **why);
+
+/* The longest backend header accepted before XZ_EPARSE. */
+#define XZ_MAX_BACKEND_HEADER 8192
 
 /*
  * tls.c: GnuTLS sessions on non-blocking sockets, certificate generation,
@@ -196,122 +237,6 @@ int tls_conn_peer_cert(struct tls_conn *tc, struct xz_cert *cert);
 const char *tls_conn_version(struct tls_conn *tc);  /* "TLSv1.3" */
 const char *tls_conn_cipher(struct tls_conn *tc);   /* IANA name */
 const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
-
-/*
- * beneath.c (static.c and cgi.c): opens path (no "." or ".." segments)
- * under dirfd so that nothing, symlinks included, leads outside it:
- * openat2(RESOLVE_BENEATH); where the kernel lacks openat2, a walk that
- * follows no symlink at all. Returns the descriptor, or -1 with errno.
- */
-int open_beneath(int dirfd, const char *path, int flags);
-/* The walk alone (open_beneath's fallback), for the tests. */
-int open_beneath_walk(int dirfd, const char *path, int flags);
-
-/*
- * strlist.c: "a, b c" -> { "a", "b", "c", NULL }: items are separated by
- * commas and white space; empty items are dropped. NULL when out of
- * memory. Free with strlist_free (NULL is a no-op).
- */
-char **strlist_split(const char *s);
-void strlist_free(char **list);
-
-/*
- * response.c: response headers, ours and our backends'.
- */
-
-/* True when status and meta make a valid Gemini header to send. */
-bool response_valid(int status, const char *meta, size_t metalen);
-
-/*
- * Parses the header of a backend's answer (SCGI or CGI) in any of its
- * three shapes: a Gemini line ("20 text/gemini\r\n"), a CGI header block
- * ("Status: 20 text/gemini\r\n...\r\n\r\n") or NPH
- * ("GEMINI 20 text/gemini\r\n...\r\n\r\n"). A bare LF ends a line too.
- * buf holds the len bytes received so far. Returns XZ_OK with *status,
- * *meta (malloc'd, NUL-terminated) and *hdrlen (bytes of buf the header
- * used: the body starts there); XZ_EAGAIN when more bytes are needed;
- * XZ_EPARSE, with *why set to a static reason, when the header is
- * malformed or would not be a valid Gemini header (response_valid);
- * XZ_ENOMEM. Unless XZ_OK, *meta is NULL and *status 0. why may be NULL.
- * A leading digit means a Gemini line, "GEMINI " NPH, anything else CGI.
- * CGI: without Status:, a Content-Type: alone means 20 with that type
- * (RFC 3875's document response); "Status: 2x" without meta takes the
- * Content-Type's value when there is one. Everything after the header is
- * the body, and never looked at.
- */
-int response_parse_backend(const char *buf, size_t len, int *status,
-    char **meta, size_t *hdrlen, const char **why);
-
-/* The longest backend header accepted before XZ_EPARSE. */
-#define XZ_MAX_BACKEND_HEADER 8192
-
-/*
- * cgienv.c: the variable set of a CGI or SCGI request (one builder for
- * both), and its encodings.
- */
-struct cgienv_src {
-	const char *url;         /* GEMINI_URL */
-	const char *host;        /* SERVER_NAME */
-	int server_port;         /* SERVER_PORT */
-	const char *script_name; /* SCRIPT_NAME */
-	const char *path_info;   /* PATH_INFO, decoded */
-	const char *query;       /* QUERY_STRING, raw; NULL when none */
-	const char *remote_addr; /* REMOTE_ADDR, REMOTE_HOST */
-	const struct xz_cert *cert;
-	const char *tls_version;
-	const char *tls_cipher;
-	/* app_state_keys and their values (NULL value: not set) */
-	const char *const *state_keys;
-	const char *const *state_values;
-	size_t nstate;
-	bool inherit_environment;
-};
-
-/* An ordered set of unique names with values. */
-struct cgienv {
-	char **names;
-	char **values;
-	size_t len, cap;
-};
-
-/*
- * Builds the set of DESIGN.md: request variables first, then XITZIN_<KEY>
- * for each state key (upper-cased, anything but A-Z 0-9 _ made _; empty
- * keys and NULL values skipped), then (inherit_environment) the parent
- * environment where it does not override. The parent may never supply a
- * name the request could have set (REMOTE_USER, AUTH_TYPE, TLS_*, the RFC
- * 3875 names, CONTENT_LENGTH, SCGI, a state key's XITZIN_ name), set or
- * not. env need not be initialised; release it with cgienv_clear(). Returns
- * XZ_OK or XZ_ENOMEM (env then empty).
- */
-int cgienv_build(struct cgienv *env, const struct cgienv_src *src);
-/*
- * The set for req going to a backend configured by cfg (its
- * app_state_keys, read from the app's state now, and
- * inherit_environment): the one request -> variables step of CGI and
- * SCGI. script_name and path_info are SCRIPT_NAME and PATH_INFO (a CGI
- * script's differ from the mount's). As cgienv_build.
- */
-int cgienv_request(struct cgienv *env, struct xz_request *req,
-    const char *script_name, const char *path_info,
-    const struct xz_backend_config *cfg);
-void cgienv_clear(struct cgienv *env);
-/* The value of name, or NULL. */
-const char *cgienv_get(const struct cgienv *env, const char *name);
-/* Appends "len:data," to out, whole or not at all. */
-int netstring_add(struct evbuffer *out, const void *data, size_t len);
-/*
- * Appends the SCGI request header: a netstring of CONTENT_LENGTH (0)
- * first, SCGI=1 second, then env's pairs with empty values left out, and
- * no body.
- */
-int cgienv_scgi_header(struct evbuffer *out, const struct cgienv *env);
-/*
- * A NULL-ended "NAME=value" array for execve (QUERY_STRING always set,
- * empty or not); free with cgienv_envp_free().
- */
-char **cgienv_envp(const struct cgienv *env);
-void cgienv_envp_free(char **envp);
 
 /*
  * request.c: one request, from its parsed line to xz_end (accessors,
@@ -455,27 +380,6 @@ int app_startup(struct xz_app *app);
 void app_shutdown(struct xz_app *app);
 
 /*
- * admit.c: the global and per-address connection limits (0: none).
- */
-struct admit;
-struct admit_key {
-	int family;
-	unsigned char addr[16];
-};
-struct admit *admit_new(unsigned max_total, unsigned max_per_addr);
-void admit_free(struct admit *a);
-/* Counts a connection from sa in (true), or refuses it (false). */
-bool admit_take(struct admit *a, const struct sockaddr *sa,
-    struct admit_key *key);
-void admit_release(struct admit *a, const struct admit_key *key);
-/*
- * The default global limit for a process allowed fd_limit descriptors
- * (RLIMIT_NOFILE; ULONG_MAX when unlimited) with fds_open already open:
- * (fd_limit - fds_open - 32) / 2, at least 1.
- */
-unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
-
-/*
  * conn.c: one client connection's life, from the TLS handshake to
  * close_notify, over a transport it reaches through a table.
  */
@@ -531,6 +435,112 @@ struct xz_conn *conn_new(struct event_base *base, int fd,
 /* Ends the connection now (idempotent); a handler still at work is
  * cancelled first. */
 void conn_close(struct xz_conn *c, const char *reason);
+
+/*
+ * testclient.c: the in-process test client (xz_test_*), and the plain
+ * transport it runs conn.c over: bytes as they are, no handshake; its
+ * ctx (conn_cfg.io_ctx) is a client certificate hash or NULL.
+ */
+extern const struct conn_io test_client_io;
+
+/*
+ * admit.c: the global and per-address connection limits (0: none).
+ */
+struct admit;
+struct admit_key {
+	int family;
+	unsigned char addr[16];
+};
+struct admit *admit_new(unsigned max_total, unsigned max_per_addr);
+void admit_free(struct admit *a);
+/* Counts a connection from sa in (true), or refuses it (false). */
+bool admit_take(struct admit *a, const struct sockaddr *sa,
+    struct admit_key *key);
+void admit_release(struct admit *a, const struct admit_key *key);
+/*
+ * The default global limit for a process allowed fd_limit descriptors
+ * (RLIMIT_NOFILE; ULONG_MAX when unlimited) with fds_open already open:
+ * (fd_limit - fds_open - 32) / 2, at least 1.
+ */
+unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
+
+/*
+ * beneath.c (static.c and cgi.c): opens path (no "." or ".." segments)
+ * under dirfd so that nothing, symlinks included, leads outside it:
+ * openat2(RESOLVE_BENEATH); where the kernel lacks openat2, a walk that
+ * follows no symlink at all. Returns the descriptor, or -1 with errno.
+ */
+int open_beneath(int dirfd, const char *path, int flags);
+/* The walk alone (open_beneath's fallback), for the tests. */
+int open_beneath_walk(int dirfd, const char *path, int flags);
+
+/*
+ * cgienv.c: the variable set of a CGI or SCGI request (one builder for
+ * both), and its encodings.
+ */
+struct cgienv_src {
+	const char *url;         /* GEMINI_URL */
+	const char *host;        /* SERVER_NAME */
+	int server_port;         /* SERVER_PORT */
+	const char *script_name; /* SCRIPT_NAME */
+	const char *path_info;   /* PATH_INFO, decoded */
+	const char *query;       /* QUERY_STRING, raw; NULL when none */
+	const char *remote_addr; /* REMOTE_ADDR, REMOTE_HOST */
+	const struct xz_cert *cert;
+	const char *tls_version;
+	const char *tls_cipher;
+	/* app_state_keys and their values (NULL value: not set) */
+	const char *const *state_keys;
+	const char *const *state_values;
+	size_t nstate;
+	bool inherit_environment;
+};
+
+/* An ordered set of unique names with values. */
+struct cgienv {
+	char **names;
+	char **values;
+	size_t len, cap;
+};
+
+/*
+ * Builds the set of DESIGN.md: request variables first, then XITZIN_<KEY>
+ * for each state key (upper-cased, anything but A-Z 0-9 _ made _; empty
+ * keys and NULL values skipped), then (inherit_environment) the parent
+ * environment where it does not override. The parent may never supply a
+ * name the request could have set (REMOTE_USER, AUTH_TYPE, TLS_*, the RFC
+ * 3875 names, CONTENT_LENGTH, SCGI, a state key's XITZIN_ name), set or
+ * not. env need not be initialised; release it with cgienv_clear(). Returns
+ * XZ_OK or XZ_ENOMEM (env then empty).
+ */
+int cgienv_build(struct cgienv *env, const struct cgienv_src *src);
+/*
+ * The set for req going to a backend configured by cfg (its
+ * app_state_keys, read from the app's state now, and
+ * inherit_environment): the one request -> variables step of CGI and
+ * SCGI. script_name and path_info are SCRIPT_NAME and PATH_INFO (a CGI
+ * script's differ from the mount's). As cgienv_build.
+ */
+int cgienv_request(struct cgienv *env, struct xz_request *req,
+    const char *script_name, const char *path_info,
+    const struct xz_backend_config *cfg);
+void cgienv_clear(struct cgienv *env);
+/* The value of name, or NULL. */
+const char *cgienv_get(const struct cgienv *env, const char *name);
+/* Appends "len:data," to out, whole or not at all. */
+int netstring_add(struct evbuffer *out, const void *data, size_t len);
+/*
+ * Appends the SCGI request header: a netstring of CONTENT_LENGTH (0)
+ * first, SCGI=1 second, then env's pairs with empty values left out, and
+ * no body.
+ */
+int cgienv_scgi_header(struct evbuffer *out, const struct cgienv *env);
+/*
+ * A NULL-ended "NAME=value" array for execve (QUERY_STRING always set,
+ * empty or not); free with cgienv_envp_free().
+ */
+char **cgienv_envp(const struct cgienv *env);
+void cgienv_envp_free(char **envp);
 
 /*
  * relay.c: a backend's answer (an SCGI socket, a CGI script's stdout)
@@ -600,12 +610,5 @@ void backend_config_clear(struct xz_backend_config *cfg);
 /* The relay's view of cfg, with kind's metas; name is borrowed. */
 void backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
     const struct backend_kind *kind, const char *name);
-
-/*
- * testclient.c: the in-process test client (xz_test_*), and the plain
- * transport it runs conn.c over: bytes as they are, no handshake; its
- * ctx (conn_cfg.io_ctx) is a client certificate hash or NULL.
- */
-extern const struct conn_io test_client_io;
 
 #endif /* XZ_PRIVATE_H */
