@@ -222,11 +222,11 @@ request_read_file(struct xz_request *req, int fd, off_t off, size_t len)
 		vec[i].iov_len = (size_t)n;
 		got += n;
 		if ((size_t)n < want) {
-			nvec = i + 1;
+			nvec = ++i; /* the end of the file: commit this one */
 			break;
 		}
 	}
-	for (; i < nvec; i++)
+	for (; i < nvec; i++) /* vectors left unfilled */
 		vec[i].iov_len = 0;
 	if (evbuffer_commit_space(out, vec, nvec) == -1)
 		return XZ_ENOMEM;
