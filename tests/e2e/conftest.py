@@ -43,6 +43,21 @@ def measured_env():
     return env
 
 
+# The end of the tests' small Python SCGI backends: each script defines
+# serve(c) for one connection, imports socket and threading, and ends
+# with this loop, which prints the port it listens on.
+SERVE_FOREVER = '''
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(1024)
+print("ready %d" % s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'''
+
+
 class Reply:
     """A Gemini response: status, meta, body, and whether TLS closed cleanly."""
 

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR, SLOW, client_context
+from conftest import BUILD_DIR, SLOW, client_context, SERVE_FOREVER
 
 ROUTES = BUILD_DIR / "routes-server"
 BIG = 2 * 1024 * 1024
@@ -47,14 +47,7 @@ def serve(c):
     c.sendall(b"20 application/octet-stream\r\n" + b"s" * size)
     c.close()
 
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(64)
-print("ready %d" % s.getsockname()[1], flush=True)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-'''
+''' + SERVE_FOREVER
 
 
 def half_closed_get(port, url, how, tls_max=None):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import SLOW, client_context, measured_env
+from conftest import SLOW, client_context, measured_env, SERVE_FOREVER
 from test_scgi import PYTHON, backends, get, scgi  # noqa: F401 (fixture)
 
 # One connection, one act:
@@ -74,15 +74,7 @@ def serve(c):
     finally:
         c.close()
 
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen(1024)
-print("ready %d" % s.getsockname()[1], flush=True)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-'''
+''' + SERVE_FOREVER
 
 
 @pytest.fixture

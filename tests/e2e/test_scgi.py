@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (BUILD_DIR, ROOT, SLOW, Reply, client_context,
-                      gemini_raw, make_client_cert, measured_env)
+                      gemini_raw, make_client_cert, measured_env, SERVE_FOREVER)
 
 EXAMPLES = ROOT / "examples" / "scgi"
 ECHO = BUILD_DIR / "scgi-echo-backend"
@@ -106,15 +106,7 @@ def serve(c):
         os.kill(os.getpid(), signal.SIGKILL)
     c.close()
 
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen(128)
-print("ready %d" % s.getsockname()[1], flush=True)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-'''
+''' + SERVE_FOREVER
 
 
 def free_port():

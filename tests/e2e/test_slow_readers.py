@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED, SLOW, client_context, measured_env
+from conftest import SANITIZED, SLOW, client_context, measured_env, SERVE_FOREVER
 
 CLIENTS = 500
 # The stated bound: the output ceiling (64 KiB), the TLS session and its
@@ -49,14 +49,7 @@ def serve(c):
     except OSError:
         c.close()
 
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(1024)
-print("ready %d" % s.getsockname()[1], flush=True)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-'''
+''' + SERVE_FOREVER
 
 
 @pytest.fixture
