@@ -1,6 +1,6 @@
 /*
- * fuzz_request.c - libFuzzer target for request.c: any line must give 0,
- * 59 or XZ_ENOMEM without a crash or leak, and a URL that is accepted
+ * fuzz_request.c - libFuzzer target for url.c (the request line): any line must
+ * give 0, 59 or XZ_ENOMEM without a crash or leak, and a URL that is accepted
  * must keep the promises later stages rely on (a path without NULs or
  * dot segments, never above "/"; a port that is -1 or 1..65535).
  */

@@ -2,10 +2,13 @@
  * app.c - the application: mounts, routes, middleware, state and hooks,
  * and the path every request takes through them:
  *
- *   middleware.before ... -> mount (longest prefix) | route | 51
+ *   middleware.before ... -> mount (longest prefix) | routes (| 51)
  *   xz_reply -> middleware.after (innermost first) -> header -> body
  *
- * A request lives in its connection (conn.c); this file answers it.
+ * The C routes are one more handler (app_routes_ops), so a request meets
+ * exactly one handler. The request itself, and answering it, is
+ * request.c's; the app reaches back into a request only through the
+ * request_owner table it hands over in app_dispatch.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -56,11 +59,6 @@ struct state_entry {
 	struct state_value *value;
 };
 
-struct xz_handler {
-	const struct xz_handler_ops *ops;
-	void *state;
-};
-
 struct xz_app {
 	struct mount *mounts;
 	size_t nmounts;
@@ -84,31 +82,10 @@ struct xz_app {
 	size_t readers[2];             /* requests in flight, by period & 1 */
 	struct state_value *graves[2]; /* replaced during period & 1 */
 	char error[512]; /* the last registration error (xz_app_error) */
+	struct xz_handler routes_handler; /* the C routes, as a handler */
 };
 
-const char *
-xz_strerror(int err)
-{
-	switch (err) {
-	case XZ_OK:
-		return "success";
-	case XZ_EAGAIN:
-		return "need more input";
-	case XZ_ENOMEM:
-		return "out of memory";
-	case XZ_EPARSE:
-		return "malformed input";
-	case XZ_ETOOBIG:
-		return "too large";
-	case XZ_EIO:
-		return "I/O error";
-	case XZ_EINVAL:
-		return "invalid argument";
-	case XZ_ESTATE:
-		return "not allowed in this state";
-	}
-	return "unknown error";
-}
+static const struct xz_handler_ops app_routes_ops;
 
 void
 app_set_error(struct xz_app *app, const char *fmt, ...)
@@ -183,6 +160,8 @@ xz_app_new(void)
 		free(app);
 		return NULL;
 	}
+	app->routes_handler.ops = &app_routes_ops;
+	app->routes_handler.state = app;
 	return app;
 }
 
@@ -716,69 +695,8 @@ xz_state_get(struct xz_app *app, const char *key)
 }
 
 /*
- * Requests.
+ * Dispatch: the path every request takes through the app.
  */
-
-void
-request_init(struct xz_request *req, struct xz_app *app, struct xz_conn *c,
-    struct event_base *base)
-{
-	memset(req, 0, sizeof(*req));
-	req->app = app;
-	req->c = c;
-	req->base = base;
-	req->mount = "";
-	req->state_period = app_state_enter(app);
-}
-
-void
-request_clear(struct xz_request *req)
-{
-	size_t i;
-
-	for (i = 0; i < req->nparams; i++)
-		free(req->param_values[i]);
-	free(req->param_names);
-	free(req->param_values);
-	free(req->input);
-	free(req->meta);
-	url_clear(&req->url);
-	cert_clear(&req->cert);
-	if (req->app != NULL)
-		app_state_leave(req->app, req->state_period);
-	memset(req, 0, sizeof(*req));
-}
-
-void
-request_cancel(struct xz_request *req)
-{
-	if (req->handler != NULL && req->handler->ops->cancel != NULL)
-		req->handler->ops->cancel(req, req->handler->state);
-	else if (req->cancel_cb != NULL)
-		req->cancel_cb(req, req->cancel_arg);
-	req->handler = NULL;
-	req->cancel_cb = NULL;
-	req->ended = true;
-}
-
-void
-xz_request_on_cancel(struct xz_request *req,
-    void (*fn)(struct xz_request *, void *), void *arg)
-{
-	req->cancel_cb = fn;
-	req->cancel_arg = arg;
-}
-
-void
-request_drained(struct xz_request *req, size_t pending)
-{
-	void (*cb)(struct xz_request *, void *) = req->drain_cb;
-
-	if (cb == NULL || pending > req->drain_low || req->ended)
-		return;
-	req->drain_cb = NULL; /* once; the handler sets it again */
-	cb(req, req->drain_arg);
-}
 
 /* Matches a mount: the prefix itself or anything under prefix + "/". */
 static const struct mount *
@@ -797,37 +715,6 @@ app_find_mount(const struct xz_app *app, const char *path)
 			best = m;
 	}
 	return best;
-}
-
-static int
-request_add_param(struct xz_request *req, char *name, const char *value,
-    size_t len)
-{
-	char **names, **values;
-
-	names = realloc(req->param_names, (req->nparams + 1) * sizeof(char *));
-	if (names == NULL)
-		return XZ_ENOMEM;
-	req->param_names = names;
-	values =
-	    realloc(req->param_values, (req->nparams + 1) * sizeof(char *));
-	if (values == NULL)
-		return XZ_ENOMEM;
-	req->param_values = values;
-	if ((values[req->nparams] = strndup(value, len)) == NULL)
-		return XZ_ENOMEM;
-	names[req->nparams++] = name;
-	return XZ_OK;
-}
-
-static void
-request_drop_params(struct xz_request *req)
-{
-	size_t i;
-
-	for (i = 0; i < req->nparams; i++)
-		free(req->param_values[i]);
-	req->nparams = 0;
 }
 
 /*
@@ -887,46 +774,87 @@ request_fail(struct xz_request *req, const char *meta)
 	xz_end(req);
 }
 
+/*
+ * The app's C routes, as a handler like the mounted ones: the one place a
+ * route is looked up, asked for its input, or given its cancel callback.
+ */
+static int
+routes_start(struct xz_request *req, void *state)
+{
+	struct xz_app *app = state;
+	struct route *r;
+	int rc;
+
+	if ((r = app_find_route(app, req)) == NULL) {
+		(void)xz_respond(req, 51, "Not found");
+		return XZ_OK;
+	}
+	if (r->prompt != NULL && xz_request_query(req) == NULL) {
+		(void)xz_input(req, r->prompt, r->sensitive);
+		return XZ_OK;
+	}
+	if ((rc = r->fn(req, r->arg)) != XZ_OK)
+		log_warnx("route %s failed on %s", r->pattern, req->url.raw);
+	return rc;
+}
+
+/* The client left an asynchronous route: its xz_request_on_cancel. */
+static void
+routes_cancel(struct xz_request *req, void *state)
+{
+	request_run_on_cancel(req);
+}
+
+static const struct xz_handler_ops app_routes_ops = {
+	.name = "route",
+	.start = routes_start,
+	.cancel = routes_cancel,
+};
+
+static int app_run_after(struct xz_request *req, int *status, char **meta);
+
+/* The request is done with the app's state (request_clear). */
+static void
+app_leave(struct xz_request *req)
+{
+	app_state_leave(req->app, req->state_period);
+}
+
+static const struct request_owner app_owner = {
+	.after = app_run_after,
+	.leave = app_leave,
+};
+
 static void
 app_run_handler(struct xz_request *req)
 {
 	struct xz_app *app = req->app;
 	const struct mount *m = app_find_mount(app, req->url.path);
-	struct route *r;
+	struct xz_handler *h = &app->routes_handler;
 
+	req->path_info = req->url.path;
 	if (m != NULL) {
 		req->mount = m->prefix;
 		req->path_info = req->url.path + m->len;
-		req->handler = m->handler;
-		if (m->handler->ops->start(req, m->handler->state) != XZ_OK) {
-			log_warnx("%s handler failed on %s",
-			    m->handler->ops->name, req->url.raw);
-			req->handler = NULL;
-			request_fail(req, "Handler error");
-		}
-		return;
+		h = m->handler;
 	}
-	req->path_info = req->url.path;
-	if ((r = app_find_route(app, req)) == NULL) {
-		xz_respond(req, 51, "Not found");
-		return;
-	}
-	if (r->prompt != NULL && xz_request_query(req) == NULL) {
-		xz_input(req, r->prompt, r->sensitive);
-		return;
-	}
-	if (r->fn(req, r->arg) != XZ_OK) {
-		log_warnx("route %s failed on %s", r->pattern, req->url.raw);
+	req->handler = h;
+	if (h->ops->start(req, h->state) != XZ_OK) {
+		log_warnx("%s handler failed on %s", h->ops->name,
+		    req->url.raw);
+		req->handler = NULL;
 		request_fail(req, "Handler error");
 	}
 }
 
 void
-app_dispatch(struct xz_request *req)
+app_dispatch(struct xz_app *app, struct xz_request *req)
 {
-	struct xz_app *app = req->app;
 	size_t i;
 
+	req->app = app;
+	req->owner = &app_owner;
+	req->state_period = app_state_enter(app);
 	for (i = 0; i < app->nmws; i++) {
 		struct middleware *m = &app->mws[i];
 
@@ -945,9 +873,12 @@ app_dispatch(struct xz_request *req)
 	app_run_handler(req);
 }
 
-/* Middleware after hooks, innermost first; each may replace the pair. */
+/*
+ * Middleware after hooks, innermost first; each may replace the pair
+ * (*meta is malloc'd). Called by xz_reply through the request's owner.
+ */
 static int
-request_run_after(struct xz_request *req, int *status, char **meta)
+app_run_after(struct xz_request *req, int *status, char **meta)
 {
 	struct xz_response res;
 	int i;
@@ -977,298 +908,4 @@ request_run_after(struct xz_request *req, int *status, char **meta)
 		*status = res.status;
 	}
 	return XZ_OK;
-}
-
-int
-xz_reply(struct xz_request *req, int status, const char *meta)
-{
-	struct evbuffer *out = conn_output(req->c);
-	char *m;
-
-	if (req->replied || req->ended)
-		return XZ_ESTATE;
-	if (meta == NULL)
-		meta = "";
-	if (!response_valid(status, meta, strlen(meta))) {
-		log_warnx("invalid response %d \"%.64s\" on %s", status, meta,
-		    req->url.raw);
-		status = 40;
-		meta = "Handler error";
-	}
-	if ((m = strdup(meta)) == NULL ||
-	    request_run_after(req, &status, &m) != XZ_OK) {
-		free(m);
-		status = 40;
-		m = NULL;
-	}
-	req->replied = true;
-	req->status = status;
-	req->meta = m;
-	if (evbuffer_add_printf(out, "%d %s\r\n", status,
-	        m != NULL ? m : "Server busy") < 0)
-		return XZ_ENOMEM;
-	conn_kick(req->c);
-	return XZ_OK;
-}
-
-static bool
-request_takes_body(const struct xz_request *req)
-{
-	return req->replied && !req->ended && req->status / 10 == 2;
-}
-
-int
-xz_write(struct xz_request *req, const void *data, size_t len)
-{
-	if (!request_takes_body(req))
-		return XZ_ESTATE;
-	if (evbuffer_add(conn_output(req->c), data, len) == -1)
-		return XZ_ENOMEM;
-	conn_kick(req->c);
-	return XZ_OK;
-}
-
-int
-xz_puts(struct xz_request *req, const char *s)
-{
-	return xz_write(req, s, strlen(s));
-}
-
-ssize_t
-request_read_file(struct xz_request *req, int fd, off_t off, size_t len)
-{
-	struct evbuffer *out = conn_output(req->c);
-	struct evbuffer_iovec vec[2];
-	ssize_t n, got = 0;
-	int nvec, i;
-
-	if (!request_takes_body(req))
-		return XZ_ESTATE;
-	if ((nvec = evbuffer_reserve_space(out, (ev_ssize_t)len, vec, 2)) < 0)
-		return XZ_ENOMEM;
-	/* pread straight into the output buffer: no copy in between. */
-	for (i = 0; i < nvec && (size_t)got < len; i++) {
-		size_t want = vec[i].iov_len < len - (size_t)got ?
-		                  vec[i].iov_len :
-		                  len - (size_t)got;
-
-		n = pread(fd, vec[i].iov_base, want, off + got);
-		if (n < 0)
-			return XZ_EIO;
-		vec[i].iov_len = (size_t)n;
-		got += n;
-		if ((size_t)n < want) {
-			nvec = i + 1;
-			break;
-		}
-	}
-	for (; i < nvec; i++)
-		vec[i].iov_len = 0;
-	if (evbuffer_commit_space(out, vec, nvec) == -1)
-		return XZ_ENOMEM;
-	conn_kick(req->c);
-	return got;
-}
-
-void
-xz_end(struct xz_request *req)
-{
-	if (req->ended)
-		return;
-	if (!req->replied)
-		(void)xz_reply(req, 40, "Handler error");
-	req->ended = true;
-	req->handler = NULL;
-	req->drain_cb = NULL;
-	conn_end(req->c);
-}
-
-void
-request_abort(struct xz_request *req, const char *reason)
-{
-	if (req->ended)
-		return;
-	req->ended = true;
-	req->handler = NULL;
-	req->drain_cb = NULL;
-	conn_abort(req->c, reason);
-}
-
-int
-xz_respond(struct xz_request *req, int status, const char *meta)
-{
-	int rc = xz_reply(req, status, meta);
-
-	xz_end(req);
-	return rc;
-}
-
-int
-xz_gemtext(struct xz_request *req, const char *body)
-{
-	int rc = xz_reply(req, 20, "text/gemini");
-
-	if (rc == XZ_OK && req->status / 10 == 2)
-		rc = xz_puts(req, body);
-	xz_end(req);
-	return rc;
-}
-
-const char *
-xz_request_input(struct xz_request *req)
-{
-	size_t len;
-
-	if (req->url.query == NULL)
-		return NULL;
-	if (req->input == NULL &&
-	    url_decode(req->url.query, strlen(req->url.query), &req->input,
-	        &len) != XZ_OK)
-		return NULL;
-	return req->input;
-}
-
-int
-xz_input(struct xz_request *req, const char *prompt, bool sensitive)
-{
-	return xz_respond(req, sensitive ? 11 : 10, prompt);
-}
-
-int
-xz_redirect(struct xz_request *req, const char *url, bool permanent)
-{
-	return xz_respond(req, permanent ? 31 : 30, url);
-}
-
-bool
-xz_require_cert(struct xz_request *req)
-{
-	if (req->cert.present)
-		return true;
-	xz_respond(req, 60, "Certificate required");
-	return false;
-}
-
-bool
-xz_require_cert_in(struct xz_request *req, const char *const *hashes)
-{
-	const char *const *h;
-
-	if (!xz_require_cert(req))
-		return false;
-	for (h = hashes; h != NULL && *h != NULL; h++)
-		if (strcasecmp(*h, req->cert.hash) == 0)
-			return true;
-	xz_respond(req, 61, "Certificate not authorised");
-	return false;
-}
-
-size_t
-xz_pending(const struct xz_request *req)
-{
-	return evbuffer_get_length(conn_output(req->c));
-}
-
-void
-xz_on_drain(struct xz_request *req, size_t low,
-    void (*cb)(struct xz_request *, void *), void *arg)
-{
-	req->drain_low = low;
-	req->drain_cb = cb;
-	req->drain_arg = arg;
-	if (cb != NULL && xz_pending(req) <= low)
-		conn_kick(req->c); /* the next flush calls it */
-}
-
-const char *
-xz_param(const struct xz_request *req, const char *name)
-{
-	size_t i, len = strlen(name);
-
-	for (i = 0; i < req->nparams; i++) {
-		const char *n = req->param_names[i] + 1; /* past '{' */
-
-		if (strncmp(n, name, len) == 0 &&
-		    (n[len] == '}' || n[len] == ':'))
-			return req->param_values[i];
-	}
-	return NULL;
-}
-
-const char *
-xz_request_url(const struct xz_request *req)
-{
-	return req->url.raw;
-}
-
-const char *
-xz_request_path(const struct xz_request *req)
-{
-	return req->url.path;
-}
-
-const char *
-xz_request_query(const struct xz_request *req)
-{
-	return req->url.query;
-}
-
-const char *
-xz_request_host(const struct xz_request *req)
-{
-	return req->url.host;
-}
-
-int
-xz_request_port(const struct xz_request *req)
-{
-	return req->port;
-}
-
-const char *
-xz_request_remote_addr(const struct xz_request *req)
-{
-	return req->remote_addr;
-}
-
-const char *
-xz_request_mount(const struct xz_request *req)
-{
-	return req->mount;
-}
-
-const char *
-xz_request_path_info(const struct xz_request *req)
-{
-	return req->path_info != NULL ? req->path_info : req->url.path;
-}
-
-const char *
-xz_request_cert_hash(const struct xz_request *req)
-{
-	return req->cert.present ? req->cert.hash : NULL;
-}
-
-struct event_base *
-xz_request_base(const struct xz_request *req)
-{
-	return req->base;
-}
-
-void *
-xz_request_data(const struct xz_request *req)
-{
-	return req->data;
-}
-
-void
-xz_request_set_data(struct xz_request *req, void *data)
-{
-	req->data = data;
-}
-
-struct xz_app *
-xz_request_app(const struct xz_request *req)
-{
-	return req->app;
 }

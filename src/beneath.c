@@ -22,7 +22,7 @@
  * Without openat2 (kernels before 5.6, some seccomp sandboxes, valgrind):
  * walk the path a component at a time, following no symlink at all, which
  * is stricter than RESOLVE_BENEATH and never looser. Paths come without
- * "." or ".." segments (request.c); one that has them is refused anyway.
+ * "." or ".." segments (url.c); one that has them is refused anyway.
  */
 int
 open_beneath_walk(int dirfd, const char *path, int flags)

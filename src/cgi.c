@@ -850,7 +850,7 @@ cgi_resolve_dir(const struct cgi_mount *m, struct xz_request *req,
 	                                  (size_t)(slash - info - 1) :
 	                                  strlen(info + 1))) == NULL)
 		return -1;
-	/* request.c removed dot segments already; this holds regardless. */
+	/* url.c removed dot segments already; this holds regardless. */
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
 		free(name);
 		*meta = "Bad request";

@@ -9,8 +9,9 @@
  *
  * TLS runs on the socket itself, driven by libevent read/write events (as
  * gmid drives libtls); the response is queued in an evbuffer and taken out
- * a record (16 KiB) at a time. The test client uses the same code with
- * plain bytes instead of TLS (conn_io_plain).
+ * a record (16 KiB) at a time. The transport is a table (struct conn_io):
+ * conn_io_tls here; the test client brings one of plain bytes. The
+ * request reaches its connection through conn_carrier, never by name.
  */
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -59,15 +60,13 @@ enum conn_state {
 static const char *const conn_state_name[] = { "handshake", "read-request",
 	"handler", "flush", "bye", "linger", "closing" };
 
-struct conn_io;
-
 struct xz_conn {
 	unsigned id;
 	int fd;
 	enum conn_state state;
 	const struct conn_cfg *cfg;
 	const struct conn_io *io;
-	struct tls_conn *tls;
+	void *t; /* the transport's session; NULL once it is done */
 	struct event_base *base;
 	struct event *ev_read;
 	struct event *ev_write;
@@ -78,7 +77,6 @@ struct xz_conn {
 	size_t bytes_sent;
 	struct xz_request req;
 	bool has_request;
-	char *fake_cert_hash;
 	char addr[64];
 	const char *abort_reason; /* set: close without close_notify */
 	bool peer_done;           /* the client sent its FIN or close_notify */
@@ -95,19 +93,6 @@ struct xz_conn {
 	void *closed_arg;
 };
 
-/*
- * The transport: TLS over the socket, or plain bytes for the test client.
- * Each returns what tls.c's functions return (enum tls_result).
- */
-struct conn_io {
-	int (*handshake)(struct xz_conn *c);
-	ssize_t (*read)(struct xz_conn *c, void *buf, size_t len);
-	ssize_t (*write)(struct xz_conn *c, const void *buf, size_t len);
-	int (*bye)(struct xz_conn *c);
-	/* Optional: what is queued now ends the response; bye follows. */
-	void (*last)(struct xz_conn *c);
-};
-
 static void conn_on_read(evutil_socket_t, short, void *);
 static void conn_on_write(evutil_socket_t, short, void *);
 static void conn_on_timeout(evutil_socket_t, short, void *);
@@ -116,92 +101,138 @@ static void conn_linger_read(struct xz_conn *c);
 
 static unsigned conn_next_id;
 
-static int
-tls_io_handshake(struct xz_conn *c)
-{
-	int rc = tls_conn_handshake(c->tls);
+static void conn_set_state(struct xz_conn *c, enum conn_state next);
 
-	if (rc == TLS_DONE && tls_conn_retried(c->tls))
-		log_debug("conn %u: HelloRetryRequest sent: no key share the "
-		          "server takes",
-		    c->id);
+static struct evbuffer *
+conn_output(void *arg)
+{
+	struct xz_conn *c = arg;
+
+	return c->out;
+}
+
+/* Schedules a write: the socket is most likely writable already. */
+static void
+conn_kick(void *arg)
+{
+	struct xz_conn *c = arg;
+
+	if (c->state != CONN_CLOSING)
+		event_active(c->ev_write, EV_WRITE, 1);
+}
+
+static void
+conn_end(void *arg)
+{
+	struct xz_conn *c = arg;
+
+	if (c->state == CONN_HANDLER)
+		conn_set_state(c, CONN_FLUSH);
+	conn_kick(c);
+}
+
+/* Closed from the next write event: the caller may still hold c. */
+static void
+conn_abort(void *arg, const char *reason)
+{
+	struct xz_conn *c = arg;
+
+	c->abort_reason = reason;
+	conn_kick(c);
+}
+
+/* What the request may ask of its connection (request.c). */
+static const struct request_carrier conn_carrier = {
+	.output = conn_output,
+	.kick = conn_kick,
+	.end = conn_end,
+	.abort = conn_abort,
+};
+
+/*
+ * The TLS transport: tls.c's session, as it is. A HelloRetryRequest is
+ * worth a line in the debug log: the client sent no key share we take.
+ */
+static void *
+tls_io_open(void *ctx, int fd)
+{
+	return tls_conn_new(ctx, fd);
+}
+
+static void
+tls_io_close(void *t)
+{
+	tls_conn_free(t);
+}
+
+static int
+tls_io_handshake(void *t)
+{
+	int rc = tls_conn_handshake(t);
+
+	if (rc == TLS_DONE && tls_conn_retried(t))
+		log_debug("HelloRetryRequest sent: no key share the server "
+		          "takes");
 	return rc;
 }
 
 static ssize_t
-tls_io_read(struct xz_conn *c, void *buf, size_t len)
+tls_io_read(void *t, void *buf, size_t len)
 {
-	return tls_conn_read(c->tls, buf, len);
+	return tls_conn_read(t, buf, len);
 }
 
 static ssize_t
-tls_io_write(struct xz_conn *c, const void *buf, size_t len)
+tls_io_write(void *t, const void *buf, size_t len)
 {
-	return tls_conn_write(c->tls, buf, len);
-}
-
-static int
-tls_io_bye(struct xz_conn *c)
-{
-	return tls_conn_bye(c->tls);
+	return tls_conn_write(t, buf, len);
 }
 
 static void
-tls_io_last(struct xz_conn *c)
+tls_io_last(void *t)
 {
-	tls_conn_last(c->tls);
-}
-
-static const struct conn_io conn_io_tls = { tls_io_handshake, tls_io_read,
-	tls_io_write, tls_io_bye, tls_io_last };
-
-static int
-plain_io_handshake(struct xz_conn *c)
-{
-	return TLS_DONE;
-}
-
-static ssize_t
-plain_io_read(struct xz_conn *c, void *buf, size_t len)
-{
-	ssize_t n = read(c->fd, buf, len);
-
-	if (n > 0)
-		return n;
-	if (n == 0)
-		return TLS_EOF;
-	if (errno == EAGAIN || errno == EINTR)
-		return TLS_WANT_READ;
-	return errno == ECONNRESET ? TLS_EOF : TLS_ERROR;
-}
-
-static ssize_t
-plain_io_write(struct xz_conn *c, const void *buf, size_t len)
-{
-	ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-
-	if (n >= 0)
-		return n;
-	if (errno == EAGAIN || errno == EINTR)
-		return TLS_WANT_WRITE;
-	return TLS_ERROR;
+	tls_conn_last(t);
 }
 
 static int
-plain_io_bye(struct xz_conn *c)
+tls_io_bye(void *t)
 {
-	(void)shutdown(c->fd, SHUT_WR);
-	return TLS_DONE;
+	return tls_conn_bye(t);
 }
 
-static const struct conn_io conn_io_plain = { plain_io_handshake, plain_io_read,
-	plain_io_write, plain_io_bye, NULL };
+static int
+tls_io_peer(void *t, struct xz_request *req)
+{
+	req->tls_version = tls_conn_version(t);
+	req->tls_cipher = tls_conn_cipher(t);
+	return tls_conn_peer_cert(t, &req->cert);
+}
+
+static const char *
+tls_io_strerror(void *t, const char *fallback)
+{
+	const char *s = tls_conn_strerror(t);
+
+	return s != NULL ? s : fallback;
+}
+
+const struct conn_io conn_io_tls = {
+	.open = tls_io_open,
+	.close = tls_io_close,
+	.handshake = tls_io_handshake,
+	.read = tls_io_read,
+	.write = tls_io_write,
+	.last = tls_io_last,
+	.bye = tls_io_bye,
+	.peer = tls_io_peer,
+	.strerror = tls_io_strerror,
+};
 
 /* The transport's own words for the last failure, for the log. */
 static const char *
 conn_io_error(struct xz_conn *c, const char *fallback)
 {
-	return c->tls != NULL ? tls_conn_strerror(c->tls) : fallback;
+	return c->t != NULL ? c->io->strerror(c->t, fallback) : fallback;
 }
 
 static void
@@ -267,32 +298,24 @@ conn_new(struct event_base *base, int fd, const struct conn_cfg *cfg,
 	c->closed_arg = arg;
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	conn_format_addr(sa, c->addr, sizeof(c->addr));
-	c->io = cfg->tls != NULL ? &conn_io_tls : &conn_io_plain;
+	c->io = cfg->io;
 	c->ev_read = event_new(base, fd, EV_READ, conn_on_read, c);
 	c->ev_write = event_new(base, fd, EV_WRITE, conn_on_write, c);
 	c->ev_timer = evtimer_new(base, conn_on_timeout, c);
 	c->out = evbuffer_new();
-	if (cfg->tls != NULL)
-		c->tls = tls_conn_new(cfg->tls, fd);
+	c->t = c->io->open(cfg->io_ctx, fd);
 	if (c->ev_read == NULL || c->ev_write == NULL || c->ev_timer == NULL ||
-	    c->out == NULL || (cfg->tls != NULL && c->tls == NULL)) {
+	    c->out == NULL || c->t == NULL) {
 		log_warnx("conn %u: out of memory", c->id);
 		c->closed = NULL;
 		conn_close(c, "out of memory");
 		return NULL;
 	}
-	c->state = cfg->tls != NULL ? CONN_HANDSHAKE : CONN_READ_REQUEST;
+	c->state = CONN_HANDSHAKE; /* a transport without one is done at once */
 	conn_arm_timer(c, cfg->request_timeout);
 	/* The client speaks first: its ClientHello or its request line. */
 	event_add(c->ev_read, NULL);
 	return c;
-}
-
-void
-conn_set_fake_cert(struct xz_conn *c, const char *hash)
-{
-	free(c->fake_cert_hash);
-	c->fake_cert_hash = hash != NULL ? strdup(hash) : NULL;
 }
 
 static double
@@ -336,8 +359,8 @@ conn_close(struct xz_conn *c, const char *reason)
 	log_debug("conn %u: closed: %s", c->id, reason);
 	if (c->has_request)
 		request_clear(&c->req);
-	if (c->tls != NULL)
-		tls_conn_free(c->tls);
+	if (c->t != NULL)
+		c->io->close(c->t);
 	if (c->ev_read != NULL)
 		event_free(c->ev_read);
 	if (c->ev_write != NULL)
@@ -347,39 +370,9 @@ conn_close(struct xz_conn *c, const char *reason)
 	if (c->out != NULL)
 		evbuffer_free(c->out);
 	close(c->fd);
-	free(c->fake_cert_hash);
 	if (c->closed != NULL)
 		c->closed(c, c->closed_arg);
 	free(c);
-}
-
-struct evbuffer *
-conn_output(struct xz_conn *c)
-{
-	return c->out;
-}
-
-/* Schedules a write: the socket is most likely writable already. */
-void
-conn_kick(struct xz_conn *c)
-{
-	if (c->state != CONN_CLOSING)
-		event_active(c->ev_write, EV_WRITE, 1);
-}
-
-void
-conn_abort(struct xz_conn *c, const char *reason)
-{
-	c->abort_reason = reason;
-	conn_kick(c);
-}
-
-void
-conn_end(struct xz_conn *c)
-{
-	if (c->state == CONN_HANDLER)
-		conn_set_state(c, CONN_FLUSH);
-	conn_kick(c);
 }
 
 /* Answers a request the app never sees (53, 59, 31) and ends. */
@@ -419,17 +412,8 @@ conn_fill_request(struct xz_conn *c)
 
 	req->port = c->cfg->port;
 	snprintf(req->remote_addr, sizeof(req->remote_addr), "%s", c->addr);
-	if (c->tls != NULL) {
-		if (tls_conn_peer_cert(c->tls, &req->cert) != XZ_OK)
-			log_warnx("conn %u: client certificate unreadable",
-			    c->id);
-		req->tls_version = tls_conn_version(c->tls);
-		req->tls_cipher = tls_conn_cipher(c->tls);
-	} else if (c->fake_cert_hash != NULL) {
-		req->cert.present = true;
-		snprintf(req->cert.hash, sizeof(req->cert.hash), "%s",
-		    c->fake_cert_hash);
-	}
+	if (c->io->peer(c->t, req) != XZ_OK)
+		log_warnx("conn %u: client certificate unreadable", c->id);
 }
 
 /*
@@ -444,7 +428,7 @@ conn_start_request(struct xz_conn *c, size_t urllen)
 	int rc;
 
 	event_del(c->ev_timer);
-	request_init(req, c->cfg->app, c, c->base);
+	request_init(req, &conn_carrier, c, c->base);
 	c->has_request = true;
 	conn_set_state(c, CONN_HANDLER);
 	rc = url_parse(&req->url, c->line, urllen, &why);
@@ -474,7 +458,7 @@ conn_start_request(struct xz_conn *c, size_t urllen)
 		return;
 	}
 	conn_fill_request(c);
-	app_dispatch(req);
+	app_dispatch(c->cfg->app, req);
 }
 
 /* After the request line, a readable socket means the client left. */
@@ -498,7 +482,7 @@ conn_scan_line(struct xz_conn *c)
 	}
 	if (c->linelen == sizeof(c->line)) {
 		c->has_request = true;
-		request_init(&c->req, c->cfg->app, c, c->base);
+		request_init(&c->req, &conn_carrier, c, c->base);
 		c->req.url.raw = strdup("(over 1024 bytes)");
 		log_warnx("conn %u: request line over %d bytes", c->id,
 		    XZ_MAX_URL);
@@ -514,7 +498,7 @@ conn_read_request(struct xz_conn *c)
 	ssize_t n;
 
 	while (c->state == CONN_READ_REQUEST) {
-		n = c->io->read(c, c->line + c->linelen,
+		n = c->io->read(c->t, c->line + c->linelen,
 		    sizeof(c->line) - c->linelen);
 		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
 			conn_want(c, (int)n);
@@ -535,7 +519,7 @@ conn_read_request(struct xz_conn *c)
 static void
 conn_handshake(struct xz_conn *c)
 {
-	int rc = c->io->handshake(c);
+	int rc = c->io->handshake(c->t);
 
 	if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
 		conn_want(c, rc);
@@ -616,12 +600,16 @@ conn_watch_client(struct xz_conn *c)
 		conn_close(c, "client went away (reset)");
 		return;
 	}
-	n = c->io->read(c, scratch, sizeof(scratch));
+	n = c->io->read(c->t, scratch, sizeof(scratch));
 	if (n > 0 || n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
 		event_add(c->ev_read, NULL);
 		return;
 	}
-	if (n == TLS_EOF && c->tls != NULL) {
+	/*
+	 * The peek saw bytes, so an end now is the transport's own: TLS's
+	 * close_notify (plain bytes would have shown the FIN above).
+	 */
+	if (n == TLS_EOF) {
 		conn_half_closed(c, "close_notify");
 		return;
 	}
@@ -809,10 +797,8 @@ conn_linger(struct xz_conn *c)
 	}
 	(void)shutdown(c->fd, SHUT_WR);
 	conn_set_state(c, CONN_LINGER);
-	if (c->tls != NULL) {
-		tls_conn_free(c->tls);
-		c->tls = NULL;
-	}
+	c->io->close(c->t);
+	c->t = NULL;
 	event_del(c->ev_write);
 	event_add(c->ev_read, NULL);
 	conn_arm_timer(c, CONN_LINGER_SECONDS);
@@ -845,7 +831,7 @@ conn_bye(struct xz_conn *c)
 	int rc;
 
 	conn_set_state(c, CONN_BYE);
-	rc = c->io->bye(c);
+	rc = c->io->bye(c->t);
 	if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE) {
 		conn_want(c, rc);
 		conn_wait_client(c);
@@ -874,10 +860,10 @@ conn_flush(struct xz_conn *c)
 		return;
 	}
 	if (c->state == CONN_FLUSH && c->io->last != NULL)
-		c->io->last(c);
+		c->io->last(c->t);
 	while ((len = evbuffer_get_length(c->out)) > 0) {
 		n = len < CONN_RECORD ? len : CONN_RECORD;
-		w = c->io->write(c, evbuffer_pullup(c->out, (ssize_t)n), n);
+		w = c->io->write(c->t, evbuffer_pullup(c->out, (ssize_t)n), n);
 		if (w == TLS_WANT_WRITE || w == TLS_WANT_READ) {
 			conn_want(c, (int)w);
 			conn_wait_client(c);

@@ -1,5 +1,6 @@
 /*
- * log.c - the server's log on stderr, one line per call.
+ * log.c - the server's log on stderr, one line per call, and the words
+ * for the library's error codes (xz_strerror), which every file may use.
  *
  * The library never prints unless the program turned logging on with
  * xz_log_enable(): an embedding application stays quiet by default. Each line
@@ -76,3 +77,28 @@ LOG_FUNCTION(log_warnx, 0, "xitzin: ")
 LOG_FUNCTION(log_info, 0, "xitzin: ")
 LOG_FUNCTION(log_debug, 1, "xitzin: debug: ")
 LOG_FUNCTION(log_access, 0, "")
+
+/* The words for each code of enum xz_err (xitzin.h), for log lines. */
+const char *
+xz_strerror(int err)
+{
+	switch (err) {
+	case XZ_OK:
+		return "success";
+	case XZ_EAGAIN:
+		return "need more input";
+	case XZ_ENOMEM:
+		return "out of memory";
+	case XZ_EPARSE:
+		return "malformed input";
+	case XZ_ETOOBIG:
+		return "too large";
+	case XZ_EIO:
+		return "I/O error";
+	case XZ_EINVAL:
+		return "invalid argument";
+	case XZ_ESTATE:
+		return "not allowed in this state";
+	}
+	return "unknown error";
+}

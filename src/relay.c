@@ -134,13 +134,11 @@ relay_send_header(struct relay *r, struct evbuffer *in)
 static bool
 relay_move_body(struct relay *r, struct evbuffer *in)
 {
-	if (xz_write(r->req, "", 0) != XZ_OK) {
+	if (request_write_buffer(r->req, in) != XZ_OK) {
 		/* Not 2x (or middleware made it so): nothing to send. */
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return false;
 	}
-	evbuffer_add_buffer(conn_output(r->req->c), in);
-	conn_kick(r->req->c);
 	return true;
 }
 

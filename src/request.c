@@ -1,441 +1,438 @@
 /*
- * request.c - the Gemini request URL.
+ * request.c - one request's life once its line is read: what it says
+ * (accessors, route parameters, input), answering it (xz_reply, xz_write,
+ * xz_end and the helpers built on them), waiting for the client to drain
+ * (xz_on_drain), and being cancelled when the client leaves.
  *
- * This is the one place that decides whether a request line is a URL we
- * will look at, and the one place that decodes its path. It owns struct
- * xz_url and all it points to. Everything after it (dispatch, mounts,
- * static files, CGI and SCGI) trusts the path it hands out: percent-decoded
- * exactly once, without NULs, dot segments or empty segments, never above
- * "/". Whether the scheme and host are ours is not decided here (the
- * server's 53): only their syntax is.
+ * A request does not know what carries it: the connection (conn.c) or
+ * any other carrier hands it a const table (struct request_carrier) at
+ * request_init, as h2o's req->conn->callbacks. The app that dispatches
+ * it (app.c) hands it another (struct request_owner) for the two things
+ * it needs from above: middleware after hooks and the end of its reads of
+ * app state. So this file calls neither conn.c nor app.c by name.
  */
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
 
 #include "xz_private.h"
 
-/* Every 59 goes through here, so that each one has a reason to log. */
-static int
-url_reject(const char **why, const char *reason)
+void
+request_init(struct xz_request *req, const struct request_carrier *carrier,
+    void *carrier_arg, struct event_base *base)
 {
-	if (why != NULL)
-		*why = reason;
-	return 59;
+	memset(req, 0, sizeof(*req));
+	req->carrier = carrier;
+	req->carrier_arg = carrier_arg;
+	req->base = base;
+	req->mount = "";
 }
 
-/* ASCII classes by hand: ctype.h would follow the locale. */
-static bool
-url_alpha(unsigned char c)
+static struct evbuffer *
+request_out(const struct xz_request *req)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+	return req->carrier->output(req->carrier_arg);
 }
 
-static bool
-url_digit(unsigned char c)
+static void
+request_kick(struct xz_request *req)
 {
-	return c >= '0' && c <= '9';
+	req->carrier->kick(req->carrier_arg);
 }
 
-static int
-url_hex(unsigned char c)
+void
+request_clear(struct xz_request *req)
 {
-	if (url_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* The byte that "%XX" at s (left bytes remaining) stands for, or -1. */
-static int
-url_escape_value(const char *s, size_t left)
-{
-	int hi, lo;
-
-	if (left < 3 || (hi = url_hex(s[1])) < 0 || (lo = url_hex(s[2])) < 0)
-		return -1;
-	return hi << 4 | lo;
-}
-
-/* True when every '%' of the NUL-terminated s starts a "%XX". */
-static bool
-url_escapes_ok(const char *s)
-{
-	size_t len = strlen(s), i;
-
-	for (i = 0; i < len; i++)
-		if (s[i] == '%' && url_escape_value(s + i, len - i) < 0)
-			return false;
-	return true;
-}
-
-/* Lower-cases ASCII only: UTF-8 bytes of an IRI host pass through. */
-static char *
-url_strndup_lower(const char *s, size_t n)
-{
-	char *d;
 	size_t i;
 
-	if ((d = strndup(s, n)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++)
-		if (d[i] >= 'A' && d[i] <= 'Z')
-			d[i] += 'a' - 'A';
-	return d;
+	for (i = 0; i < req->nparams; i++)
+		free(req->param_values[i]);
+	free(req->param_names);
+	free(req->param_values);
+	free(req->input);
+	free(req->meta);
+	url_clear(&req->url);
+	cert_clear(&req->cert);
+	if (req->owner != NULL && req->owner->leave != NULL)
+		req->owner->leave(req);
+	memset(req, 0, sizeof(*req));
 }
 
-/*
- * The length of the UTF-8 sequence at s (n bytes remaining), or 0 when it
- * is not one. Bounding the second byte is what refuses overlong forms,
- * surrogates and code points over U+10FFFF (RFC 3629, 4).
- */
-size_t
-utf8_len(const unsigned char *s, size_t n)
+void
+request_cancel(struct xz_request *req)
 {
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0;
-	else if (s[0] == 0xed)
-		hi = 0x9f;
-	else if (s[0] == 0xf0)
-		lo = 0x90;
-	else if (s[0] == 0xf4)
-		hi = 0x8f;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
+	if (req->handler != NULL && req->handler->ops->cancel != NULL)
+		req->handler->ops->cancel(req, req->handler->state);
+	req->handler = NULL;
+	req->cancel_cb = NULL;
+	req->ended = true;
 }
 
-/*
- * Byte rules for the whole line. Refusing every byte under 0x21 also
- * refuses an inner NUL, so the line can be a C string from here on. A
- * fragment is the client's business alone (Gemini forbids sending one).
- */
-static int
-url_check_bytes(const char *line, size_t len, const char **why)
+void
+request_run_on_cancel(struct xz_request *req)
 {
-	const unsigned char *s = (const unsigned char *)line;
-	size_t i, n;
+	void (*cb)(struct xz_request *, void *) = req->cancel_cb;
 
-	for (i = 0; i < len; i += n) {
-		if (s[i] < 0x21 || s[i] == 0x7f)
-			return url_reject(why,
-			    "URL has a control byte or space");
-		if (s[i] == '#')
-			return url_reject(why, "URL has a fragment");
-		if ((n = utf8_len(s + i, len - i)) == 0)
-			return url_reject(why, "URL is not UTF-8");
-	}
-	return 0;
+	req->cancel_cb = NULL;
+	if (cb != NULL)
+		cb(req, req->cancel_arg);
 }
 
-/* RFC 3986, 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
-static bool
-url_scheme_char(unsigned char c)
+void
+xz_request_on_cancel(struct xz_request *req,
+    void (*fn)(struct xz_request *, void *), void *arg)
 {
-	return url_alpha(c) || url_digit(c) || c == '+' || c == '-' || c == '.';
+	req->cancel_cb = fn;
+	req->cancel_arg = arg;
 }
 
-/* Takes "scheme://" off *p: Gemini requests are absolute URLs. */
-static int
-url_parse_scheme(struct xz_url *u, const char **p, const char **why)
+void
+request_drained(struct xz_request *req, size_t pending)
 {
-	const char *s = *p;
-	size_t n = 0;
+	void (*cb)(struct xz_request *, void *) = req->drain_cb;
 
-	while (url_scheme_char(s[n]))
-		n++;
-	if (n == 0 || s[n] != ':')
-		return url_reject(why, "relative URL");
-	if (!url_alpha(s[0]))
-		return url_reject(why, "URL has a bad scheme");
-	if (strncmp(s + n, "://", 3) != 0)
-		return url_reject(why, "URL has no authority");
-	if ((u->scheme = url_strndup_lower(s, n)) == NULL)
-		return XZ_ENOMEM;
-	*p = s + n + 3;
-	return 0;
-}
-
-/*
- * RFC 3986, 3.2.2: unreserved / sub-delims. Non-ASCII is let through for
- * IRI hosts (RFC 3987); '%' is not, since a percent-encoded name could
- * never match a configured one.
- */
-static bool
-url_host_char(unsigned char c)
-{
-	return url_alpha(c) || url_digit(c) || c >= 0x80 ||
-	       (c != '\0' && strchr("-._~!$&'()*+,;=", c) != NULL);
-}
-
-/* A reg-name or IPv4address (the second is a case of the first). */
-static int
-url_parse_regname(struct xz_url *u, const char *s, const char *end,
-    const char **rest, const char **why)
-{
-	const char *e, *q;
-
-	if ((e = memchr(s, ':', (size_t)(end - s))) == NULL)
-		e = end;
-	if (e == s)
-		return url_reject(why, "URL has no host");
-	for (q = s; q < e; q++)
-		if (!url_host_char((unsigned char)*q))
-			return url_reject(why, "URL has a bad host");
-	if ((u->host = url_strndup_lower(s, (size_t)(e - s))) == NULL)
-		return XZ_ENOMEM;
-	*rest = e;
-	return 0;
-}
-
-/*
- * An IP-literal, stored without its brackets. IPv6address only: IPvFuture
- * and zone IDs (RFC 6874) name nothing a server listens on.
- */
-static int
-url_parse_ipv6(struct xz_url *u, const char *s, const char *end,
-    const char **rest, const char **why)
-{
-	const char *rb = memchr(s, ']', (size_t)(end - s));
-	char buf[INET6_ADDRSTRLEN];
-	struct in6_addr addr;
-	size_t n;
-
-	if (rb == NULL || (rb + 1 != end && rb[1] != ':'))
-		return url_reject(why, "URL has a bad IPv6 literal");
-	if ((n = (size_t)(rb - s - 1)) == 0 || n >= sizeof(buf))
-		return url_reject(why, "URL has a bad IPv6 literal");
-	memcpy(buf, s + 1, n);
-	buf[n] = '\0';
-	if (inet_pton(AF_INET6, buf, &addr) != 1)
-		return url_reject(why, "URL has a bad IPv6 literal");
-	if ((u->host = url_strndup_lower(buf, n)) == NULL)
-		return XZ_ENOMEM;
-	*rest = rb + 1;
-	return 0;
-}
-
-/*
- * The port between s (the end of the host: end or a ':') and end. Returns
- * -1 when there is none, "host:" included (RFC 3986, 3.2.3), and 0 when
- * it is bad; port 0 is refused too, as no client can have meant it.
- */
-static int
-url_parse_port(const char *s, const char *end)
-{
-	long port = 0;
-
-	if (s == end || ++s == end)
-		return -1;
-	for (; s < end; s++) {
-		if (!url_digit((unsigned char)*s))
-			return 0;
-		if ((port = port * 10 + (*s - '0')) > 65535)
-			return 0;
-	}
-	return (int)port;
-}
-
-/*
- * The authority runs to the first '/' or '?' ('#' is refused already).
- * Userinfo is refused: Gemini forbids it, and it would put credentials in
- * logs and CGI variables.
- */
-static int
-url_parse_authority(struct xz_url *u, const char **p, const char **why)
-{
-	const char *s = *p, *end = s + strcspn(s, "/?"), *rest;
-	int rc;
-
-	if (memchr(s, '@', (size_t)(end - s)) != NULL)
-		return url_reject(why, "URL has userinfo");
-	if (*s == '[')
-		rc = url_parse_ipv6(u, s, end, &rest, why);
-	else
-		rc = url_parse_regname(u, s, end, &rest, why);
-	if (rc != 0)
-		return rc;
-	if ((u->port = url_parse_port(rest, end)) == 0)
-		return url_reject(why, "URL has a bad port");
-	*p = end;
-	return 0;
-}
-
-/*
- * Decoding comes before dot removal, so that "%2e%2e" is a ".." like any
- * other and no later stage ever meets one. A decoded "%2F" becomes a
- * separator as well: from here on the path is a name for the handlers,
- * not a piece of URL. Slashes are merged last, so that no handler meets
- * an empty segment.
- */
-static int
-url_parse_path(struct xz_url *u, const char **p, const char **why)
-{
-	const char *s = *p;
-	size_t n = strcspn(s, "?"), dlen;
-	int rc;
-
-	if ((rc = url_decode(s, n, &u->path, &dlen)) == XZ_EPARSE)
-		return url_reject(why, "URL has a bad percent escape");
-	if (rc != XZ_OK)
-		return rc;
-	if (strlen(u->path) != dlen) /* no CGI variable can hold a NUL */
-		return url_reject(why, "URL path has %00");
-	if (url_remove_dots(u->path) != XZ_OK)
-		return url_reject(why, "URL path climbs above the root");
-	url_merge_slashes(u->path);
-	*p = s + n;
-	return 0;
-}
-
-/* The query stays encoded (QUERY_STRING is raw) but must decode. */
-static int
-url_parse_query(struct xz_url *u, const char *s, const char **why)
-{
-	if (*s++ != '?')
-		return 0;
-	if (!url_escapes_ok(s))
-		return url_reject(why, "URL has a bad percent escape");
-	if ((u->query = strdup(s)) == NULL)
-		return XZ_ENOMEM;
-	return 0;
+	if (cb == NULL || pending > req->drain_low || req->ended)
+		return;
+	req->drain_cb = NULL; /* once; the handler sets it again */
+	cb(req, req->drain_arg);
 }
 
 int
-url_parse(struct xz_url *u, const char *line, size_t len, const char **why)
+request_add_param(struct xz_request *req, char *name, const char *value,
+    size_t len)
 {
-	const char *p;
-	int rc;
+	char **names, **values;
 
-	memset(u, 0, sizeof(*u));
-	if (len == 0)
-		return url_reject(why, "empty URL");
-	if (len > XZ_MAX_URL)
-		return url_reject(why, "URL too long");
-	if ((rc = url_check_bytes(line, len, why)) != 0)
-		return rc;
-	if ((u->raw = strndup(line, len)) == NULL)
-		rc = XZ_ENOMEM;
-	p = u->raw;
-	if (rc == 0 && (rc = url_parse_scheme(u, &p, why)) == 0 &&
-	    (rc = url_parse_authority(u, &p, why)) == 0 &&
-	    (rc = url_parse_path(u, &p, why)) == 0)
-		rc = url_parse_query(u, p, why);
-	if (rc == XZ_ENOMEM && why != NULL)
-		*why = "out of memory";
-	if (rc != 0)
-		url_clear(u);
+	names = realloc(req->param_names, (req->nparams + 1) * sizeof(char *));
+	if (names == NULL)
+		return XZ_ENOMEM;
+	req->param_names = names;
+	values =
+	    realloc(req->param_values, (req->nparams + 1) * sizeof(char *));
+	if (values == NULL)
+		return XZ_ENOMEM;
+	req->param_values = values;
+	if ((values[req->nparams] = strndup(value, len)) == NULL)
+		return XZ_ENOMEM;
+	names[req->nparams++] = name;
+	return XZ_OK;
+}
+
+void
+request_drop_params(struct xz_request *req)
+{
+	size_t i;
+
+	for (i = 0; i < req->nparams; i++)
+		free(req->param_values[i]);
+	req->nparams = 0;
+}
+
+static bool
+request_takes_body(const struct xz_request *req)
+{
+	return req->replied && !req->ended && req->status / 10 == 2;
+}
+
+int
+xz_reply(struct xz_request *req, int status, const char *meta)
+{
+	struct evbuffer *out = request_out(req);
+	char *m;
+
+	if (req->replied || req->ended)
+		return XZ_ESTATE;
+	if (meta == NULL)
+		meta = "";
+	if (!response_valid(status, meta, strlen(meta))) {
+		log_warnx("invalid response %d \"%.64s\" on %s", status, meta,
+		    req->url.raw);
+		status = 40;
+		meta = "Handler error";
+	}
+	if ((m = strdup(meta)) == NULL ||
+	    (req->owner != NULL && req->owner->after != NULL &&
+	        req->owner->after(req, &status, &m) != XZ_OK)) {
+		free(m);
+		status = 40;
+		m = NULL;
+	}
+	req->replied = true;
+	req->status = status;
+	req->meta = m;
+	if (evbuffer_add_printf(out, "%d %s\r\n", status,
+	        m != NULL ? m : "Server busy") < 0)
+		return XZ_ENOMEM;
+	request_kick(req);
+	return XZ_OK;
+}
+
+int
+xz_write(struct xz_request *req, const void *data, size_t len)
+{
+	if (!request_takes_body(req))
+		return XZ_ESTATE;
+	if (evbuffer_add(request_out(req), data, len) == -1)
+		return XZ_ENOMEM;
+	request_kick(req);
+	return XZ_OK;
+}
+
+int
+xz_puts(struct xz_request *req, const char *s)
+{
+	return xz_write(req, s, strlen(s));
+}
+
+int
+request_write_buffer(struct xz_request *req, struct evbuffer *buf)
+{
+	if (!request_takes_body(req))
+		return XZ_ESTATE;
+	if (evbuffer_add_buffer(request_out(req), buf) == -1)
+		return XZ_ENOMEM;
+	request_kick(req);
+	return XZ_OK;
+}
+
+ssize_t
+request_read_file(struct xz_request *req, int fd, off_t off, size_t len)
+{
+	struct evbuffer *out = request_out(req);
+	struct evbuffer_iovec vec[2];
+	ssize_t n, got = 0;
+	int nvec, i;
+
+	if (!request_takes_body(req))
+		return XZ_ESTATE;
+	if ((nvec = evbuffer_reserve_space(out, (ev_ssize_t)len, vec, 2)) < 0)
+		return XZ_ENOMEM;
+	/* pread straight into the output buffer: no copy in between. */
+	for (i = 0; i < nvec && (size_t)got < len; i++) {
+		size_t want = vec[i].iov_len < len - (size_t)got ?
+		                  vec[i].iov_len :
+		                  len - (size_t)got;
+
+		n = pread(fd, vec[i].iov_base, want, off + got);
+		if (n < 0)
+			return XZ_EIO;
+		vec[i].iov_len = (size_t)n;
+		got += n;
+		if ((size_t)n < want) {
+			nvec = ++i; /* the end of the file: commit this one */
+			break;
+		}
+	}
+	for (; i < nvec; i++) /* vectors left unfilled */
+		vec[i].iov_len = 0;
+	if (evbuffer_commit_space(out, vec, nvec) == -1)
+		return XZ_ENOMEM;
+	request_kick(req);
+	return got;
+}
+
+void
+xz_end(struct xz_request *req)
+{
+	if (req->ended)
+		return;
+	if (!req->replied)
+		(void)xz_reply(req, 40, "Handler error");
+	req->ended = true;
+	req->handler = NULL;
+	req->drain_cb = NULL;
+	req->carrier->end(req->carrier_arg);
+}
+
+void
+request_abort(struct xz_request *req, const char *reason)
+{
+	if (req->ended)
+		return;
+	req->ended = true;
+	req->handler = NULL;
+	req->drain_cb = NULL;
+	req->carrier->abort(req->carrier_arg, reason);
+}
+
+int
+xz_respond(struct xz_request *req, int status, const char *meta)
+{
+	int rc = xz_reply(req, status, meta);
+
+	xz_end(req);
 	return rc;
 }
 
-void
-url_clear(struct xz_url *u)
+int
+xz_gemtext(struct xz_request *req, const char *body)
 {
-	free(u->raw);
-	free(u->scheme);
-	free(u->host);
-	free(u->path);
-	free(u->query);
-	memset(u, 0, sizeof(*u));
+	int rc = xz_reply(req, 20, "text/gemini");
+
+	if (rc == XZ_OK && req->status / 10 == 2)
+		rc = xz_puts(req, body);
+	xz_end(req);
+	return rc;
+}
+
+const char *
+xz_request_input(struct xz_request *req)
+{
+	size_t len;
+
+	if (req->url.query == NULL)
+		return NULL;
+	if (req->input == NULL &&
+	    url_decode(req->url.query, strlen(req->url.query), &req->input,
+	        &len) != XZ_OK)
+		return NULL;
+	return req->input;
 }
 
 int
-url_decode(const char *in, size_t len, char **out, size_t *outlen)
+xz_input(struct xz_request *req, const char *prompt, bool sensitive)
 {
-	char *d;
-	size_t i, n = 0;
-	int c;
-
-	*out = NULL;
-	if ((d = malloc(len + 1)) == NULL)
-		return XZ_ENOMEM;
-	for (i = 0; i < len; i++) {
-		if (in[i] != '%') {
-			d[n++] = in[i];
-			continue;
-		}
-		if ((c = url_escape_value(in + i, len - i)) < 0) {
-			free(d);
-			return XZ_EPARSE;
-		}
-		d[n++] = (char)c;
-		i += 2;
-	}
-	d[n] = '\0';
-	*out = d;
-	*outlen = n;
-	return XZ_OK;
+	return xz_respond(req, sensitive ? 11 : 10, prompt);
 }
 
-/*
- * RFC 3986, 5.2.4, a segment at a time. The output never outgrows the
- * input read so far, so it is written over the path. Where the RFC drops
- * a ".." at the root we refuse it: such a request was crafted to escape,
- * and serving "/" instead would hide that.
- */
 int
-url_remove_dots(char *path)
+xz_redirect(struct xz_request *req, const char *url, bool permanent)
 {
-	size_t r = 0, w = 0, n;
-	const char *seg;
-
-	if (path[0] != '/')
-		return path[0] == '\0' ? XZ_OK : XZ_EPARSE;
-	while (path[r] == '/') {
-		seg = path + r + 1;
-		n = strcspn(seg, "/");
-		r += 1 + n;
-		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
-			if (w == 0)
-				return XZ_EPARSE;
-			while (path[--w] != '/') /* output starts with '/' */
-				;
-		} else if (n != 1 || seg[0] != '.') {
-			memmove(path + w, seg - 1, 1 + n);
-			w += 1 + n;
-			continue;
-		}
-		if (path[r] == '\0') /* "/a/." and "/a/b/.." name "/a/" */
-			path[w++] = '/';
-	}
-	path[w] = '\0';
-	return XZ_OK;
+	return xz_respond(req, permanent ? 31 : 30, url);
 }
 
-/*
- * "//a.txt" is "/a.txt", as gmid, Molly Brown (Go's path cleaning) and
- * nginx (merge_slashes) have it. RFC 3986 keeps empty segments, but no
- * handler gives them a meaning: a file name cannot be empty, and left in,
- * "//a.txt" reached openat2 as an absolute path (a 51 and a warning) and
- * "//private" would have slipped past a mount or a prefix check on
- * "/private". Runs after url_remove_dots, which stays RFC 3986's own.
- */
-void
-url_merge_slashes(char *path)
+bool
+xz_require_cert(struct xz_request *req)
 {
-	size_t r, w = 0;
+	if (req->cert.present)
+		return true;
+	xz_respond(req, 60, "Certificate required");
+	return false;
+}
 
-	for (r = 0; path[r] != '\0'; r++)
-		if (path[r] != '/' || w == 0 || path[w - 1] != '/')
-			path[w++] = path[r];
-	path[w] = '\0';
+bool
+xz_require_cert_in(struct xz_request *req, const char *const *hashes)
+{
+	const char *const *h;
+
+	if (!xz_require_cert(req))
+		return false;
+	for (h = hashes; h != NULL && *h != NULL; h++)
+		if (strcasecmp(*h, req->cert.hash) == 0)
+			return true;
+	xz_respond(req, 61, "Certificate not authorised");
+	return false;
+}
+
+size_t
+xz_pending(const struct xz_request *req)
+{
+	return evbuffer_get_length(request_out(req));
+}
+
+void
+xz_on_drain(struct xz_request *req, size_t low,
+    void (*cb)(struct xz_request *, void *), void *arg)
+{
+	req->drain_low = low;
+	req->drain_cb = cb;
+	req->drain_arg = arg;
+	if (cb != NULL && xz_pending(req) <= low)
+		request_kick(req); /* the next flush calls it */
+}
+
+const char *
+xz_param(const struct xz_request *req, const char *name)
+{
+	size_t i, len = strlen(name);
+
+	for (i = 0; i < req->nparams; i++) {
+		const char *n = req->param_names[i] + 1; /* past '{' */
+
+		if (strncmp(n, name, len) == 0 &&
+		    (n[len] == '}' || n[len] == ':'))
+			return req->param_values[i];
+	}
+	return NULL;
+}
+
+const char *
+xz_request_url(const struct xz_request *req)
+{
+	return req->url.raw;
+}
+
+const char *
+xz_request_path(const struct xz_request *req)
+{
+	return req->url.path;
+}
+
+const char *
+xz_request_query(const struct xz_request *req)
+{
+	return req->url.query;
+}
+
+const char *
+xz_request_host(const struct xz_request *req)
+{
+	return req->url.host;
+}
+
+int
+xz_request_port(const struct xz_request *req)
+{
+	return req->port;
+}
+
+const char *
+xz_request_remote_addr(const struct xz_request *req)
+{
+	return req->remote_addr;
+}
+
+const char *
+xz_request_mount(const struct xz_request *req)
+{
+	return req->mount;
+}
+
+const char *
+xz_request_path_info(const struct xz_request *req)
+{
+	return req->path_info != NULL ? req->path_info : req->url.path;
+}
+
+const char *
+xz_request_cert_hash(const struct xz_request *req)
+{
+	return req->cert.present ? req->cert.hash : NULL;
+}
+
+struct event_base *
+xz_request_base(const struct xz_request *req)
+{
+	return req->base;
+}
+
+void *
+xz_request_data(const struct xz_request *req)
+{
+	return req->data;
+}
+
+void
+xz_request_set_data(struct xz_request *req, void *data)
+{
+	req->data = data;
+}
+
+struct xz_app *
+xz_request_app(const struct xz_request *req)
+{
+	return req->app;
 }

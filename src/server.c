@@ -331,6 +331,12 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(w->base, NULL);
 		return;
 	}
+	/*
+	 * A second signal may have fired the drain timer before this ran:
+	 * adding it again would cancel that and drain after all.
+	 */
+	if (event_pending(w->ev_drain_timeout, EV_TIMEOUT, NULL))
+		return;
 	tv = xz_timeval(t);
 	evtimer_add(w->ev_drain_timeout, &tv);
 }
@@ -711,7 +717,8 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 		    XZ_OK)
 			return XZ_EINVAL;
 		cfg->app = srv->app;
-		cfg->tls = srv->tls;
+		cfg->io = &conn_io_tls;
+		cfg->io_ctx = srv->tls;
 		cfg->hostnames = (const char *const *)srv->hostnames;
 		cfg->request_timeout = srv->opts.request_timeout;
 		cfg->write_timeout = srv->opts.write_timeout;

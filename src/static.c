@@ -1,7 +1,7 @@
 /*
  * static.c - the static-file handler: files under a root directory.
  *
- * Paths come decoded and free of dot segments (request.c). Files are
+ * Paths come decoded and free of dot segments (url.c). Files are
  * opened with openat2(RESOLVE_BENEATH) relative to the root's descriptor,
  * so neither "..", encoded dots nor a symlink can lead outside the root;
  * the kernel checks every component. The body goes out through the

@@ -2,7 +2,9 @@
  * testclient.c - the in-process test client.
  *
  * It runs the app's real dispatch path (conn.c and all) on its own
- * event_base, with a socketpair in place of TCP and no TLS. Backends the
+ * event_base, with a socketpair in place of TCP and, in place of TLS, the
+ * plain transport below (test_io), whose client certificate is a fake
+ * hash. Backends the
  * app reaches (SCGI over TCP or a Unix socket, CGI processes) are real.
  * Startup hooks run when the client is made, shutdown hooks when it is
  * freed, as in the Python original's context manager.
@@ -30,6 +32,121 @@ struct xz_test_client {
 
 static const char *const test_hostnames[] = { "localhost", NULL };
 
+/*
+ * The plain transport: bytes as they are on the socket, errno turned into
+ * the codes conn.c knows (enum tls_result), no handshake, and a client
+ * certificate that is only a hash (xz_test_client_set_cert).
+ */
+struct test_io {
+	int fd;
+	char *cert_hash; /* NULL: no certificate */
+	int err;         /* errno of the last failure */
+};
+
+/* ctx: the certificate hash (a string, copied), or NULL for none. */
+static void *
+test_io_open(void *ctx, int fd)
+{
+	const char *hash = ctx;
+	struct test_io *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->fd = fd;
+	if (hash != NULL && (t->cert_hash = strdup(hash)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void
+test_io_close(void *arg)
+{
+	struct test_io *t = arg;
+
+	free(t->cert_hash);
+	free(t);
+}
+
+static int
+test_io_handshake(void *t)
+{
+	return TLS_DONE;
+}
+
+static ssize_t
+test_io_read(void *arg, void *buf, size_t len)
+{
+	struct test_io *t = arg;
+	ssize_t n = read(t->fd, buf, len);
+
+	if (n > 0)
+		return n;
+	if (n == 0)
+		return TLS_EOF;
+	if (errno == EAGAIN || errno == EINTR)
+		return TLS_WANT_READ;
+	t->err = errno;
+	return errno == ECONNRESET ? TLS_EOF : TLS_ERROR;
+}
+
+static ssize_t
+test_io_write(void *arg, const void *buf, size_t len)
+{
+	struct test_io *t = arg;
+	ssize_t n = send(t->fd, buf, len, MSG_NOSIGNAL);
+
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EINTR)
+		return TLS_WANT_WRITE;
+	t->err = errno;
+	return TLS_ERROR;
+}
+
+/* No close_notify: the FIN says the response is complete. */
+static int
+test_io_bye(void *arg)
+{
+	struct test_io *t = arg;
+
+	(void)shutdown(t->fd, SHUT_WR);
+	return TLS_DONE;
+}
+
+static int
+test_io_peer(void *arg, struct xz_request *req)
+{
+	struct test_io *t = arg;
+
+	if (t->cert_hash != NULL) {
+		req->cert.present = true;
+		snprintf(req->cert.hash, sizeof(req->cert.hash), "%s",
+		    t->cert_hash);
+	}
+	return XZ_OK;
+}
+
+static const char *
+test_io_strerror(void *arg, const char *fallback)
+{
+	struct test_io *t = arg;
+
+	return t->err != 0 ? strerror(t->err) : fallback;
+}
+
+const struct conn_io test_client_io = {
+	.open = test_io_open,
+	.close = test_io_close,
+	.handshake = test_io_handshake,
+	.read = test_io_read,
+	.write = test_io_write,
+	.bye = test_io_bye,
+	.peer = test_io_peer,
+	.strerror = test_io_strerror,
+};
+
 struct test_exchange {
 	struct xz_test_client *tc;
 	struct evbuffer *in;
@@ -48,6 +165,7 @@ xz_test_client_new(struct xz_app *app)
 	tc->app = app;
 	tc->timeout = 60;
 	tc->cfg.app = app;
+	tc->cfg.io = &test_client_io;
 	tc->cfg.hostnames = test_hostnames;
 	tc->cfg.port = 1965;
 	tc->cfg.request_timeout = 60;
@@ -173,13 +291,12 @@ xz_test_request(struct xz_test_client *tc, const char *line)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return NULL;
 	x.in = evbuffer_new();
+	tc->cfg.io_ctx = tc->cert_hash; /* read once, by conn_new */
 	x.c = conn_new(tc->base, sv[0], &tc->cfg, NULL, test_conn_closed, &x);
 	if (x.in == NULL || x.c == NULL) {
 		close(sv[1]);
 		goto out;
 	}
-	if (tc->cert_hash != NULL)
-		conn_set_fake_cert(x.c, tc->cert_hash);
 	if (write(sv[1], line, strlen(line)) != (ssize_t)strlen(line) ||
 	    write(sv[1], "\r\n", 2) != 2 ||
 	    evutil_make_socket_nonblocking(sv[1]) == -1) {

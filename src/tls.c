@@ -1094,12 +1094,6 @@ tls_conn_read(struct tls_conn *tc, void *buf, size_t len)
 	return conn_result(tc, (int)n);
 }
 
-size_t
-tls_conn_pending(struct tls_conn *tc)
-{
-	return gnutls_record_check_pending(tc->s);
-}
-
 void
 tls_conn_last(struct tls_conn *tc)
 {

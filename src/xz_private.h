@@ -1,6 +1,9 @@
 /*
  * xz_private.h - declarations shared between the files of libxitzin.
- * One section per source file, in the README's reading order.
+ * One section per source file that shares anything, in the README's
+ * source-tour order, which is also the order of use: a file calls only
+ * files before it (scripts/callgraph.py shows the calls). server.c,
+ * static.c, scgi.c, cgi.c and config.c share nothing private.
  */
 #ifndef XZ_PRIVATE_H
 #define XZ_PRIVATE_H
@@ -16,9 +19,21 @@
 struct evbuffer;
 struct event_base;
 struct sockaddr;
+struct xz_conn;
 
 #define XZ_MAX_URL 1024  /* bytes of a request URL, CRLF not counted */
 #define XZ_MAX_META 1024 /* bytes of a response meta */
+
+/* Seconds (fractions allowed) as the timeval libevent takes. */
+static inline struct timeval
+xz_timeval(double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
 
 /*
  * log.c: the server's log on stderr. The library itself never prints: these
@@ -31,7 +46,15 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
- * request.c: the Gemini request line and its URL.
+ * strlist.c: "a, b c" -> { "a", "b", "c", NULL }: items are separated by
+ * commas and white space; empty items are dropped. NULL when out of
+ * memory. Free with strlist_free (NULL is a no-op).
+ */
+char **strlist_split(const char *s);
+void strlist_free(char **list);
+
+/*
+ * url.c: the Gemini request line and its URL.
  */
 struct xz_url {
 	char *raw;    /* the URL as received, NUL-terminated */
@@ -69,17 +92,6 @@ void url_clear(struct xz_url *u);
  */
 size_t utf8_len(const unsigned char *s, size_t n);
 
-/* Seconds (fractions allowed) as the timeval libevent takes. */
-static inline struct timeval
-xz_timeval(double seconds)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 /*
  * Percent-decodes in[0..len) into a new NUL-terminated string (*out, with
  * its length in *outlen, which may count inner NULs). '+' stays '+'.
@@ -97,6 +109,36 @@ int url_decode(const char *in, size_t len, char **out, size_t *outlen);
 int url_remove_dots(char *path);
 /* Merges each run of '/' into one, in place: "//a//b" is "/a/b". */
 void url_merge_slashes(char *path);
+
+/*
+ * response.c: response headers, ours and our backends'.
+ */
+
+/* True when status and meta make a valid Gemini header to send. */
+bool response_valid(int status, const char *meta, size_t metalen);
+
+/*
+ * Parses the header of a backend's answer (SCGI or CGI) in any of its
+ * three shapes: a Gemini line ("20 text/gemini\r\n"), a CGI header block
+ * ("Status: 20 text/gemini\r\n...\r\n\r\n") or NPH
+ * ("GEMINI 20 text/gemini\r\n...\r\n\r\n"). A bare LF ends a line too.
+ * buf holds the len bytes received so far. Returns XZ_OK with *status,
+ * *meta (malloc'd, NUL-terminated) and *hdrlen (bytes of buf the header
+ * used: the body starts there); XZ_EAGAIN when more bytes are needed;
+ * XZ_EPARSE, with *why set to a static reason, when the header is
+ * malformed or would not be a valid Gemini header (response_valid);
+ * XZ_ENOMEM. Unless XZ_OK, *meta is NULL and *status 0. why may be NULL.
+ * A leading digit means a Gemini line, "GEMINI " NPH, anything else CGI.
+ * CGI: without Status:, a Content-Type: alone means 20 with that type
+ * (RFC 3875's document response); "Status: 2x" without meta takes the
+ * Content-Type's value when there is one. Everything after the header is
+ * the body, and never looked at.
+ */
+int response_parse_backend(const char *buf, size_t len, int *status,
+    char **meta, size_t *hdrlen, const char **why);
+
+/* The longest backend header accepted before XZ_EPARSE. */
+#define XZ_MAX_BACKEND_HEADER 8192
 
 /*
  * tls.c: GnuTLS sessions on non-blocking sockets, certificate generation,
@@ -174,11 +216,6 @@ bool tls_conn_retried(const struct tls_conn *tc);
 /* Bytes read (> 0; len > 0), or TLS_WANT_*, TLS_EOF, TLS_ERROR. */
 ssize_t tls_conn_read(struct tls_conn *tc, void *buf, size_t len);
 /*
- * Bytes already decrypted and waiting inside the session: read them
- * before waiting for the socket, which will not signal them.
- */
-size_t tls_conn_pending(struct tls_conn *tc);
-/*
  * Bytes taken (> 0, at most one 16384-byte record; len > 0), or TLS_WANT_*,
  * TLS_ERROR. After TLS_WANT_* call again once the socket is ready, before
  * any other write: that call finishes the record already encrypted (buf is
@@ -202,6 +239,232 @@ const char *tls_conn_cipher(struct tls_conn *tc);   /* IANA name */
 const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
 
 /*
+ * request.c: one request, from its parsed line to xz_end (accessors,
+ * answering, drain, cancel). It reaches what carries it (conn.c, or a
+ * unit test's stand-in) only through a request_carrier, and the app that
+ * dispatched it only through a request_owner: it names neither.
+ */
+struct xz_request;
+
+/* A handler (xz_handler_new): its ops are what answers a request. */
+struct xz_handler {
+	const struct xz_handler_ops *ops;
+	void *state;
+};
+
+/* What a request may ask of whatever carries it; a const table. */
+struct request_carrier {
+	/* Where the response's bytes go (header and body). */
+	struct evbuffer *(*output)(void *carrier);
+	/* Bytes were added, or a drain callback is due: flush soon. */
+	void (*kick)(void *carrier);
+	/* The response is complete: flush, close_notify, close. */
+	void (*end)(void *carrier);
+	/*
+	 * The response cannot complete: close without close_notify, from
+	 * the carrier's own next event (safe inside a handler's callback).
+	 */
+	void (*abort)(void *carrier, const char *reason);
+};
+
+/* What a request needs from the app that dispatched it; a const table. */
+struct request_owner {
+	/* Middleware after hooks: may replace *status and *meta (malloc'd). */
+	int (*after)(struct xz_request *req, int *status, char **meta);
+	/* request_clear: the request will read no more app state. */
+	void (*leave)(struct xz_request *req);
+};
+
+struct xz_request {
+	struct xz_app *app;                    /* set by app_dispatch */
+	const struct request_owner *owner;     /* set by app_dispatch */
+	const struct request_carrier *carrier; /* set by request_init */
+	void *carrier_arg;
+	struct event_base *base;
+	struct xz_url url;
+	int port;                /* the port the request arrived on */
+	char remote_addr[64];    /* numeric, no port */
+	struct xz_cert cert;     /* the client's certificate facts */
+	const char *tls_version; /* static strings; NULL without TLS */
+	const char *tls_cipher;
+	const char *mount;     /* the matched mount prefix, or "" */
+	const char *path_info; /* into url.path */
+	char **param_names;    /* route parameters (names borrowed) */
+	char **param_values;
+	size_t nparams;
+	char *input;                /* decoded query, made on demand */
+	struct xz_handler *handler; /* the handler answering, if any */
+	void *data;                 /* the handler's per-request data */
+	int mw_depth;               /* middleware befores that let it through */
+	int status;                 /* 0 until replied */
+	char *meta;
+	bool replied, ended;
+	size_t drain_low;
+	void (*drain_cb)(struct xz_request *, void *);
+	void *drain_arg;
+	void (*cancel_cb)(struct xz_request *, void *); /* a route's */
+	void *cancel_arg;
+	unsigned long state_period; /* app_state_enter's, for the owner */
+};
+
+/*
+ * Zeroes req and gives it its carrier (borrowed: outlives req) and the
+ * carrier's argument. The carrier fills url, port, remote_addr, cert and
+ * the TLS facts; app_dispatch the rest.
+ */
+void request_init(struct xz_request *req, const struct request_carrier *carrier,
+    void *carrier_arg, struct event_base *base);
+/* Frees what req holds and tells its owner (leave); zeroes it. */
+void request_clear(struct xz_request *req);
+/* The client went away before xz_end(): tells the handler (cancel). */
+void request_cancel(struct xz_request *req);
+/* Runs (once) the callback xz_request_on_cancel gave: the routes' cancel. */
+void request_run_on_cancel(struct xz_request *req);
+/* The carrier took bytes: runs the drain callback when it is due. */
+void request_drained(struct xz_request *req, size_t pending);
+/* A route parameter: name borrowed (the pattern's), value copied. */
+int request_add_param(struct xz_request *req, char *name, const char *value,
+    size_t len);
+void request_drop_params(struct xz_request *req);
+/*
+ * Moves all of buf (no copy) into the response body: XZ_OK, XZ_ESTATE
+ * when the response takes no body (not 2x, not replied, ended: buf is
+ * left as it was), XZ_ENOMEM. The relay's way in.
+ */
+int request_write_buffer(struct xz_request *req, struct evbuffer *buf);
+/*
+ * Reads up to len bytes of fd at off straight into the response body.
+ * Returns the bytes read (fewer at the end of the file), or an error.
+ */
+ssize_t request_read_file(struct xz_request *req, int fd, off_t off,
+    size_t len);
+/*
+ * For handlers: a streamed response that cannot complete (the backend
+ * stalled or died after the header went out): the client's connection
+ * ends without close_notify. Like xz_end, hands req back.
+ */
+void request_abort(struct xz_request *req, const char *reason);
+
+/*
+ * app.c: the app (routes, mounts, middleware, state, hooks) and dispatch.
+ */
+
+/* Sets the message xz_app_error() returns. */
+void app_set_error(struct xz_app *app, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/*
+ * A handler constructor (xz_scgi_tcp, ...) failed with code (XZ_EINVAL,
+ * XZ_ENOMEM): xz_handler_error() says why, and xz_mount(app, prefix,
+ * NULL) hands both to the app.
+ */
+void handler_set_error(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/*
+ * Gives req (request_init'ed, its URL parsed and its facts filled) to
+ * app: it becomes the request's owner and a reader of app state until
+ * request_clear; middleware, then the mount, the routes or 51 answer it.
+ */
+void app_dispatch(struct xz_app *app, struct xz_request *req);
+/*
+ * A request may read app state from now until app_state_leave: values
+ * replaced in between are freed only after it (xz_state_set). app_dispatch
+ * enters, request_clear leaves (through the owner table).
+ * app_state_graves: the values waiting.
+ */
+unsigned long app_state_enter(struct xz_app *app);
+void app_state_leave(struct xz_app *app, unsigned long period);
+size_t app_state_graves(struct xz_app *app);
+/* Runs startup hooks in order (XZ_OK or the first failure). */
+int app_startup(struct xz_app *app);
+/* Runs shutdown hooks in reverse order. */
+void app_shutdown(struct xz_app *app);
+
+/*
+ * conn.c: one client connection's life, from the TLS handshake to
+ * close_notify, over a transport it reaches through a table.
+ */
+struct tls_ctx;
+
+/*
+ * A transport: TLS on the socket (conn_io_tls, here) or plain bytes (the
+ * test client's, testclient.c). Its session t is its own: conn.c never
+ * looks inside. I/O calls return bytes, or enum tls_result's codes.
+ */
+struct conn_io {
+	/* A session on fd (not taken) with ctx (conn_cfg.io_ctx); NULL: OOM. */
+	void *(*open)(void *ctx, int fd);
+	void (*close)(void *t);
+	int (*handshake)(void *t); /* TLS_DONE at once without one */
+	ssize_t (*read)(void *t, void *buf, size_t len);
+	ssize_t (*write)(void *t, const void *buf, size_t len);
+	/* Optional: what is queued now ends the response; bye follows. */
+	void (*last)(void *t);
+	int (*bye)(void *t); /* close_notify (or FIN) */
+	/* Fills req's cert, tls_version and tls_cipher: XZ_OK or a code. */
+	int (*peer)(void *t, struct xz_request *req);
+	/* The last failure in the transport's own words, or fallback. */
+	const char *(*strerror)(void *t, const char *fallback);
+};
+
+/* GnuTLS on the socket; its ctx is a struct tls_ctx. */
+extern const struct conn_io conn_io_tls;
+
+/* What a connection needs from its listener; shared, read-only. */
+struct conn_cfg {
+	struct xz_app *app;
+	const struct conn_io *io;     /* the transport */
+	void *io_ctx;                 /* its open()'s ctx */
+	const char *const *hostnames; /* lower-case, NULL-ended */
+	int port;                     /* the listener's port */
+	double request_timeout;       /* handshake + request line */
+	double write_timeout;         /* a client that takes no bytes */
+	size_t send_min_rate;         /* bytes/s while output waits; 0: none */
+	bool access_log;
+};
+
+typedef void (*conn_closed_fn)(struct xz_conn *c, void *arg);
+
+/*
+ * A connection on fd (taken, made non-blocking) accepted from sa. closed
+ * runs once, from conn_close(), just before c is freed. NULL on failure
+ * (fd closed).
+ */
+struct xz_conn *conn_new(struct event_base *base, int fd,
+    const struct conn_cfg *cfg, const struct sockaddr *sa,
+    conn_closed_fn closed, void *arg);
+/* Ends the connection now (idempotent); a handler still at work is
+ * cancelled first. */
+void conn_close(struct xz_conn *c, const char *reason);
+
+/*
+ * testclient.c: the in-process test client (xz_test_*), and the plain
+ * transport it runs conn.c over: bytes as they are, no handshake; its
+ * ctx (conn_cfg.io_ctx) is a client certificate hash or NULL.
+ */
+extern const struct conn_io test_client_io;
+
+/*
+ * admit.c: the global and per-address connection limits (0: none).
+ */
+struct admit;
+struct admit_key {
+	int family;
+	unsigned char addr[16];
+};
+struct admit *admit_new(unsigned max_total, unsigned max_per_addr);
+void admit_free(struct admit *a);
+/* Counts a connection from sa in (true), or refuses it (false). */
+bool admit_take(struct admit *a, const struct sockaddr *sa,
+    struct admit_key *key);
+void admit_release(struct admit *a, const struct admit_key *key);
+/*
+ * The default global limit for a process allowed fd_limit descriptors
+ * (RLIMIT_NOFILE; ULONG_MAX when unlimited) with fds_open already open:
+ * (fd_limit - fds_open - 32) / 2, at least 1.
+ */
+unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
+
+/*
  * beneath.c (static.c and cgi.c): opens path (no "." or ".." segments)
  * under dirfd so that nothing, symlinks included, leads outside it:
  * openat2(RESOLVE_BENEATH); where the kernel lacks openat2, a walk that
@@ -210,44 +473,6 @@ const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
 int open_beneath(int dirfd, const char *path, int flags);
 /* The walk alone (open_beneath's fallback), for the tests. */
 int open_beneath_walk(int dirfd, const char *path, int flags);
-
-/*
- * strlist.c: "a, b c" -> { "a", "b", "c", NULL }: items are separated by
- * commas and white space; empty items are dropped. NULL when out of
- * memory. Free with strlist_free (NULL is a no-op).
- */
-char **strlist_split(const char *s);
-void strlist_free(char **list);
-
-/*
- * response.c: response headers, ours and our backends'.
- */
-
-/* True when status and meta make a valid Gemini header to send. */
-bool response_valid(int status, const char *meta, size_t metalen);
-
-/*
- * Parses the header of a backend's answer (SCGI or CGI) in any of its
- * three shapes: a Gemini line ("20 text/gemini\r\n"), a CGI header block
- * ("Status: 20 text/gemini\r\n...\r\n\r\n") or NPH
- * ("GEMINI 20 text/gemini\r\n...\r\n\r\n"). A bare LF ends a line too.
- * buf holds the len bytes received so far. Returns XZ_OK with *status,
- * *meta (malloc'd, NUL-terminated) and *hdrlen (bytes of buf the header
- * used: the body starts there); XZ_EAGAIN when more bytes are needed;
- * XZ_EPARSE, with *why set to a static reason, when the header is
- * malformed or would not be a valid Gemini header (response_valid);
- * XZ_ENOMEM. Unless XZ_OK, *meta is NULL and *status 0. why may be NULL.
- * A leading digit means a Gemini line, "GEMINI " NPH, anything else CGI.
- * CGI: without Status:, a Content-Type: alone means 20 with that type
- * (RFC 3875's document response); "Status: 2x" without meta takes the
- * Content-Type's value when there is one. Everything after the header is
- * the body, and never looked at.
- */
-int response_parse_backend(const char *buf, size_t len, int *status,
-    char **meta, size_t *hdrlen, const char **why);
-
-/* The longest backend header accepted before XZ_EPARSE. */
-#define XZ_MAX_BACKEND_HEADER 8192
 
 /*
  * cgienv.c: the variable set of a CGI or SCGI request (one builder for
@@ -316,155 +541,6 @@ int cgienv_scgi_header(struct evbuffer *out, const struct cgienv *env);
  */
 char **cgienv_envp(const struct cgienv *env);
 void cgienv_envp_free(char **envp);
-
-/*
- * app.c: the app (routes, mounts, middleware, state, hooks), requests and
- * dispatch. A request belongs to its connection (conn.c), which creates it
- * after the request line is read and frees it when the connection closes.
- */
-struct xz_conn;
-
-struct xz_request {
-	struct xz_app *app;
-	struct xz_conn *c;
-	struct event_base *base;
-	struct xz_url url;
-	int port;                /* the port the request arrived on */
-	char remote_addr[64];    /* numeric, no port */
-	struct xz_cert cert;     /* the client's certificate facts */
-	const char *tls_version; /* static strings; NULL without TLS */
-	const char *tls_cipher;
-	const char *mount;     /* the matched mount prefix, or "" */
-	const char *path_info; /* into url.path */
-	char **param_names;    /* route parameters (names borrowed) */
-	char **param_values;
-	size_t nparams;
-	char *input;                /* decoded query, made on demand */
-	struct xz_handler *handler; /* the mounted handler answering, if any */
-	void *data;                 /* the handler's per-request data */
-	int mw_depth;               /* middleware befores that let it through */
-	int status;                 /* 0 until replied */
-	char *meta;
-	bool replied, ended;
-	size_t drain_low;
-	void (*drain_cb)(struct xz_request *, void *);
-	void *drain_arg;
-	void (*cancel_cb)(struct xz_request *, void *); /* async routes */
-	void *cancel_arg;
-	unsigned long state_period; /* app_state_enter's, for _leave */
-};
-
-/* Sets the message xz_app_error() returns. */
-void app_set_error(struct xz_app *app, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/*
- * A handler constructor (xz_scgi_tcp, ...) failed with code (XZ_EINVAL,
- * XZ_ENOMEM): xz_handler_error() says why, and xz_mount(app, prefix,
- * NULL) hands both to the app.
- */
-void handler_set_error(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Fills the parts of req app.c owns; conn.c fills the rest. */
-void request_init(struct xz_request *req, struct xz_app *app, struct xz_conn *c,
-    struct event_base *base);
-/* Runs middleware, then the mount, route or 51 answering req. */
-void app_dispatch(struct xz_request *req);
-/* The client went away before xz_end(): tells the handler (cancel). */
-void request_cancel(struct xz_request *req);
-void request_clear(struct xz_request *req);
-/* The conn took bytes: runs the drain callback when it is due. */
-void request_drained(struct xz_request *req, size_t pending);
-/*
- * A request may read app state from now until app_state_leave: values
- * replaced in between are freed only after it (xz_state_set). request_init
- * and request_clear call these. app_state_graves: the values waiting.
- */
-unsigned long app_state_enter(struct xz_app *app);
-void app_state_leave(struct xz_app *app, unsigned long period);
-size_t app_state_graves(struct xz_app *app);
-/* Runs startup hooks in order (XZ_OK or the first failure). */
-int app_startup(struct xz_app *app);
-/* Runs shutdown hooks in reverse order. */
-void app_shutdown(struct xz_app *app);
-/*
- * Reads up to len bytes of fd at off straight into the response body.
- * Returns the bytes read (fewer at the end of the file), or an error.
- */
-ssize_t request_read_file(struct xz_request *req, int fd, off_t off,
-    size_t len);
-
-/*
- * admit.c: the global and per-address connection limits (0: none).
- */
-struct admit;
-struct admit_key {
-	int family;
-	unsigned char addr[16];
-};
-struct admit *admit_new(unsigned max_total, unsigned max_per_addr);
-void admit_free(struct admit *a);
-/* Counts a connection from sa in (true), or refuses it (false). */
-bool admit_take(struct admit *a, const struct sockaddr *sa,
-    struct admit_key *key);
-void admit_release(struct admit *a, const struct admit_key *key);
-/*
- * The default global limit for a process allowed fd_limit descriptors
- * (RLIMIT_NOFILE; ULONG_MAX when unlimited) with fds_open already open:
- * (fd_limit - fds_open - 32) / 2, at least 1.
- */
-unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
-
-/*
- * conn.c: one client connection's life, from the TLS handshake to
- * close_notify.
- */
-struct tls_ctx;
-
-/* What a connection needs from its listener; shared, read-only. */
-struct conn_cfg {
-	struct xz_app *app;
-	struct tls_ctx *tls;          /* NULL: plain bytes (test client) */
-	const char *const *hostnames; /* lower-case, NULL-ended */
-	int port;                     /* the listener's port */
-	double request_timeout;       /* handshake + request line */
-	double write_timeout;         /* a client that takes no bytes */
-	size_t send_min_rate;         /* bytes/s while output waits; 0: none */
-	bool access_log;
-};
-
-typedef void (*conn_closed_fn)(struct xz_conn *c, void *arg);
-
-/*
- * A connection on fd (taken, made non-blocking) accepted from sa. closed
- * runs once, from conn_close(), just before c is freed. NULL on failure
- * (fd closed).
- */
-struct xz_conn *conn_new(struct event_base *base, int fd,
-    const struct conn_cfg *cfg, const struct sockaddr *sa,
-    conn_closed_fn closed, void *arg);
-/* The test client's stand-in for a TLS client certificate. */
-void conn_set_fake_cert(struct xz_conn *c, const char *hash);
-/* Ends the connection now (idempotent); a handler still at work is
- * cancelled first. */
-void conn_close(struct xz_conn *c, const char *reason);
-/* For requests: where body bytes go, and "flush what is there". */
-struct evbuffer *conn_output(struct xz_conn *c);
-void conn_kick(struct xz_conn *c);
-/* The response is complete: flush, close_notify, close. */
-void conn_end(struct xz_conn *c);
-/*
- * Ends the connection without close_notify (so the client can tell the
- * response is cut short), from the connection's own next event: safe to
- * call from a handler's callback. The handler is not cancelled.
- */
-void conn_abort(struct xz_conn *c, const char *reason);
-
-/*
- * app.c (for handlers): a streamed response that cannot complete (the
- * backend stalled or died after the header went out): the client's
- * connection ends without close_notify. Like xz_end, hands req back.
- */
-void request_abort(struct xz_request *req, const char *reason);
 
 /*
  * relay.c: a backend's answer (an SCGI socket, a CGI script's stdout)
