@@ -506,7 +506,14 @@ struct xz_server_opts {
 	 */
 	const char *cert_file;
 	const char *key_file;
-	bool key_ed25519;       /* generate Ed25519 instead of ECDSA P-256 */
+	bool key_ed25519; /* generate Ed25519 instead of ECDSA P-256 */
+	/*
+	 * The session-ticket master key (64 raw bytes, mode 0600; see
+	 * xz_ticket_key_new), read when the server is made. Instances that
+	 * share the file resume each other's TLS sessions (1.2 and 1.3).
+	 * NULL: a random key of this process's own, as before.
+	 */
+	const char *ticket_key_file;
 	int workers;            /* 0: one per core */
 	double request_timeout; /* handshake + request line, seconds; 0: 10 */
 	/*
@@ -570,6 +577,13 @@ XZ_API void xz_server_stop(struct xz_server *srv);
 /* The port a listener was bound to (useful with port 0), or -1. */
 XZ_API int xz_server_port(const struct xz_server *srv, size_t listener);
 XZ_API void xz_server_free(struct xz_server *srv);
+/*
+ * Writes a new random session-ticket master key to path, mode 0600; an
+ * existing file is never overwritten (rotate by writing a new file and
+ * renaming it over the old). XZ_OK, or XZ_EIO with "path: reason" in
+ * errbuf.
+ */
+XZ_API int xz_ticket_key_new(const char *path, char *errbuf, size_t errlen);
 
 /*
  * The in-process test client: the app's real dispatch path over a

@@ -46,6 +46,7 @@ struct xz_config {
 	char **listen;
 	size_t nlisten;
 	char *hostname, *cert, *key, *user, *chroot_dir;
+	char *ticket_key; /* ticket_key_file, resolved */
 	/* while reading */
 	int line;
 	char *err;
@@ -307,6 +308,8 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 		rc = cfg_set_path(cfg, &cfg->cert, e->value);
 	else if (strcmp(e->key, "key") == 0)
 		rc = cfg_set_path(cfg, &cfg->key, e->value);
+	else if (strcmp(e->key, "ticket_key_file") == 0)
+		rc = cfg_set_path(cfg, &cfg->ticket_key, e->value);
 	else if (strcmp(e->key, "key_type") == 0) {
 		if (strcmp(e->value, "ecdsa") == 0 ||
 		    strcmp(e->value, "ed25519") == 0) {
@@ -379,6 +382,7 @@ cfg_finish_opts(struct xz_config *cfg)
 	cfg->opts.hostname = cfg->hostname;
 	cfg->opts.cert_file = cfg->cert;
 	cfg->opts.key_file = cfg->key;
+	cfg->opts.ticket_key_file = cfg->ticket_key;
 	cfg->opts.user = cfg->user;
 	cfg->opts.chroot_dir = cfg->chroot_dir;
 	return XZ_OK;
@@ -788,6 +792,7 @@ xz_config_free(struct xz_config *cfg)
 	free(cfg->hostname);
 	free(cfg->cert);
 	free(cfg->key);
+	free(cfg->ticket_key);
 	free(cfg->user);
 	free(cfg->chroot_dir);
 	free(cfg->path);

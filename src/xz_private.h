@@ -118,6 +118,7 @@ struct tls_opts {
 	const char *key_file;  /* PEM */
 	const char *hostname;  /* generating: "a, b" -> CN a, SANs a and b */
 	bool ed25519;          /* generate Ed25519 rather than ECDSA P-256 */
+	const char *ticket_key_file; /* NULL: a random master key */
 };
 
 /* What a client certificate says (Gemini: never chain-verified). */
@@ -154,6 +155,13 @@ int cert_validity(const void *der, size_t len, char not_before[21],
 struct tls_ctx *tls_ctx_new(const struct tls_opts *opts, char *err,
     size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx); /* NULL is a no-op */
+/* GnuTLS's session-ticket master key: 64 raw bytes. */
+#define TLS_TICKET_KEY_SIZE 64
+/*
+ * Writes a new random ticket master key to path (mode 0600, never over an
+ * existing file). 0, or -1 with "path: reason" in err.
+ */
+int tls_ticket_key_write(const char *path, char *err, size_t errlen);
 
 /*
  * A server session on a connected non-blocking socket (not taken: close
