@@ -183,6 +183,25 @@ XZ_API int xz_middleware(struct xz_app *app, const struct xz_middleware *mw,
     void *arg);
 
 /*
+ * Rate limits per client address (Molly Brown's and Jetforce's 44): each
+ * address has a bucket of burst requests, refilled at rate a second; a
+ * request that finds it empty is answered 44 with the whole seconds to
+ * wait as meta (at least 1), before any handler runs, and logged once a
+ * minute per address. prefix NULL or "/": every request; else only the
+ * paths under prefix (by segment, as mounts), where it replaces the
+ * shorter ones' limit (the longest prefix wins; rate 0 there: no limit).
+ * burst 0: twice the rate, at least 1. Memory is fixed whatever the
+ * number of clients: 2 MiB per prefix limited (65,536 addresses; past
+ * them an address whose bucket is full is forgotten first). Runs as a
+ * middleware registered at the first call: call it before the others to
+ * keep limited requests from them. XZ_EINVAL for a rate or burst
+ * outside 0 to 1,000,000, a prefix not starting with '/', or one
+ * already limited.
+ */
+XZ_API int xz_rate_limit(struct xz_app *app, const char *prefix, double rate,
+    double burst);
+
+/*
  * Hooks: startup hooks run in registration order before the first
  * request (a non-zero return stops the server from starting); shutdown
  * hooks run in reverse order after the last.

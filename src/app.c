@@ -70,7 +70,8 @@ struct xz_app {
 	size_t nmws;
 	struct hook *startup, *shutdown;
 	size_t nstartup, nshutdown;
-	struct tasks *tasks; /* xz_every's, in task.c */
+	struct tasks *tasks;         /* xz_every's, in task.c */
+	struct ratelimit *ratelimit; /* xz_rate_limit's, in ratelimit.c */
 	pthread_rwlock_t state_lock;
 	struct state_entry *state;
 	size_t nstate;
@@ -244,6 +245,7 @@ xz_app_free(struct xz_app *app)
 	free(app->startup);
 	free(app->shutdown);
 	task_free(app->tasks);
+	ratelimit_free(app->ratelimit);
 	free(app->state);
 	pthread_mutex_destroy(&app->grave_lock);
 	pthread_rwlock_destroy(&app->state_lock);
@@ -536,6 +538,19 @@ xz_every(struct xz_app *app, double seconds, xz_task_fn fn, void *arg)
 
 	if ((rc = task_add(&app->tasks, app, seconds, fn, arg, &why)) != XZ_OK)
 		app_set_error(app, "every %gs: %s", seconds, why);
+	return rc;
+}
+
+int
+xz_rate_limit(struct xz_app *app, const char *prefix, double rate, double burst)
+{
+	const char *why;
+	int rc;
+
+	rc = ratelimit_add(&app->ratelimit, app, prefix, rate, burst, &why);
+	if (rc != XZ_OK)
+		app_set_error(app, "rate limit %s: %s", prefix ? prefix : "/",
+		    why);
 	return rc;
 }
 

@@ -557,4 +557,27 @@ int task_start(struct tasks *ts);
 void task_stop(struct tasks *ts);
 void task_free(struct tasks *ts);
 
+/*
+ * ratelimit.c: per-client token buckets (xz_rate_limit). ratelimit_add
+ * registers the middleware on its first call (*rlp NULL) and adds a rule
+ * for prefix; XZ_EINVAL or XZ_ENOMEM with the reason in *why. The rest
+ * is for tests: a rule alone, on an explicit clock (milliseconds).
+ */
+#define RL_SLOTS 65536 /* clients remembered per rule: 2 MiB */
+struct ratelimit;
+struct rl_rule;
+int ratelimit_add(struct ratelimit **rlp, struct xz_app *app,
+    const char *prefix, double rate, double burst, const char **why);
+void ratelimit_free(struct ratelimit *rl); /* NULL is a no-op */
+/* A client address as a table key (IPv4 v4-mapped). */
+void ratelimit_key(const char *addr, unsigned char key[16]);
+struct rl_rule *ratelimit_rule_new(const char *prefix, double rate,
+    double burst);
+void ratelimit_rule_free(struct rl_rule *r);
+/* 0: let it through; else the seconds until it may (*log: say so now). */
+double ratelimit_take(struct rl_rule *r, const unsigned char addr[16],
+    uint64_t now_ms, bool *log);
+/* The rule's whole memory, whatever the number of clients. */
+size_t ratelimit_rule_bytes(const struct rl_rule *r);
+
 #endif /* XZ_PRIVATE_H */
