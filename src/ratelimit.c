@@ -109,7 +109,9 @@ ratelimit_key(const char *addr, unsigned char key[16])
 static float
 rl_refill(const struct rl_rule *r, const struct rl_slot *s, uint64_t now_ms)
 {
-	double t = s->tokens + (double)(now_ms - s->seen_ms) / 1000 * r->rate;
+	/* Workers read the clock before the lock: now may be a bit behind. */
+	uint64_t ms = now_ms > s->seen_ms ? now_ms - s->seen_ms : 0;
+	double t = s->tokens + (double)ms / 1000 * r->rate;
 
 	return (float)(t < r->burst ? t : r->burst);
 }

@@ -75,6 +75,17 @@ Test(ratelimit, wait_is_the_time_to_one_token)
 	ratelimit_rule_free(r);
 }
 
+/* Threads read the clock before taking the lock: time may step back. */
+Test(ratelimit, an_earlier_clock_refills_nothing)
+{
+	struct rl_rule *r = ratelimit_rule_new("/", 1, 2);
+
+	cr_expect_eq(take_n(r, "192.0.2.3", 5000, 2), 2);
+	cr_expect_eq(take_n(r, "192.0.2.3", 4999, 3), 0);
+	cr_expect_eq(take_n(r, "192.0.2.3", 6000, 3), 1);
+	ratelimit_rule_free(r);
+}
+
 Test(ratelimit, addresses_have_their_own_buckets)
 {
 	struct rl_rule *r = ratelimit_rule_new("/", 1, 2);
