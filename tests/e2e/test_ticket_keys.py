@@ -52,9 +52,10 @@ def pair(tmp_path):
         return servers
 
     yield start
-    for s in servers:
+    codes = [s.stop() for s in servers]  # all stopped before any assert
+    for s, rc in zip(servers, codes):
         log = s.log()
-        assert s.stop() == 0, log
+        assert rc == 0, log
         assert not SANITIZER_REPORT.search(log), log
 
 
@@ -159,8 +160,10 @@ def test_openssl_rand_file_works_and_bad_files_stop_startup(tmp_path):
             s = start_server(tmp_path / "ok", "[server]\n"
                              f"ticket_key_file = {key}\n"
                              f"[static /]\nroot = {site}\n")
-            assert s.get("/").status == 20
-            assert s.stop() == 0
+            try:
+                assert s.get("/").status == 20
+            finally:
+                assert s.stop() == 0
             continue
         r = subprocess.run([BIN, "-c", str(conf)], capture_output=True,
                            text=True, timeout=30 * SLOW)
