@@ -183,6 +183,25 @@ XZ_API int xz_middleware(struct xz_app *app, const struct xz_middleware *mw,
     void *arg);
 
 /*
+ * Rate limits per client address (Molly Brown's and Jetforce's 44): each
+ * address has a bucket of burst requests, refilled at rate a second; a
+ * request that finds it empty is answered 44 with the whole seconds to
+ * wait as meta (at least 1), before any handler runs, and logged once a
+ * minute per address. prefix NULL or "/": every request; else only the
+ * paths under prefix (by segment, as mounts), where it replaces the
+ * shorter ones' limit (the longest prefix wins; rate 0 there: no limit).
+ * burst 0: twice the rate, at least 1. Memory is fixed whatever the
+ * number of clients: 2 MiB per prefix limited (65,536 addresses; past
+ * them an address whose bucket is full is forgotten first). Runs as a
+ * middleware registered at the first call: call it before the others to
+ * keep limited requests from them. XZ_EINVAL for a rate or burst
+ * outside 0 to 1,000,000, a prefix not starting with '/', or one
+ * already limited.
+ */
+XZ_API int xz_rate_limit(struct xz_app *app, const char *prefix, double rate,
+    double burst);
+
+/*
  * Hooks: startup hooks run in registration order before the first
  * request (a non-zero return stops the server from starting); shutdown
  * hooks run in reverse order after the last.
@@ -506,7 +525,14 @@ struct xz_server_opts {
 	 */
 	const char *cert_file;
 	const char *key_file;
-	bool key_ed25519;       /* generate Ed25519 instead of ECDSA P-256 */
+	bool key_ed25519; /* generate Ed25519 instead of ECDSA P-256 */
+	/*
+	 * The session-ticket master key (64 raw bytes, mode 0600; see
+	 * xz_ticket_key_new), read when the server is made. Instances that
+	 * share the file resume each other's TLS sessions (1.2 and 1.3).
+	 * NULL: a random key of this process's own, as before.
+	 */
+	const char *ticket_key_file;
 	int workers;            /* 0: one per core */
 	double request_timeout; /* handshake + request line, seconds; 0: 10 */
 	/*
@@ -570,6 +596,13 @@ XZ_API void xz_server_stop(struct xz_server *srv);
 /* The port a listener was bound to (useful with port 0), or -1. */
 XZ_API int xz_server_port(const struct xz_server *srv, size_t listener);
 XZ_API void xz_server_free(struct xz_server *srv);
+/*
+ * Writes a new random session-ticket master key to path, mode 0600; an
+ * existing file is never overwritten (rotate by writing a new file and
+ * renaming it over the old). XZ_OK, or XZ_EIO with "path: reason" in
+ * errbuf.
+ */
+XZ_API int xz_ticket_key_new(const char *path, char *errbuf, size_t errlen);
 
 /*
  * The in-process test client: the app's real dispatch path over a

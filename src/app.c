@@ -41,6 +41,7 @@ struct route {
 struct middleware {
 	struct xz_middleware mw;
 	void *arg;
+	void (*free_arg)(void *); /* app_middleware_own: freed with the app */
 };
 
 struct hook {
@@ -219,6 +220,9 @@ xz_app_free(struct xz_app *app)
 	state_free_list(app->graves[1]);
 	free(app->mounts);
 	free(app->routes);
+	for (i = 0; i < app->nmws; i++)
+		if (app->mws[i].free_arg != NULL)
+			app->mws[i].free_arg(app->mws[i].arg);
 	free(app->mws);
 	free(app->startup);
 	free(app->shutdown);
@@ -459,6 +463,18 @@ xz_input_route(struct xz_app *app, const char *pattern, const char *prompt,
 int
 xz_middleware(struct xz_app *app, const struct xz_middleware *mw, void *arg)
 {
+	return app_middleware_own(app, mw, arg, NULL);
+}
+
+/*
+ * A middleware whose arg the app frees (free_arg, may be NULL) when it is
+ * freed: for middleware that other files build (rate limits), so that app.c
+ * never calls them.
+ */
+int
+app_middleware_own(struct xz_app *app, const struct xz_middleware *mw,
+    void *arg, void (*free_arg)(void *))
+{
 	struct middleware *m;
 
 	if (mw == NULL || (mw->before == NULL && mw->after == NULL)) {
@@ -471,7 +487,21 @@ xz_middleware(struct xz_app *app, const struct xz_middleware *mw, void *arg)
 	}
 	m->mw = *mw;
 	m->arg = arg;
+	m->free_arg = free_arg;
 	return XZ_OK;
+}
+
+/* The arg of the first middleware registered with mw's hooks, or NULL. */
+void *
+app_middleware_arg(const struct xz_app *app, const struct xz_middleware *mw)
+{
+	size_t i;
+
+	for (i = 0; i < app->nmws; i++)
+		if (app->mws[i].mw.before == mw->before &&
+		    app->mws[i].mw.after == mw->after)
+			return app->mws[i].arg;
+	return NULL;
 }
 
 static int

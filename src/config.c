@@ -46,6 +46,7 @@ struct xz_config {
 	char **listen;
 	size_t nlisten;
 	char *hostname, *cert, *key, *user, *chroot_dir;
+	char *ticket_key; /* ticket_key_file, resolved */
 	/* while reading */
 	int line;
 	char *err;
@@ -270,6 +271,13 @@ cfg_unsigned(const char *v, unsigned *out)
 	return XZ_OK;
 }
 
+/* Keys [server] and every mount section take (read by apply). */
+static bool
+cfg_mount_common_key(const char *key)
+{
+	return strcmp(key, "rate_limit") == 0 || strcmp(key, "rate_burst") == 0;
+}
+
 static int
 cfg_add_listen(struct xz_config *cfg, const char *v)
 {
@@ -307,6 +315,8 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 		rc = cfg_set_path(cfg, &cfg->cert, e->value);
 	else if (strcmp(e->key, "key") == 0)
 		rc = cfg_set_path(cfg, &cfg->key, e->value);
+	else if (strcmp(e->key, "ticket_key_file") == 0)
+		rc = cfg_set_path(cfg, &cfg->ticket_key, e->value);
 	else if (strcmp(e->key, "key_type") == 0) {
 		if (strcmp(e->value, "ecdsa") == 0 ||
 		    strcmp(e->value, "ed25519") == 0) {
@@ -331,6 +341,8 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 		rc = cfg_unsigned(e->value, &o->max_connections);
 	else if (strcmp(e->key, "max_connections_per_address") == 0)
 		rc = cfg_unsigned(e->value, &o->max_connections_per_address);
+	else if (cfg_mount_common_key(e->key))
+		rc = XZ_OK; /* read by xz_config_apply (cfg_apply_rate) */
 	else if (strcmp(e->key, "user") == 0) {
 		free(cfg->user);
 		rc = (cfg->user = strdup(e->value)) ? XZ_OK : XZ_ENOMEM;
@@ -379,6 +391,7 @@ cfg_finish_opts(struct xz_config *cfg)
 	cfg->opts.hostname = cfg->hostname;
 	cfg->opts.cert_file = cfg->cert;
 	cfg->opts.key_file = cfg->key;
+	cfg->opts.ticket_key_file = cfg->ticket_key;
 	cfg->opts.user = cfg->user;
 	cfg->opts.chroot_dir = cfg->chroot_dir;
 	return XZ_OK;
@@ -450,6 +463,71 @@ xz_config_server_opts(const struct xz_config *cfg)
 	return &cfg->opts;
 }
 
+/*
+ * Rate limits: "10/s", "30/m", "600/h", "10" (a second); "off" or "0"
+ * for none (in a mount: none there, whatever [server] says).
+ */
+static int
+cfg_rate(const char *v, double *out)
+{
+	char *end;
+	double d;
+
+	if (strcasecmp(v, "off") == 0) {
+		*out = 0;
+		return XZ_OK;
+	}
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno != 0 || end == v || !(d >= 0) || d > 1e9)
+		return XZ_EINVAL;
+	if (strcmp(end, "/m") == 0 || strcmp(end, "/min") == 0)
+		d /= 60;
+	else if (strcmp(end, "/h") == 0)
+		d /= 3600;
+	else if (*end != '\0' && strcmp(end, "/s") != 0)
+		return XZ_EINVAL;
+	*out = d;
+	return XZ_OK;
+}
+
+/* A section's rate_limit and rate_burst, as xz_rate_limit for prefix. */
+static int
+cfg_apply_rate(struct xz_config *cfg, const struct cfg_section *s,
+    struct xz_app *app)
+{
+	const struct cfg_entry *rate = NULL, *burst_e = NULL;
+	double r = 0, burst = 0;
+	unsigned b;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < s->nentries; i++)
+		if (strcmp(s->entries[i].key, "rate_limit") == 0)
+			rate = &s->entries[i];
+		else if (strcmp(s->entries[i].key, "rate_burst") == 0)
+			burst_e = &s->entries[i];
+	if (rate == NULL && burst_e == NULL)
+		return XZ_OK;
+	if (rate == NULL)
+		return cfg_error(cfg, burst_e->line,
+		    "rate_burst without rate_limit");
+	if (cfg_rate(rate->value, &r) != XZ_OK)
+		return cfg_error(cfg, rate->line,
+		    "rate_limit: invalid value "
+		    "'%s' (10/s, 30/m, 600/h or off)",
+		    rate->value);
+	if (burst_e != NULL) {
+		if (cfg_unsigned(burst_e->value, &b) != XZ_OK || b == 0)
+			return cfg_error(cfg, burst_e->line,
+			    "rate_burst: invalid value '%s'", burst_e->value);
+		burst = b;
+	}
+	if ((rc = xz_rate_limit(app, s->prefix, r, burst)) != XZ_OK)
+		return cfg_error(cfg, rate->line, "%s", xz_app_error(app));
+	return XZ_OK;
+}
+
 static int
 cfg_apply_state(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app)
@@ -491,6 +569,8 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 	int rc;
 
 	for (i = 0; i < s->nentries; i++) {
+		if (cfg_mount_common_key(s->entries[i].key))
+			continue;
 		if (strcmp(s->entries[i].key, "root") != 0)
 			return cfg_error(cfg, s->entries[i].line,
 			    "unknown key '%s' in [static %s]",
@@ -612,6 +692,8 @@ cfg_read_backend(struct xz_config *cfg, const struct cfg_section *s,
 
 	for (i = 0; i < s->nentries; i++) {
 		e = &s->entries[i];
+		if (cfg_mount_common_key(e->key))
+			continue;
 		if ((rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
 			rc = kind->key(cfg, e, b);
 		if (rc == XZ_EAGAIN)
@@ -747,6 +829,16 @@ xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *err,
 	/* State first: mounts may read it (SCGI app_state_keys). */
 	if (state != NULL && (rc = cfg_apply_state(cfg, state, app)) != XZ_OK)
 		return rc;
+	/* Rate limits next: their middleware is the outermost. */
+	for (i = 0; i < cfg->nsections; i++) {
+		const struct cfg_section *s = &cfg->sections[i];
+
+		if ((strcmp(s->kind, "server") == 0 ||
+		        (s->prefix != NULL &&
+		            cfg_find_kind(s->kind) != NULL)) &&
+		    (rc = cfg_apply_rate(cfg, s, app)) != XZ_OK)
+			return rc;
+	}
 	for (i = 0; i < cfg->nsections; i++) {
 		const struct cfg_section *s = &cfg->sections[i];
 		const struct cfg_kind *k;
@@ -788,6 +880,7 @@ xz_config_free(struct xz_config *cfg)
 	free(cfg->hostname);
 	free(cfg->cert);
 	free(cfg->key);
+	free(cfg->ticket_key);
 	free(cfg->user);
 	free(cfg->chroot_dir);
 	free(cfg->path);

@@ -2,6 +2,7 @@
  * main.c - the xitzin program: a thin user of libxitzin.
  *
  *   xitzin [-v] [-c FILE] [-t] [DIR]
+ *   xitzin -k FILE
  *
  * With -c it serves what xitzin.conf(5) describes; with DIR alone it
  * serves that directory on localhost:1965 with a certificate generated
@@ -22,7 +23,9 @@ static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
 	    "usage: xitzin [-tv] [-c FILE] [DIR]\n"
+	    "       xitzin -k FILE\n"
 	    "  -c FILE  read the configuration from FILE (xitzin.conf(5))\n"
+	    "  -k FILE  write a new session-ticket key to FILE and exit\n"
 	    "  -t       check the configuration and exit (-n is the same)\n"
 	    "  -v       verbose log (debug lines)\n"
 	    "  -V       print the version and exit\n"
@@ -34,6 +37,7 @@ static void __attribute__((noreturn)) usage(int status)
 struct options {
 	const char *config;
 	const char *dir;
+	const char *ticket_key; /* -k */
 	bool check_only;
 	bool verbose;
 };
@@ -43,10 +47,13 @@ parse_args(int argc, char **argv, struct options *o)
 {
 	int ch;
 
-	while ((ch = getopt(argc, argv, "c:hntvV")) != -1) {
+	while ((ch = getopt(argc, argv, "c:hk:ntvV")) != -1) {
 		switch (ch) {
 		case 'c':
 			o->config = optarg;
+			break;
+		case 'k':
+			o->ticket_key = optarg;
 			break;
 		case 'n':
 		case 't':
@@ -66,6 +73,11 @@ parse_args(int argc, char **argv, struct options *o)
 	}
 	argc -= optind;
 	argv += optind;
+	if (o->ticket_key != NULL) {
+		if (argc > 0 || o->config != NULL || o->check_only)
+			usage(1);
+		return;
+	}
 	if (argc > 1 || (argc == 1 && o->config != NULL) ||
 	    (argc == 0 && o->config == NULL))
 		usage(1);
@@ -113,6 +125,12 @@ main(int argc, char **argv)
 	int rc;
 
 	parse_args(argc, argv, &o);
+	if (o.ticket_key != NULL) {
+		if (xz_ticket_key_new(o.ticket_key, errbuf, sizeof(errbuf)) !=
+		    XZ_OK)
+			errx(1, "%s", errbuf);
+		return 0;
+	}
 	xz_log_enable(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();

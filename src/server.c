@@ -766,6 +766,7 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	topts.key_file = srv->opts.key_file;
 	topts.hostname = srv->hostnames[0];
 	topts.ed25519 = srv->opts.key_ed25519;
+	topts.ticket_key_file = srv->opts.ticket_key_file;
 	if ((srv->tls = tls_ctx_new(&topts, err, errlen)) == NULL)
 		goto fail;
 	if (server_setup_addrs(srv, err, errlen) != XZ_OK)
@@ -790,6 +791,12 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 fail:
 	xz_server_free(srv);
 	return NULL;
+}
+
+int
+xz_ticket_key_new(const char *path, char *errbuf, size_t errlen)
+{
+	return tls_ticket_key_write(path, errbuf, errlen) == 0 ? XZ_OK : XZ_EIO;
 }
 
 int

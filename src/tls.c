@@ -579,6 +579,67 @@ ctx_priorities(struct tls_ctx *ctx, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Session-ticket master keys shared by several instances. GnuTLS derives
+ * the key that seals tickets from the master key and the clock (a new one
+ * each rotation period, the previous one still accepted), so instances
+ * with the same master key seal and open each other's tickets, TLS 1.2
+ * (RFC 5077) and 1.3 (RFC 8446, 4.6.1) alike. The file is the key's
+ * TLS_TICKET_KEY_SIZE raw bytes: what `xitzin -k` or `openssl rand`
+ * writes. Whoever reads it can decrypt every resumed session's traffic
+ * secrets, so a file others may read or write is refused.
+ */
+static int
+ticket_key_read(gnutls_datum_t *key, const char *path, char *err, size_t errlen)
+{
+	gnutls_datum_t raw = { NULL, 0 };
+	struct stat st;
+	char why[80];
+
+	if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXO)) != 0) {
+		snprintf(why, sizeof(why),
+		    "mode %04o lets others read it (chmod 600)",
+		    (unsigned)(st.st_mode & 07777));
+		return fail(err, errlen, path, why);
+	}
+	if (read_file(path, &raw, err, errlen) == -1)
+		return -1;
+	if (raw.size != TLS_TICKET_KEY_SIZE) {
+		snprintf(why, sizeof(why),
+		    "%u bytes, a ticket key has %d (xitzin -k FILE)", raw.size,
+		    TLS_TICKET_KEY_SIZE);
+		datum_wipe(&raw);
+		return fail(err, errlen, path, why);
+	}
+	if ((key->data = gnutls_malloc(raw.size)) == NULL) {
+		datum_wipe(&raw);
+		return fail(err, errlen, path, strerror(ENOMEM));
+	}
+	memcpy(key->data, raw.data, raw.size);
+	key->size = raw.size;
+	datum_wipe(&raw);
+	return 0;
+}
+
+int
+tls_ticket_key_write(const char *path, char *err, size_t errlen)
+{
+	gnutls_datum_t key = { NULL, 0 };
+	int ret;
+
+	if ((ret = gnutls_session_ticket_key_generate(&key)) < 0)
+		return fail(err, errlen, "TLS session tickets",
+		    gnutls_strerror(ret));
+	if (key.size != TLS_TICKET_KEY_SIZE)
+		ret = fail(err, errlen, "TLS session tickets",
+		    "unexpected key size");
+	else
+		ret = write_new_file(path, &key, 0600, err, errlen);
+	gnutls_memset(key.data, 0, key.size);
+	gnutls_free(key.data);
+	return ret;
+}
+
 /* Everything a handshake needs that can be shared: done once, here. */
 static int
 ctx_init(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
@@ -595,6 +656,9 @@ ctx_init(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
 		return -1;
 	if (ctx_priorities(ctx, err, errlen) == -1)
 		return -1;
+	if (opts->ticket_key_file != NULL)
+		return ticket_key_read(&ctx->ticket_key, opts->ticket_key_file,
+		    err, errlen);
 	if ((ret = gnutls_session_ticket_key_generate(&ctx->ticket_key)) < 0)
 		return fail(err, errlen, "TLS session tickets",
 		    gnutls_strerror(ret));

@@ -160,6 +160,7 @@ struct tls_opts {
 	const char *key_file;  /* PEM */
 	const char *hostname;  /* generating: "a, b" -> CN a, SANs a and b */
 	bool ed25519;          /* generate Ed25519 rather than ECDSA P-256 */
+	const char *ticket_key_file; /* NULL: a random master key */
 };
 
 /* What a client certificate says (Gemini: never chain-verified). */
@@ -196,6 +197,13 @@ int cert_validity(const void *der, size_t len, char not_before[21],
 struct tls_ctx *tls_ctx_new(const struct tls_opts *opts, char *err,
     size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx); /* NULL is a no-op */
+/* GnuTLS's session-ticket master key: 64 raw bytes. */
+#define TLS_TICKET_KEY_SIZE 64
+/*
+ * Writes a new random ticket master key to path (mode 0600, never over an
+ * existing file). 0, or -1 with "path: reason" in err.
+ */
+int tls_ticket_key_write(const char *path, char *err, size_t errlen);
 
 /*
  * A server session on a connected non-blocking socket (not taken: close
@@ -346,12 +354,35 @@ ssize_t request_read_file(struct xz_request *req, int fd, off_t off,
 void request_abort(struct xz_request *req, const char *reason);
 
 /*
+ * task.c: periodic tasks (xz_every) on a thread of their own. task_add
+ * makes *tp on first use (XZ_EINVAL, XZ_ENOMEM or XZ_ESTATE with a static
+ * *why). task_start (after the startup hooks) and task_stop (before the
+ * shutdown hooks) pair up, and nest for test clients sharing an app;
+ * XZ_EIO when the thread cannot start (logged). All accept NULL.
+ */
+struct tasks;
+int task_add(struct tasks **tp, struct xz_app *app, double seconds,
+    xz_task_fn fn, void *arg, const char **why);
+int task_start(struct tasks *ts);
+void task_stop(struct tasks *ts);
+void task_free(struct tasks *ts);
+
+/*
  * app.c: the app (routes, mounts, middleware, state, hooks) and dispatch.
  */
 
 /* Sets the message xz_app_error() returns. */
 void app_set_error(struct xz_app *app, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*
+ * Middleware that another file builds: the app frees arg with free_arg
+ * (may be NULL) when it is freed; app_middleware_arg finds the arg of the
+ * first one registered with mw's hooks (NULL if none).
+ */
+int app_middleware_own(struct xz_app *app, const struct xz_middleware *mw,
+    void *arg, void (*free_arg)(void *));
+void *app_middleware_arg(const struct xz_app *app,
+    const struct xz_middleware *mw);
 /*
  * A handler constructor (xz_scgi_tcp, ...) failed with code (XZ_EINVAL,
  * XZ_ENOMEM): xz_handler_error() says why, and xz_mount(app, prefix,
@@ -378,6 +409,27 @@ size_t app_state_graves(struct xz_app *app);
 int app_startup(struct xz_app *app);
 /* Runs shutdown hooks in reverse order. */
 void app_shutdown(struct xz_app *app);
+
+/*
+ * ratelimit.c: per-client token buckets (xz_rate_limit, which registers
+ * its middleware through app_middleware_own on its first call and adds a
+ * rule per prefix). The rest is for tests: a rule alone, on an explicit
+ * clock (milliseconds).
+ */
+#define RL_SLOTS 65536 /* clients remembered per rule: 2 MiB */
+struct ratelimit;
+struct rl_rule;
+void ratelimit_free(struct ratelimit *rl); /* NULL is a no-op */
+/* A client address as a table key (IPv4 v4-mapped). */
+void ratelimit_key(const char *addr, unsigned char key[16]);
+struct rl_rule *ratelimit_rule_new(const char *prefix, double rate,
+    double burst);
+void ratelimit_rule_free(struct rl_rule *r);
+/* 0: let it through; else the seconds until it may (*log: say so now). */
+double ratelimit_take(struct rl_rule *r, const unsigned char addr[16],
+    uint64_t now_ms, bool *log);
+/* The rule's whole memory, whatever the number of clients. */
+size_t ratelimit_rule_bytes(const struct rl_rule *r);
 
 /*
  * conn.c: one client connection's life, from the TLS handshake to
@@ -610,19 +662,5 @@ void backend_config_clear(struct xz_backend_config *cfg);
 /* The relay's view of cfg, with kind's metas; name is borrowed. */
 void backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
     const struct backend_kind *kind, const char *name);
-
-/*
- * task.c: periodic tasks (xz_every) on a thread of their own. task_add
- * makes *tp on first use (XZ_EINVAL, XZ_ENOMEM or XZ_ESTATE with a static
- * *why). task_start (after the startup hooks) and task_stop (before the
- * shutdown hooks) pair up, and nest for test clients sharing an app;
- * XZ_EIO when the thread cannot start (logged). All accept NULL.
- */
-struct tasks;
-int task_add(struct tasks **tp, struct xz_app *app, double seconds,
-    xz_task_fn fn, void *arg, const char **why);
-int task_start(struct tasks *ts);
-void task_stop(struct tasks *ts);
-void task_free(struct tasks *ts);
 
 #endif /* XZ_PRIVATE_H */

@@ -164,6 +164,8 @@ build_app(struct xz_app **appp)
 	(void)xz_state_set(app, "k", "v");
 	(void)xz_state_set(app, "k", "w");
 	(void)xz_every(app, 3600, hourly, NULL);
+	(void)xz_rate_limit(app, NULL, 1000, 0);
+	(void)xz_rate_limit(app, "/api", 0, 0);
 	xz_scgi_config_init(&cfg);
 	cfg.app_state_keys = keys;
 	(void)xz_mount(app, "/api", xz_scgi_unix("/nonexistent.sock", &cfg));

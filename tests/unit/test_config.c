@@ -227,3 +227,111 @@ Test(config, send_min_rate)
 	expect_error("[server]\nsend_min_rate = fast\n",
 	    ":2: send_min_rate: invalid value");
 }
+
+/* ticket_key_file: a path, from the config file's directory. */
+Test(config, ticket_key_file)
+{
+	char err[512] = "";
+	struct xz_config *cfg;
+
+	cfg = xz_config_load(write_conf("[server]\n"
+	                                "ticket_key_file = keys/tickets.key\n"),
+	    err, sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	cr_expect_str_eq(xz_config_server_opts(cfg)->ticket_key_file,
+	    "/tmp/keys/tickets.key");
+	xz_config_free(cfg);
+	cleanup();
+	cfg = xz_config_load(write_conf("[server]\n"), err, sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	cr_expect_null(xz_config_server_opts(cfg)->ticket_key_file);
+	xz_config_free(cfg);
+	cleanup();
+}
+
+Test(config, rate_limit_errors)
+{
+	expect_error("[server]\nrate_limit = fast\n",
+	    ":2: rate_limit: invalid value 'fast' (10/s, 30/m, 600/h or off)");
+	expect_error("[server]\nrate_limit = 10/d\n",
+	    ":2: rate_limit: invalid value '10/d'");
+	expect_error("[server]\nrate_limit = -1/s\n",
+	    ":2: rate_limit: invalid value '-1/s'");
+	expect_error("[server]\nrate_limit = 2000000\n",
+	    ":2: rate limit /: needs a prefix");
+	expect_error("[server]\nrate_limit = 10/s\nrate_burst = 0\n",
+	    ":3: rate_burst: invalid value '0'");
+	expect_error("[server]\nrate_limit = 10/s\nrate_burst = many\n",
+	    ":3: rate_burst: invalid value 'many'");
+	expect_error("[server]\nrate_burst = 5\n",
+	    ":2: rate_burst without rate_limit");
+	expect_error("[static /]\nroot = /tmp\nrate_burst = 5\n",
+	    ":3: rate_burst without rate_limit");
+	expect_error("[server]\nrate_limit = 1/s\n[static /]\nroot = /tmp\n"
+	             "rate_limit = 2/s\n",
+	    ":5: rate limit /: already limited");
+}
+
+static void
+expect_status(struct xz_test_client *tc, const char *path, int status,
+    const char *meta)
+{
+	struct xz_test_response *r = xz_test_get(tc, path);
+
+	cr_assert_not_null(r);
+	if (status == 44) {
+		cr_expect_eq(r->status, 44, "%s: %d", path, r->status);
+		cr_expect_str_eq(r->meta, meta, "%s", path);
+	} else {
+		cr_expect_neq(r->status, 44, "%s: %d %s", path, r->status,
+		    r->meta);
+	}
+	xz_test_response_free(r);
+}
+
+/*
+ * [server] limits every request; a mount's own rate_limit replaces it
+ * under its prefix; off there means none. Units: /s, /m, /h.
+ */
+Test(config, rate_limits_server_and_per_mount)
+{
+	char err[512] = "";
+	struct xz_config *cfg;
+	struct xz_app *app = xz_app_new();
+	struct xz_test_client *tc;
+	int i;
+
+	cfg = xz_config_load(write_conf("[server]\n"
+	                                "rate_limit = 36/h\n"
+	                                "rate_burst = 2\n"
+	                                "[static /]\n"
+	                                "root = /tmp\n"
+	                                "[static /m]\n"
+	                                "root = /tmp\n"
+	                                "rate_limit = 1/m\n"
+	                                "[static /free]\n"
+	                                "root = /tmp\n"
+	                                "rate_limit = off\n"
+	                                "[cgi /cgi]\n"
+	                                "root = /tmp\n"
+	                                "rate_limit = 0.5\n"
+	                                "rate_burst = 1\n"),
+	    err, sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	cr_assert_eq(xz_config_apply(cfg, app, err, sizeof(err)), XZ_OK, "%s",
+	    err);
+	cr_assert_not_null(tc = xz_test_client_new(app));
+	expect_status(tc, "/", 20, NULL);
+	expect_status(tc, "/x", 20, NULL);
+	expect_status(tc, "/", 44, "100"); /* 36/h: one each 100 s */
+	expect_status(tc, "/m", 20, NULL); /* burst 1: twice 1/m is under 1 */
+	expect_status(tc, "/m", 44, "60");
+	for (i = 0; i < 20; i++)
+		expect_status(tc, "/free/", 20, NULL);
+	expect_status(tc, "/cgi/x", 20, NULL);
+	expect_status(tc, "/cgi/x", 44, "2");
+	xz_test_client_free(tc);
+	xz_config_free(cfg);
+	xz_app_free(app);
+	cleanup();
+}

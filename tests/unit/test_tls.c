@@ -79,7 +79,7 @@ in_dir(const char *name)
 static struct tls_ctx *
 ctx_at(const char *cert, const char *key, const char *host, bool ed25519)
 {
-	struct tls_opts o = { in_dir(cert), in_dir(key), host, ed25519 };
+	struct tls_opts o = { in_dir(cert), in_dir(key), host, ed25519, NULL };
 	char err[512] = "";
 	struct tls_ctx *ctx = tls_ctx_new(&o, err, sizeof(err));
 
@@ -98,7 +98,8 @@ static const char *
 ctx_fails(const char *cert, const char *key)
 {
 	static char err[512];
-	struct tls_opts o = { in_dir(cert), in_dir(key), "localhost", false };
+	struct tls_opts o = { in_dir(cert), in_dir(key), "localhost", false,
+		NULL };
 
 	err[0] = '\0';
 	cr_assert_null(tls_ctx_new(&o, err, sizeof(err)));
@@ -708,7 +709,7 @@ Test(tls, mismatched_pair)
 Test(tls, failed_generation_leaves_no_key)
 {
 	struct tls_opts o = { "/proc/xz-no-such-dir/cert.pem",
-		in_dir("key.pem"), "localhost", false };
+		in_dir("key.pem"), "localhost", false, NULL };
 	char err[512] = "";
 
 	cr_assert_null(tls_ctx_new(&o, err, sizeof(err)));
@@ -1320,6 +1321,135 @@ Test(tls, other_ctx_cannot_resume)
 	gnutls_free(sd.data);
 	tls_ctx_free(a);
 	tls_ctx_free(b);
+}
+
+/*
+ * Shared ticket keys: contexts built from the same key file (instances
+ * on other processes or machines) open each other's tickets, TLS 1.3
+ * and 1.2; a different file's are refused (a full handshake).
+ */
+static struct tls_ctx *
+ctx_keyed(const char *cert, const char *keyfile)
+{
+	struct tls_opts o = { in_dir(cert), in_dir("shared.key"), "localhost",
+		false, keyfile ? in_dir(keyfile) : NULL };
+	char err[512] = "";
+	struct tls_ctx *ctx = tls_ctx_new(&o, err, sizeof(err));
+
+	cr_assert_not_null(ctx, "tls_ctx_new: %s", err);
+	return ctx;
+}
+
+static const char *
+ctx_keyed_fails(const char *keyfile)
+{
+	static char err[512];
+	struct tls_opts o = { in_dir("kc.crt"), in_dir("kc.key"), "localhost",
+		false, in_dir(keyfile) };
+
+	err[0] = '\0';
+	cr_assert_null(tls_ctx_new(&o, err, sizeof(err)));
+	cr_assert_neq(err[0], '\0');
+	return err;
+}
+
+/* Resumed on b with a ticket that a issued? */
+static bool
+resumes_across(struct tls_ctx *a, struct tls_ctx *b, const char *prio)
+{
+	gnutls_datum_t sd;
+	struct pair p;
+	bool resumed;
+
+	pair_open(&p, a, prio, NULL);
+	handshake(&p);
+	serve_and_close(&p);
+	cr_assert_eq(gnutls_session_get_data2(p.cs, &sd), 0);
+	pair_close(&p);
+
+	pair_open(&p, b, prio, NULL);
+	cr_assert_eq(gnutls_session_set_data(p.cs, sd.data, sd.size), 0);
+	handshake(&p);
+	resumed = gnutls_session_is_resumed(p.cs);
+	serve_and_close(&p);
+	pair_close(&p);
+	gnutls_free(sd.data);
+	return resumed;
+}
+
+static void
+write_key(const char *name)
+{
+	char err[512] = "";
+
+	cr_assert_eq(tls_ticket_key_write(in_dir(name), err, sizeof(err)), 0,
+	    "%s", err);
+}
+
+Test(tls, shared_ticket_key_resumes_on_the_other_ctx)
+{
+	struct tls_ctx *a, *b, *c;
+
+	write_key("tickets.key");
+	write_key("other.key");
+	a = ctx_keyed("a.crt", "tickets.key");
+	b = ctx_keyed("a.crt", "tickets.key");
+	c = ctx_keyed("a.crt", "other.key");
+	cr_assert(resumes_across(a, b, TLS13_ONLY), "TLS 1.3 a -> b");
+	cr_assert(resumes_across(b, a, TLS13_ONLY), "TLS 1.3 b -> a");
+	cr_assert(resumes_across(a, b, TLS12_ONLY), "TLS 1.2 a -> b");
+	cr_assert_not(resumes_across(a, c, TLS13_ONLY), "other key, 1.3");
+	cr_assert_not(resumes_across(a, c, TLS12_ONLY), "other key, 1.2");
+	tls_ctx_free(a);
+	tls_ctx_free(b);
+	tls_ctx_free(c);
+}
+
+Test(tls, ticket_key_file_is_new_private_and_64_bytes)
+{
+	struct stat st;
+	char err[512] = "";
+
+	write_key("t.key");
+	cr_assert_eq(stat(in_dir("t.key"), &st), 0);
+	cr_assert_eq(st.st_size, TLS_TICKET_KEY_SIZE);
+	cr_assert_eq(st.st_mode & 0777, 0600);
+	/* Never over an existing file: rotation writes a new one. */
+	cr_assert_eq(tls_ticket_key_write(in_dir("t.key"), err, sizeof(err)),
+	    -1);
+	cr_assert(strstr(err, "t.key: File exists") != NULL, "%s", err);
+}
+
+Test(tls, ticket_key_file_refused_when_bad)
+{
+	char big[TLS_TICKET_KEY_SIZE + 1];
+	const char *e;
+	int fd;
+
+	e = ctx_keyed_fails("missing.key");
+	cr_assert(strstr(e, "missing.key: No such file") != NULL, "%s", e);
+
+	write_text(in_dir("short.key"), "0123456789");
+	chmod(in_dir("short.key"), 0600);
+	e = ctx_keyed_fails("short.key");
+	cr_assert(strstr(e, "short.key: 10 bytes, a ticket key has 64") != NULL,
+	    "%s", e);
+
+	memset(big, 'x', sizeof(big));
+	fd = open(in_dir("long.key"), O_WRONLY | O_CREAT, 0600);
+	cr_assert_eq(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
+	close(fd);
+	e = ctx_keyed_fails("long.key");
+	cr_assert(strstr(e, "65 bytes") != NULL, "%s", e);
+
+	write_key("open.key");
+	chmod(in_dir("open.key"), 0644);
+	e = ctx_keyed_fails("open.key");
+	cr_assert(strstr(e, "open.key: mode 0644 lets others read it") != NULL,
+	    "%s", e);
+	/* Group access is the operator's choice (instances in one group). */
+	chmod(in_dir("open.key"), 0640);
+	tls_ctx_free(ctx_keyed("kd.crt", "open.key"));
 }
 
 Test(tls, free_null_is_noop)
