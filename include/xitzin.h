@@ -138,6 +138,17 @@ XZ_API int xz_mount(struct xz_app *app, const char *prefix,
  * xz_app_error() ("static /: root /srv: No such file or directory").
  */
 XZ_API int xz_static(struct xz_app *app, const char *prefix, const char *root);
+/*
+ * By default a path with a segment starting with "." (/.env, /.git/config,
+ * /a/.hidden/b) gets 51 "Not found", the answer for a missing file, so a
+ * probe cannot tell it exists; /.well-known/ (RFC 8615) is served.
+ * Zero-filled (or NULL) options are xz_static's.
+ */
+struct xz_static_opts {
+	bool serve_hidden; /* serve dot-files like any other */
+};
+XZ_API int xz_static_with(struct xz_app *app, const char *prefix,
+    const char *root, const struct xz_static_opts *opts);
 
 /*
  * Routes: C functions answering paths. Patterns are exact paths with

@@ -485,24 +485,33 @@ static int
 cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app)
 {
-	const struct cfg_entry *root = NULL;
+	const struct cfg_entry *root = NULL, *e;
+	struct xz_static_opts opts = { 0 };
 	char *path;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < s->nentries; i++) {
-		if (strcmp(s->entries[i].key, "root") != 0)
-			return cfg_error(cfg, s->entries[i].line,
-			    "unknown key '%s' in [static %s]",
-			    s->entries[i].key, s->prefix);
-		root = &s->entries[i];
+		e = &s->entries[i];
+		if (strcmp(e->key, "root") == 0)
+			root = e;
+		else if (strcmp(e->key, "hidden_files") != 0)
+			return cfg_error(cfg, e->line,
+			    "unknown key '%s' in [static %s]", e->key,
+			    s->prefix);
+		else if (strcmp(e->value, "serve") == 0)
+			opts.serve_hidden = true;
+		else if (strcmp(e->value, "hide") != 0)
+			return cfg_error(cfg, e->line,
+			    "hidden_files: invalid value '%s' (hide or serve)",
+			    e->value);
 	}
 	if (root == NULL)
 		return cfg_error(cfg, s->line, "[static %s] needs a root",
 		    s->prefix);
 	if ((path = cfg_path(cfg, root->value)) == NULL)
 		return XZ_ENOMEM;
-	if ((rc = xz_static(app, s->prefix, path)) != XZ_OK)
+	if ((rc = xz_static_with(app, s->prefix, path, &opts)) != XZ_OK)
 		cfg_static_error(cfg, root->line, s->prefix, xz_app_error(app));
 	free(path);
 	return rc;
