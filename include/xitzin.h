@@ -511,6 +511,12 @@ struct xz_server_opts {
 	    *listen;          /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
 	const char *hostname; /* names the URL may carry, comma-separated */
 	/*
+	 * The port a URL may name (gemini://host:PORT/): behind a proxy
+	 * that passes TLS through from another port, that port. A URL with
+	 * any other port gets 53. 0: the port the request arrived on.
+	 */
+	int public_port;
+	/*
 	 * PEM files, generated (both) when neither exists. Neither given:
 	 * certs/HOST.crt and certs/HOST.key under the working directory,
 	 * HOST the first hostname (localhost); the log says so.

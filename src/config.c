@@ -6,8 +6,17 @@
  * each section kind ([server], [state], [static PREFIX], ...) checks its
  * own keys, so every error names the file and line. Relative paths are
  * taken from the config file's directory, not the working directory.
+ *
+ * Loading also checks what starting the server would find wrong (listen
+ * addresses, the user, the chroot, the certificate and key), so that
+ * `xitzin -t` says all of it; and every error is reported, not the first
+ * alone: they are gathered, then written sorted by line.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+#include <pwd.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,7 +41,7 @@ struct cfg_entry {
 struct cfg_section {
 	char *kind;   /* "server", "static", ... */
 	char *prefix; /* the mount prefix; NULL for [server] and [state] */
-	int line;     /* of its first key */
+	int line;     /* of its [header] */
 	struct cfg_entry *entries;
 	size_t nentries;
 };
@@ -48,9 +57,20 @@ struct xz_config {
 	char *hostname, *cert, *key, *user, *chroot_dir;
 	/* while reading */
 	int line;
+	int nheaders;     /* "[...]" lines read so far */
+	int seen;         /* nheaders when the last key was read */
+	int header_line;  /* of the last "[...]" */
+	bool skip;        /* the keys of a duplicate section */
+	int unknown_said; /* nheaders when "unknown section" was said */
+	/* errors, in the order found; cfg_flush_errors writes them out */
+	struct cfg_err {
+		int line;
+		char *msg;
+	} * errs;
+	size_t nerrs;
+	bool nomem; /* an error could not even be recorded */
 	char *err;
 	size_t errlen;
-	bool failed;
 };
 
 /* A mount kind: checks its keys and mounts itself on the app. */
@@ -67,28 +87,90 @@ static int cfg_apply_scgi(struct xz_config *, const struct cfg_section *,
 static int cfg_apply_cgi(struct xz_config *, const struct cfg_section *,
     struct xz_app *);
 
+static void cfg_check_mounts(struct xz_config *);
+
 static const struct cfg_kind cfg_kinds[] = {
 	{ "static", cfg_apply_static },
 	{ "scgi", cfg_apply_scgi },
 	{ "cgi", cfg_apply_cgi },
 };
 
+/* Records an error at line (0: the file as a whole); returns XZ_EPARSE. */
 static int __attribute__((format(printf, 3, 4)))
 cfg_error(struct xz_config *cfg, int line, const char *fmt, ...)
 {
+	struct cfg_err *e;
 	va_list ap;
+	char *msg;
 	int n;
 
-	if (cfg->failed)
-		return XZ_EPARSE;
-	cfg->failed = true;
-	n = snprintf(cfg->err, cfg->errlen, "%s:%d: ", cfg->path, line);
-	if (n < 0 || (size_t)n >= cfg->errlen)
-		return XZ_EPARSE;
 	va_start(ap, fmt);
-	vsnprintf(cfg->err + n, cfg->errlen - (size_t)n, fmt, ap);
+	n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	e = n < 0 ? NULL : realloc(cfg->errs, (cfg->nerrs + 1) * sizeof(*e));
+	if (e == NULL) {
+		if (n >= 0)
+			free(msg);
+		cfg->nomem = true;
+		return XZ_EPARSE;
+	}
+	cfg->errs = e;
+	cfg->errs[cfg->nerrs].line = line;
+	cfg->errs[cfg->nerrs++].msg = msg;
 	return XZ_EPARSE;
+}
+
+static bool
+cfg_failed(const struct xz_config *cfg)
+{
+	return cfg->nerrs > 0 || cfg->nomem;
+}
+
+static void
+cfg_clear_errors(struct xz_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nerrs; i++)
+		free(cfg->errs[i].msg);
+	free(cfg->errs);
+	cfg->errs = NULL;
+	cfg->nerrs = 0;
+	cfg->nomem = false;
+}
+
+/*
+ * Writes the errors to cfg->err, one "file:line: reason" a line, sorted
+ * by line (stable: a line's errors keep their order), and forgets them.
+ */
+static void
+cfg_flush_errors(struct xz_config *cfg)
+{
+	size_t i, j, len = 0;
+	struct cfg_err t;
+	int n;
+
+	for (i = 1; i < cfg->nerrs; i++)
+		for (j = i; j > 0 && cfg->errs[j - 1].line > cfg->errs[j].line;
+		     j--) {
+			t = cfg->errs[j];
+			cfg->errs[j] = cfg->errs[j - 1];
+			cfg->errs[j - 1] = t;
+		}
+	if (cfg->errlen > 0)
+		cfg->err[0] = '\0';
+	for (i = 0; i < cfg->nerrs && len < cfg->errlen; i++) {
+		n = snprintf(cfg->err + len, cfg->errlen - len, "%s%s:%d: %s",
+		    i > 0 ? "\n" : "", cfg->path, cfg->errs[i].line,
+		    cfg->errs[i].msg);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	if (cfg->nomem && len < cfg->errlen)
+		snprintf(cfg->err + len, cfg->errlen - len, "%sout of memory",
+		    len > 0 ? "\n" : "");
+	cfg_clear_errors(cfg);
 }
 
 static const struct cfg_kind *
@@ -102,23 +184,35 @@ cfg_find_kind(const char *name)
 	return NULL;
 }
 
-/* "[static /docs]" -> kind "static", prefix "/docs". */
+/* "[static /docs]" -> kind "static", prefix "/docs"; NULL if not seen. */
 static struct cfg_section *
-cfg_section(struct xz_config *cfg, const char *name, int line)
+cfg_section_find(struct xz_config *cfg, const char *name)
 {
 	struct cfg_section *s;
 	const char *sp = strchr(name, ' ');
 	size_t i, kindlen = sp != NULL ? (size_t)(sp - name) : strlen(name);
 
+	while (sp != NULL && *sp == ' ')
+		sp++;
 	for (i = 0; i < cfg->nsections; i++) {
 		s = &cfg->sections[i];
 		if (strlen(s->kind) == kindlen &&
 		    strncmp(s->kind, name, kindlen) == 0 &&
 		    ((sp == NULL && s->prefix == NULL) ||
 		        (sp != NULL && s->prefix != NULL &&
-		            strcmp(s->prefix, sp + 1) == 0)))
+		            strcmp(s->prefix, sp) == 0)))
 			return s;
 	}
+	return NULL;
+}
+
+static struct cfg_section *
+cfg_section_add(struct xz_config *cfg, const char *name, int line)
+{
+	struct cfg_section *s;
+	const char *sp = strchr(name, ' ');
+	size_t kindlen = sp != NULL ? (size_t)(sp - name) : strlen(name);
+
 	s = realloc(cfg->sections, (cfg->nsections + 1) * sizeof(*s));
 	if (s == NULL)
 		return NULL;
@@ -135,12 +229,60 @@ cfg_section(struct xz_config *cfg, const char *name, int line)
 	return s;
 }
 
+/* [server], [state], or a mount kind with its prefix ([static /]). */
 static bool
-cfg_section_known(const char *kind, bool has_prefix)
+cfg_name_known(const char *name)
 {
-	if (strcmp(kind, "server") == 0 || strcmp(kind, "state") == 0)
-		return !has_prefix;
-	return has_prefix && cfg_find_kind(kind) != NULL;
+	const char *sp = strchr(name, ' ');
+	char kind[16];
+
+	if (sp == NULL)
+		return strcmp(name, "server") == 0 ||
+		       strcmp(name, "state") == 0;
+	if ((size_t)(sp - name) >= sizeof(kind))
+		return false;
+	snprintf(kind, sizeof(kind), "%.*s", (int)(sp - name), name);
+	return cfg_find_kind(kind) != NULL;
+}
+
+/* Keys that may be given more than once, each adding a value. */
+static bool
+cfg_key_repeats(const struct cfg_section *s, const char *key)
+{
+	return strcmp(s->kind, "server") == 0 && strcmp(key, "listen") == 0;
+}
+
+/*
+ * The section a key belongs to: a header seen again is a duplicate
+ * section (its keys are skipped), a new one is added.
+ */
+static struct cfg_section *
+cfg_key_section(struct xz_config *cfg, const char *name, bool *nomem)
+{
+	struct cfg_section *s = cfg_section_find(cfg, name);
+
+	*nomem = false;
+	if (cfg->seen != cfg->nheaders) { /* the first key under a header */
+		cfg->seen = cfg->nheaders;
+		cfg->skip = false;
+		if (s != NULL) {
+			cfg_error(cfg, cfg->header_line,
+			    "duplicate section [%s] (first at line %d)", name,
+			    s->line);
+			cfg->skip = true;
+			return NULL;
+		}
+	}
+	if (cfg->skip)
+		return NULL;
+	if (s == NULL &&
+	    (s = cfg_section_add(cfg, name, cfg->header_line)) == NULL) {
+		*nomem = true;
+		return NULL;
+	}
+	if (s->kind == NULL || (s->prefix == NULL && strchr(name, ' ')))
+		*nomem = true;
+	return *nomem ? NULL : s;
 }
 
 static int
@@ -150,13 +292,29 @@ cfg_on_line(void *user, const char *section, const char *key, const char *value,
 	struct xz_config *cfg = user;
 	struct cfg_section *s;
 	struct cfg_entry *e;
+	size_t i;
+	bool nomem;
 
-	s = cfg_section(cfg, section, line);
-	if (s == NULL || s->kind == NULL)
-		return 0;
-	if (!cfg_section_known(s->kind, s->prefix != NULL)) {
-		cfg_error(cfg, line, "unknown section [%s]", section);
-		return 0;
+	if (!cfg_name_known(section)) {
+		if (cfg->unknown_said != cfg->nheaders) /* once a section */
+			cfg_error(cfg, line, "unknown section [%s]", section);
+		cfg->unknown_said = cfg->nheaders;
+		return 1;
+	}
+	if ((s = cfg_key_section(cfg, section, &nomem)) == NULL)
+		return !nomem;
+	for (i = 0; i < s->nentries; i++)
+		if (strcmp(s->entries[i].key, key) == 0 &&
+		    !cfg_key_repeats(s, key)) {
+			cfg_error(cfg, line,
+			    "duplicate key '%s' (first at line %d)", key,
+			    s->entries[i].line);
+			return 1;
+		}
+	/* [state] values are the app's; elsewhere an empty one is a slip. */
+	if (value[0] == '\0' && strcmp(s->kind, "state") != 0) {
+		cfg_error(cfg, line, "%s: no value given", key);
+		return 1;
 	}
 	e = realloc(s->entries, (s->nentries + 1) * sizeof(*e));
 	if (e == NULL)
@@ -184,9 +342,18 @@ cfg_read_line(char *buf, int size, void *stream)
 {
 	struct cfg_reader *r = stream;
 
+	const char *p;
+
 	if (fgets(buf, size, r->f) == NULL)
 		return NULL;
 	r->cfg->line++;
+	/* libinih calls us for keys only: a header is seen here. */
+	for (p = buf; *p == ' ' || *p == '\t'; p++)
+		;
+	if (*p == '[') {
+		r->cfg->nheaders++;
+		r->cfg->header_line = r->cfg->line;
+	}
 	return buf;
 }
 
@@ -195,12 +362,20 @@ cfg_handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct cfg_reader *r = user;
 
+	/*
+	 * Our errors are recorded, and reading goes on to find the next;
+	 * 0 goes back to libinih for out of memory alone, so that a line
+	 * it returns is a syntax error.
+	 */
 	if (section[0] == '\0') {
 		cfg_error(r->cfg, r->cfg->line, "'%s' outside any section",
 		    key);
-		return 0;
+		return 1;
 	}
-	return cfg_on_line(r->cfg, section, key, value, r->cfg->line);
+	if (cfg_on_line(r->cfg, section, key, value, r->cfg->line))
+		return 1;
+	r->cfg->nomem = true;
+	return 1;
 }
 
 /* An absolute path, or one relative to the config file's directory. */
@@ -284,6 +459,22 @@ cfg_add_listen(struct xz_config *cfg, const char *v)
 	return XZ_OK;
 }
 
+/* XZ_OK when path is a directory; otherwise said, with what it is for. */
+static int
+cfg_check_dir(struct xz_config *cfg, int line, const char *what,
+    const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return cfg_error(cfg, line, "%s %s: %s", what, path,
+		    strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return cfg_error(cfg, line, "%s %s: not a directory", what,
+		    path);
+	return XZ_OK;
+}
+
 static int
 cfg_set_path(struct xz_config *cfg, char **slot, const char *v)
 {
@@ -298,11 +489,26 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 	bool b;
 	int rc = XZ_EINVAL;
 
-	if (strcmp(e->key, "listen") == 0)
+	if (strcmp(e->key, "listen") == 0) {
+		/* What binding would refuse, said now with the line. */
+		char why[256];
+
+		if (server_check_listen(e->value, why, sizeof(why)) != XZ_OK)
+			return cfg_error(cfg, e->line, "%s", why);
 		rc = cfg_add_listen(cfg, e->value);
-	else if (strcmp(e->key, "hostname") == 0) {
-		free(cfg->hostname);
-		rc = (cfg->hostname = strdup(e->value)) ? XZ_OK : XZ_ENOMEM;
+	} else if (strcmp(e->key, "hostname") == 0) {
+		char **names = strlist_split(e->value);
+
+		if (names == NULL)
+			rc = XZ_ENOMEM;
+		else if (names[0] == NULL)
+			rc = cfg_error(cfg, e->line, "hostname: no name given");
+		else {
+			free(cfg->hostname);
+			cfg->hostname = strdup(e->value);
+			rc = cfg->hostname != NULL ? XZ_OK : XZ_ENOMEM;
+		}
+		strlist_free(names);
 	} else if (strcmp(e->key, "cert") == 0)
 		rc = cfg_set_path(cfg, &cfg->cert, e->value);
 	else if (strcmp(e->key, "key") == 0)
@@ -332,11 +538,17 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 	else if (strcmp(e->key, "max_connections_per_address") == 0)
 		rc = cfg_unsigned(e->value, &o->max_connections_per_address);
 	else if (strcmp(e->key, "user") == 0) {
+		if (getpwnam(e->value) == NULL)
+			return cfg_error(cfg, e->line, "user %s: no such user",
+			    e->value);
 		free(cfg->user);
 		rc = (cfg->user = strdup(e->value)) ? XZ_OK : XZ_ENOMEM;
-	} else if (strcmp(e->key, "chroot") == 0)
-		rc = cfg_set_path(cfg, &cfg->chroot_dir, e->value);
-	else if (strcmp(e->key, "access_log") == 0) {
+	} else if (strcmp(e->key, "chroot") == 0) {
+		if ((rc = cfg_set_path(cfg, &cfg->chroot_dir, e->value)) ==
+		    XZ_OK)
+			rc = cfg_check_dir(cfg, e->line, "chroot",
+			    cfg->chroot_dir);
+	} else if (strcmp(e->key, "access_log") == 0) {
 		if ((rc = cfg_bool(e->value, &b)) == XZ_OK)
 			o->quiet = !b;
 	} else
@@ -348,16 +560,44 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 	return rc;
 }
 
+/* Every key, each error said; XZ_ENOMEM stops. */
 static int
 cfg_read_server(struct xz_config *cfg, const struct cfg_section *s)
 {
 	size_t i;
-	int rc;
 
 	for (i = 0; i < s->nentries; i++)
-		if ((rc = cfg_server_key(cfg, &s->entries[i])) != XZ_OK)
-			return rc;
+		if (cfg_server_key(cfg, &s->entries[i]) == XZ_ENOMEM)
+			return XZ_ENOMEM;
 	return XZ_OK;
+}
+
+/* The line of key in s, else of s, else 1. */
+static int
+cfg_key_line(const struct cfg_section *s, const char *key)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < s->nentries; i++)
+		if (strcmp(s->entries[i].key, key) == 0)
+			return s->entries[i].line;
+	return s != NULL ? s->line : 1;
+}
+
+/*
+ * The certificate and key as the server would load them: both parse and
+ * match, or neither exists (generated at start).
+ */
+static void
+cfg_check_cert(struct xz_config *cfg, const struct cfg_section *server)
+{
+	struct tls_opts topts = { 0 };
+	char why[512];
+
+	topts.cert_file = cfg->cert;
+	topts.key_file = cfg->key;
+	if (tls_check_files(&topts, why, sizeof(why)) != XZ_OK)
+		cfg_error(cfg, cfg_key_line(server, "cert"), "%s", why);
 }
 
 /* Defaults where the file is silent, then the options point at them. */
@@ -397,11 +637,11 @@ cfg_parse_file(struct xz_config *cfg, const char *path)
 	}
 	rc = ini_parse_stream(cfg_read_line, &r, cfg_handler, &r);
 	fclose(r.f);
-	if (rc == 0 && !cfg->failed)
-		return XZ_OK;
-	if (!cfg->failed)
-		cfg_error(cfg, rc > 0 ? rc : 0, "syntax error");
-	return XZ_EPARSE;
+	if (rc > 0) /* libinih says the first alone */
+		cfg_error(cfg, rc, "syntax error");
+	else if (rc != 0)
+		cfg->nomem = true;
+	return cfg_failed(cfg) ? XZ_EPARSE : XZ_OK;
 }
 
 static const struct cfg_section *
@@ -430,14 +670,23 @@ xz_config_load(const char *path, char *err, size_t errlen)
 	}
 	cfg->err = err;
 	cfg->errlen = errlen;
+	if (errlen > 0)
+		err[0] = '\0';
 	if ((slash = strrchr(path, '/')) != NULL)
 		cfg->dir = strndup(path, (size_t)(slash - path));
-	if (cfg_parse_file(cfg, path) != XZ_OK ||
-	    ((server = cfg_find(cfg, "server")) != NULL &&
-	        cfg_read_server(cfg, server) != XZ_OK) ||
-	    cfg_finish_opts(cfg) != XZ_OK) {
-		if (!cfg->failed && err[0] == '\0')
-			snprintf(err, errlen, "out of memory");
+	if (cfg_parse_file(cfg, path) == XZ_EIO) { /* err says why */
+		xz_config_free(cfg);
+		return NULL;
+	}
+	server = cfg_find(cfg, "server");
+	if ((server != NULL && cfg_read_server(cfg, server) != XZ_OK) ||
+	    cfg_finish_opts(cfg) != XZ_OK)
+		cfg->nomem = true;
+	else
+		cfg_check_cert(cfg, server);
+	if (cfg_failed(cfg)) {
+		cfg_check_mounts(cfg);
+		cfg_flush_errors(cfg);
 		xz_config_free(cfg);
 		return NULL;
 	}
@@ -491,18 +740,18 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 	size_t i;
 	int rc;
 
-	for (i = 0; i < s->nentries; i++) {
+	for (i = 0, rc = XZ_OK; i < s->nentries; i++) {
 		e = &s->entries[i];
 		if (strcmp(e->key, "root") == 0)
 			root = e;
 		else if (strcmp(e->key, "hidden_files") != 0)
-			return cfg_error(cfg, e->line,
+			rc = cfg_error(cfg, e->line,
 			    "unknown key '%s' in [static %s]", e->key,
 			    s->prefix);
 		else if (strcmp(e->value, "serve") == 0)
 			opts.serve_hidden = true;
 		else if (strcmp(e->value, "hide") != 0)
-			return cfg_error(cfg, e->line,
+			rc = cfg_error(cfg, e->line,
 			    "hidden_files: invalid value '%s' (hide or serve)",
 			    e->value);
 	}
@@ -511,7 +760,9 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 		    s->prefix);
 	if ((path = cfg_path(cfg, root->value)) == NULL)
 		return XZ_ENOMEM;
-	if ((rc = xz_static_with(app, s->prefix, path, &opts)) != XZ_OK)
+	if (rc != XZ_OK) /* said; the root is still checked */
+		(void)cfg_check_dir(cfg, root->line, "root", path);
+	else if ((rc = xz_static_with(app, s->prefix, path, &opts)) != XZ_OK)
 		cfg_static_error(cfg, root->line, s->prefix, xz_app_error(app));
 	free(path);
 	return rc;
@@ -617,24 +868,26 @@ cfg_read_backend(struct xz_config *cfg, const struct cfg_section *s,
 {
 	const struct cfg_entry *e;
 	size_t i;
-	int rc;
+	int rc, status = XZ_OK;
 
 	for (i = 0; i < s->nentries; i++) {
 		e = &s->entries[i];
 		if ((rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
 			rc = kind->key(cfg, e, b);
 		if (rc == XZ_EAGAIN)
-			return cfg_error(cfg, e->line,
+			rc = cfg_error(cfg, e->line,
 			    "unknown key '%s' in [%s %s]", e->key, s->kind,
 			    s->prefix);
-		if (rc == XZ_EINVAL)
-			return cfg_error(cfg, e->line, "%s: invalid value '%s'",
+		else if (rc == XZ_EINVAL)
+			rc = cfg_error(cfg, e->line, "%s: invalid value '%s'",
 			    e->key, e->value);
-		if (rc != XZ_OK)
+		if (rc == XZ_ENOMEM)
 			return rc;
+		if (rc != XZ_OK) /* said: the next key may say more */
+			status = rc;
 	}
 	b->bc.app_state_keys = (const char *const *)b->state_keys;
-	return XZ_OK;
+	return status;
 }
 
 /* Registration failed: the library says why; the line is the section's. */
@@ -653,16 +906,43 @@ cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app, const struct cfg_backend_kind *kind)
 {
 	struct cfg_backend b = { 0 };
+	size_t before = cfg->nerrs;
 	int rc;
 
 	kind->defaults(&b.bc);
 	if ((rc = cfg_read_backend(cfg, s, &b, kind)) == XZ_OK &&
-	    (rc = kind->mount(cfg, s, &b, app)) != XZ_OK)
-		rc = cfg_mount_error(cfg, s, app, rc); /* unless said already */
+	    (rc = kind->mount(cfg, s, &b, app)) != XZ_OK &&
+	    cfg->nerrs == before) /* unless said already */
+		rc = cfg_mount_error(cfg, s, app, rc);
 	strlist_free(b.state_keys);
 	free(b.socket);
 	free(b.root);
 	free(b.script);
+	return rc;
+}
+
+/*
+ * A socket path that can work: short enough for sun_path, in a
+ * directory that exists (inside the chroot, when there is one). The
+ * socket itself may come later: the backend may start after us.
+ */
+static int
+cfg_check_socket(struct xz_config *cfg, int line, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int rc;
+
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return cfg_error(cfg, line, "socket %s: over %zu bytes", path,
+		    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	if (slash == NULL || slash == path)
+		return XZ_OK; /* "/" */
+	if (asprintf(&dir, "%s%.*s", cfg->chroot_dir ? cfg->chroot_dir : "",
+	        (int)(slash - path), path) == -1)
+		return XZ_ENOMEM;
+	rc = cfg_check_dir(cfg, line, "socket directory", dir);
+	free(dir);
 	return rc;
 }
 
@@ -677,8 +957,11 @@ cfg_scgi_key(struct xz_config *cfg, const struct cfg_entry *e,
 	}
 	if (strcmp(e->key, "port") == 0)
 		return cfg_int(e->value, 1, 65535, &b->scgi.port);
-	if (strcmp(e->key, "socket") == 0)
-		return cfg_set_path(cfg, &b->socket, e->value);
+	if (strcmp(e->key, "socket") == 0) {
+		if (cfg_set_path(cfg, &b->socket, e->value) != XZ_OK)
+			return XZ_ENOMEM;
+		return cfg_check_socket(cfg, e->line, b->socket);
+	}
 	return XZ_EAGAIN;
 }
 
@@ -742,34 +1025,62 @@ cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
 	return cfg_apply_backend(cfg, s, app, &cfg_cgi);
 }
 
-int
-xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *err,
-    size_t errlen)
+/* [state], then every mount; each error is recorded, none stops. */
+static void
+cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
 {
 	const struct cfg_section *state = cfg_find(cfg, "state");
-	size_t i;
+	size_t i, before;
 	int rc;
 
-	cfg->err = err;
-	cfg->errlen = errlen;
-	cfg->failed = false;
 	/* State first: mounts may read it (SCGI app_state_keys). */
-	if (state != NULL && (rc = cfg_apply_state(cfg, state, app)) != XZ_OK)
-		return rc;
+	if (state != NULL)
+		(void)cfg_apply_state(cfg, state, app);
 	for (i = 0; i < cfg->nsections; i++) {
 		const struct cfg_section *s = &cfg->sections[i];
 		const struct cfg_kind *k;
 
 		if (s->prefix == NULL || (k = cfg_find_kind(s->kind)) == NULL)
 			continue;
-		if ((rc = k->apply(cfg, s, app)) != XZ_OK) {
-			if (!cfg->failed)
-				cfg_error(cfg, s->line, "[%s %s]: %s", s->kind,
-				    s->prefix, xz_strerror(rc));
-			return rc;
-		}
+		before = cfg->nerrs;
+		if ((rc = k->apply(cfg, s, app)) != XZ_OK &&
+		    cfg->nerrs == before)
+			cfg_error(cfg, s->line, "[%s %s]: %s", s->kind,
+			    s->prefix, xz_strerror(rc));
 	}
-	return XZ_OK;
+}
+
+/*
+ * The file has errors already: the mounts' own are found by mounting
+ * them on an app made for the purpose, so that one run says them all.
+ */
+static void
+cfg_check_mounts(struct xz_config *cfg)
+{
+	struct xz_app *app = xz_app_new();
+
+	if (app == NULL) {
+		cfg->nomem = true;
+		return;
+	}
+	cfg_apply_all(cfg, app);
+	xz_app_free(app);
+}
+
+int
+xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *err,
+    size_t errlen)
+{
+	cfg->err = err;
+	cfg->errlen = errlen;
+	if (errlen > 0)
+		err[0] = '\0';
+	cfg_clear_errors(cfg);
+	cfg_apply_all(cfg, app);
+	if (!cfg_failed(cfg))
+		return XZ_OK;
+	cfg_flush_errors(cfg);
+	return XZ_EPARSE;
 }
 
 void
@@ -799,6 +1110,7 @@ xz_config_free(struct xz_config *cfg)
 	free(cfg->key);
 	free(cfg->user);
 	free(cfg->chroot_dir);
+	cfg_clear_errors(cfg);
 	free(cfg->path);
 	free(cfg->dir);
 	free(cfg);

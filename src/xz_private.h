@@ -154,6 +154,14 @@ int cert_validity(const void *der, size_t len, char not_before[21],
 struct tls_ctx *tls_ctx_new(const struct tls_opts *opts, char *err,
     size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx); /* NULL is a no-op */
+/*
+ * What tls_ctx_new would say of opts' files, without generating or
+ * keeping anything: XZ_OK when both parse and the key matches the
+ * certificate, or when neither exists (they would be generated);
+ * otherwise XZ_EINVAL with the reason in err ("x.crt: does not match
+ * the key in x.key").
+ */
+int tls_check_files(const struct tls_opts *opts, char *err, size_t errlen);
 
 /*
  * A server session on a connected non-blocking socket (not taken: close
@@ -426,6 +434,7 @@ struct conn_cfg {
 	struct tls_ctx *tls;          /* NULL: plain bytes (test client) */
 	const char *const *hostnames; /* lower-case, NULL-ended */
 	int port;                     /* the listener's port */
+	int public_port;              /* the port URLs carry; 0: port */
 	double request_timeout;       /* handshake + request line */
 	double write_timeout;         /* a client that takes no bytes */
 	size_t send_min_rate;         /* bytes/s while output waits; 0: none */
@@ -548,5 +557,12 @@ int task_add(struct tasks **tp, struct xz_app *app, double seconds,
 int task_start(struct tasks *ts);
 void task_stop(struct tasks *ts);
 void task_free(struct tasks *ts);
+
+/*
+ * server.c (for config.c's checks): XZ_OK when spec is a listen address
+ * xz_server_new would take ("HOST:PORT", "[IPV6]:PORT", PORT 0..65535,
+ * 0 for a free one); XZ_EINVAL with the reason in err otherwise.
+ */
+int server_check_listen(const char *spec, char *err, size_t errlen);
 
 #endif /* XZ_PRIVATE_H */

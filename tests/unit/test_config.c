@@ -144,12 +144,12 @@ Test(config, backend_keys_and_their_errors)
 	expect_error("[cgi /a]\nhost = x\n",
 	    ":2: unknown key 'host' in [cgi /a]");
 	expect_error("[cgi /a]\ntimeout = 5\n",
-	    ":2: [cgi /a] needs either a root or a script");
+	    ":1: [cgi /a] needs either a root or a script");
 	expect_error("[cgi /a]\nroot = /tmp\nscript = /bin/true\n",
-	    ":2: [cgi /a] needs either a root or a script");
+	    ":1: [cgi /a] needs either a root or a script");
 	/* What the library refuses comes back with the section's line. */
 	expect_error("[scgi /a]\nhost = 127.0.0.1\n",
-	    ":2: [scgi /a]: scgi /a: host given without port");
+	    ":1: [scgi /a]: scgi /a: host given without port");
 }
 
 /* The shared keys reach the script: state, environment, buffer_size. */
