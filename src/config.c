@@ -922,28 +922,19 @@ cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
 }
 
 /*
- * A socket path that can work: short enough for sun_path, in a
- * directory that exists (inside the chroot, when there is one). The
- * socket itself may come later: the backend may start after us.
+ * A socket path that can work: short enough for sun_path. Neither the
+ * socket nor its directory need exist yet: a backend started after us
+ * may make both (examples/demo.sh does).
  */
 static int
 cfg_check_socket(struct xz_config *cfg, int line, const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int rc;
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
 
-	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+	if (strlen(path) > max)
 		return cfg_error(cfg, line, "socket %s: over %zu bytes", path,
-		    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-	if (slash == NULL || slash == path)
-		return XZ_OK; /* "/" */
-	if (asprintf(&dir, "%s%.*s", cfg->chroot_dir ? cfg->chroot_dir : "",
-	        (int)(slash - path), path) == -1)
-		return XZ_ENOMEM;
-	rc = cfg_check_dir(cfg, line, "socket directory", dir);
-	free(dir);
-	return rc;
+		    max);
+	return XZ_OK;
 }
 
 /* [scgi]: where the backend is. */
