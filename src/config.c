@@ -68,7 +68,8 @@ struct xz_config {
 		char *msg;
 	} * errs;
 	size_t nerrs;
-	bool nomem; /* an error could not even be recorded */
+	bool nomem;                /* an error could not even be recorded */
+	struct cfg_access *access; /* client-certificate rules being built */
 	char *err;
 	size_t errlen;
 };
@@ -519,7 +520,9 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 			o->key_ed25519 = strcmp(e->value, "ed25519") == 0;
 			rc = XZ_OK;
 		}
-	} else if (strcmp(e->key, "workers") == 0)
+	} else if (strcmp(e->key, "public_port") == 0)
+		rc = cfg_int(e->value, 1, 65535, &o->public_port);
+	else if (strcmp(e->key, "workers") == 0)
 		rc = cfg_int(e->value, 1, 1024, &o->workers);
 	else if (strcmp(e->key, "request_timeout") == 0)
 		rc = cfg_seconds(e->value, &o->request_timeout);
@@ -714,6 +717,230 @@ cfg_apply_state(struct xz_config *cfg, const struct cfg_section *s,
 }
 
 /*
+ * Client certificates per mount (require_cert, allowed_certs,
+ * allowed_certs_file), as gmid and Molly Brown configure them: one
+ * middleware per app checks the rule of the mount a request goes to
+ * (the longest matching section, as mounts are matched), so static,
+ * CGI and SCGI mounts alike answer 60 without a certificate and 61 for
+ * one not listed, before their handler sees the request.
+ */
+struct cfg_rule {
+	char *prefix;  /* normalised as xz_mount does: "/api", "" */
+	int require;   /* -1: not said; 0, 1 */
+	char **hashes; /* NULL-ended "SHA256:..."; NULL: any certificate */
+	size_t nhashes;
+};
+
+struct cfg_access {
+	struct cfg_rule *rules; /* one per mounted section */
+	size_t nrules;
+	bool any; /* a rule asks for a certificate */
+};
+
+static void
+cfg_rule_clear(struct cfg_rule *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nhashes; i++)
+		free(r->hashes[i]);
+	free(r->hashes);
+	free(r->prefix);
+	memset(r, 0, sizeof(*r));
+	r->require = -1;
+}
+
+static void
+cfg_access_free(struct cfg_access *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->nrules; i++)
+		cfg_rule_clear(&t->rules[i]);
+	free(t->rules);
+	free(t);
+}
+
+static void
+cfg_access_free_arg(void *t)
+{
+	cfg_access_free(t);
+}
+
+/* "SHA256:" and 64 hex digits, any case: what TLS_CLIENT_HASH looks like. */
+static bool
+cfg_is_hash(const char *h)
+{
+	return strncasecmp(h, "SHA256:", 7) == 0 && strlen(h + 7) == 64 &&
+	       strspn(h + 7, "0123456789abcdefABCDEF") == 64;
+}
+
+static int
+cfg_rule_add_hash(struct cfg_rule *r, const char *h)
+{
+	char **l = realloc(r->hashes, (r->nhashes + 2) * sizeof(*l));
+
+	if (l == NULL)
+		return XZ_ENOMEM;
+	r->hashes = l;
+	if ((l[r->nhashes] = strdup(h)) == NULL)
+		return XZ_ENOMEM;
+	l[++r->nhashes] = NULL;
+	return XZ_OK;
+}
+
+/* allowed_certs_file: a hash a line; blank lines and "#" comments. */
+static int
+cfg_rule_read_file(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_rule *r)
+{
+	char *path = cfg_path(cfg, e->value), *line = NULL, *h, *end;
+	size_t cap = 0;
+	int n = 0, rc = XZ_OK;
+	FILE *f;
+
+	if (path == NULL)
+		return XZ_ENOMEM;
+	if ((f = fopen(path, "r")) == NULL) {
+		rc = cfg_error(cfg, e->line, "allowed_certs_file %s: %s", path,
+		    strerror(errno));
+		free(path);
+		return rc;
+	}
+	while (rc == XZ_OK && getline(&line, &cap, f) != -1) {
+		n++;
+		for (h = line; isspace((unsigned char)*h); h++)
+			;
+		for (end = h + strlen(h);
+		     end > h && isspace((unsigned char)end[-1]); end--)
+			;
+		*end = '\0';
+		if (*h == '\0' || *h == '#')
+			continue;
+		if (!cfg_is_hash(h))
+			rc = cfg_error(cfg, e->line,
+			    "allowed_certs_file %s:%d: not a SHA256: hash '%s'",
+			    path, n, h);
+		else
+			rc = cfg_rule_add_hash(r, h);
+	}
+	free(line);
+	fclose(f);
+	free(path);
+	return rc;
+}
+
+/* An access key of any mount section; XZ_EAGAIN: not one of them. */
+static int
+cfg_access_key(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_rule *r)
+{
+	bool on;
+	char **l;
+	size_t i;
+	int rc = XZ_OK;
+
+	if (strcmp(e->key, "require_cert") == 0) {
+		if (cfg_bool(e->value, &on) != XZ_OK)
+			return XZ_EINVAL;
+		r->require = on;
+		return XZ_OK;
+	}
+	if (strcmp(e->key, "allowed_certs_file") == 0)
+		return cfg_rule_read_file(cfg, e, r);
+	if (strcmp(e->key, "allowed_certs") != 0)
+		return XZ_EAGAIN;
+	if ((l = strlist_split(e->value)) == NULL)
+		return XZ_ENOMEM;
+	for (i = 0; l[i] != NULL && rc == XZ_OK; i++)
+		rc = cfg_is_hash(l[i]) ? cfg_rule_add_hash(r, l[i]) :
+		                         cfg_error(cfg, e->line,
+		                             "allowed_certs: not a SHA256: "
+		                             "hash '%s'",
+		                             l[i]);
+	strlist_free(l);
+	return rc;
+}
+
+/* "api", "/api/", "//api//" -> "/api"; "/" -> "" (xz_mount's rule). */
+static char *
+cfg_norm_prefix(const char *p)
+{
+	size_t len;
+	char *out;
+
+	while (*p == '/')
+		p++;
+	len = strlen(p);
+	while (len > 0 && p[len - 1] == '/')
+		len--;
+	if (len == 0)
+		return strdup("");
+	if (asprintf(&out, "/%.*s", (int)len, p) == -1)
+		return NULL;
+	return out;
+}
+
+/*
+ * The section s is mounted: its rule joins the app's table (a mount
+ * without one too, so that it shadows a shorter prefix's). r is taken.
+ */
+static int
+cfg_access_add(struct xz_config *cfg, const struct cfg_section *s,
+    struct cfg_rule *r)
+{
+	struct cfg_access *t = cfg->access;
+	struct cfg_rule *l;
+
+	if (r->require == 0 && r->nhashes > 0) {
+		cfg_rule_clear(r);
+		return cfg_error(cfg, s->line,
+		    "[%s %s]: allowed certificates with require_cert = false",
+		    s->kind, s->prefix);
+	}
+	if (r->nhashes > 0)
+		r->require = 1; /* a list means a certificate is needed */
+	if (t == NULL || (r->prefix = cfg_norm_prefix(s->prefix)) == NULL ||
+	    (l = realloc(t->rules, (t->nrules + 1) * sizeof(*l))) == NULL) {
+		cfg_rule_clear(r);
+		return XZ_ENOMEM;
+	}
+	t->rules = l;
+	t->any = t->any || r->require == 1;
+	l[t->nrules++] = *r;
+	memset(r, 0, sizeof(*r));
+	return XZ_OK;
+}
+
+static int
+cfg_access_before(struct xz_request *req, void *arg)
+{
+	const struct cfg_access *t = arg;
+	const struct cfg_rule *best = NULL, *r;
+	const char *path = xz_request_path(req);
+	size_t i, len;
+
+	for (i = 0; i < t->nrules; i++) {
+		r = &t->rules[i];
+		len = strlen(r->prefix);
+		if (strncmp(path, r->prefix, len) == 0 &&
+		    (path[len] == '\0' || path[len] == '/') &&
+		    (best == NULL || len > strlen(best->prefix)))
+			best = r;
+	}
+	if (best == NULL || best->require != 1)
+		return XZ_OK;
+	if (best->hashes == NULL)
+		(void)xz_require_cert(req);
+	else
+		(void)xz_require_cert_in(req,
+		    (const char *const *)best->hashes);
+	return XZ_OK; /* answered (60, 61) or let through */
+}
+
+/*
  * xz_static's reason, its "static PREFIX: " lead dropped: the line says
  * which section ("root /srv: No such file or directory").
  */
@@ -736,13 +963,20 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 {
 	const struct cfg_entry *root = NULL, *e;
 	struct xz_static_opts opts = { 0 };
+	struct cfg_rule rule = { .require = -1 };
 	char *path;
 	size_t i;
-	int rc;
+	int rc, arc;
 
 	for (i = 0, rc = XZ_OK; i < s->nentries; i++) {
 		e = &s->entries[i];
-		if (strcmp(e->key, "root") == 0)
+		if ((arc = cfg_access_key(cfg, e, &rule)) != XZ_EAGAIN) {
+			if (arc == XZ_EINVAL)
+				arc = cfg_error(cfg, e->line,
+				    "%s: invalid value '%s'", e->key, e->value);
+			if (arc != XZ_OK)
+				rc = arc;
+		} else if (strcmp(e->key, "root") == 0)
 			root = e;
 		else if (strcmp(e->key, "hidden_files") != 0)
 			rc = cfg_error(cfg, e->line,
@@ -755,15 +989,22 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 			    "hidden_files: invalid value '%s' (hide or serve)",
 			    e->value);
 	}
-	if (root == NULL)
+	if (root == NULL) {
+		cfg_rule_clear(&rule);
 		return cfg_error(cfg, s->line, "[static %s] needs a root",
 		    s->prefix);
-	if ((path = cfg_path(cfg, root->value)) == NULL)
+	}
+	if ((path = cfg_path(cfg, root->value)) == NULL) {
+		cfg_rule_clear(&rule);
 		return XZ_ENOMEM;
+	}
 	if (rc != XZ_OK) /* said; the root is still checked */
 		(void)cfg_check_dir(cfg, root->line, "root", path);
 	else if ((rc = xz_static_with(app, s->prefix, path, &opts)) != XZ_OK)
 		cfg_static_error(cfg, root->line, s->prefix, xz_app_error(app));
+	else
+		rc = cfg_access_add(cfg, s, &rule);
+	cfg_rule_clear(&rule);
 	free(path);
 	return rc;
 }
@@ -806,6 +1047,7 @@ struct cfg_backend {
 	char **state_keys;            /* bc.app_state_keys, ours */
 	struct xz_scgi_opts scgi;     /* host, port */
 	char *socket, *root, *script; /* paths, from the config's directory */
+	struct cfg_rule rule;         /* client certificates */
 };
 
 /* What [scgi] and [cgi] do differently; the rest is cfg_apply_backend. */
@@ -872,7 +1114,8 @@ cfg_read_backend(struct xz_config *cfg, const struct cfg_section *s,
 
 	for (i = 0; i < s->nentries; i++) {
 		e = &s->entries[i];
-		if ((rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
+		if ((rc = cfg_access_key(cfg, e, &b->rule)) == XZ_EAGAIN &&
+		    (rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
 			rc = kind->key(cfg, e, b);
 		if (rc == XZ_EAGAIN)
 			rc = cfg_error(cfg, e->line,
@@ -905,7 +1148,7 @@ static int
 cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app, const struct cfg_backend_kind *kind)
 {
-	struct cfg_backend b = { 0 };
+	struct cfg_backend b = { .rule = { .require = -1 } };
 	size_t before = cfg->nerrs;
 	int rc;
 
@@ -914,6 +1157,9 @@ cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
 	    (rc = kind->mount(cfg, s, &b, app)) != XZ_OK &&
 	    cfg->nerrs == before) /* unless said already */
 		rc = cfg_mount_error(cfg, s, app, rc);
+	if (rc == XZ_OK)
+		rc = cfg_access_add(cfg, s, &b.rule);
+	cfg_rule_clear(&b.rule);
 	strlist_free(b.state_keys);
 	free(b.socket);
 	free(b.root);
@@ -1024,6 +1270,13 @@ cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
 	size_t i, before;
 	int rc;
 
+	/* The rules go to the app (its middleware reads them), not cfg. */
+	if ((cfg->access = calloc(1, sizeof(*cfg->access))) == NULL ||
+	    app_adopt(app, cfg->access, cfg_access_free_arg) != XZ_OK) {
+		cfg->access = NULL;
+		cfg->nomem = true;
+		return;
+	}
 	/* State first: mounts may read it (SCGI app_state_keys). */
 	if (state != NULL)
 		(void)cfg_apply_state(cfg, state, app);
@@ -1039,6 +1292,12 @@ cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
 			cfg_error(cfg, s->line, "[%s %s]: %s", s->kind,
 			    s->prefix, xz_strerror(rc));
 	}
+	if (cfg->access->any &&
+	    xz_middleware(app,
+	        &(struct xz_middleware){ .before = cfg_access_before },
+	        cfg->access) != XZ_OK)
+		cfg->nomem = true;
+	cfg->access = NULL;
 }
 
 /*

@@ -366,6 +366,11 @@ struct xz_request {
 void app_set_error(struct xz_app *app, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /*
+ * p is freed with free_fn when app is (p taken, and freed at once when
+ * this fails: XZ_ENOMEM): what the app's middleware args point into.
+ */
+int app_adopt(struct xz_app *app, void *p, void (*free_fn)(void *));
+/*
  * A handler constructor (xz_scgi_tcp, ...) failed with code (XZ_EINVAL,
  * XZ_ENOMEM): xz_handler_error() says why, and xz_mount(app, prefix,
  * NULL) hands both to the app.
