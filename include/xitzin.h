@@ -642,16 +642,27 @@ XZ_API const char *xz_test_input_prompt(const struct xz_test_response *r);
 struct xz_config;
 
 /*
- * Reads the INI file at path. Returns NULL and writes "file:line: reason"
- * to errbuf on failure (unknown section or key, bad value). Relative paths
- * inside are taken from the file's directory.
+ * Reads the INI file at path and checks what starting a server on it
+ * would find wrong: listen addresses and ports, the user, the chroot
+ * directory, the certificate and key (parsed and matched; neither file
+ * is fine: generated at start). Returns NULL on failure, with every
+ * error in errbuf, one "file:line: reason" a line (no final newline),
+ * sorted by line: unknown or duplicate sections and keys, empty or bad
+ * values, those checks, and the errors xz_config_apply would report.
+ * Relative paths inside are taken from the file's directory.
  */
 XZ_API struct xz_config *xz_config_load(const char *path, char *errbuf,
     size_t errlen);
 /* The [server] options; valid while cfg lives. */
 XZ_API const struct xz_server_opts *xz_config_server_opts(
     const struct xz_config *cfg);
-/* Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app. */
+/*
+ * Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app,
+ * with a middleware for their client-certificate rules (require_cert,
+ * allowed_certs) when a section has one; app owns what it needs, so cfg
+ * may be freed at once. On failure, every error in errbuf as
+ * xz_config_load writes them.
+ */
 XZ_API int xz_config_apply(struct xz_config *cfg, struct xz_app *app,
     char *errbuf, size_t errlen);
 XZ_API void xz_config_free(struct xz_config *cfg);
