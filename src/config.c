@@ -36,6 +36,7 @@ struct cfg_entry {
 	char *key;
 	char *value;
 	int line;
+	bool said; /* an error already, kept for the duplicate check only */
 };
 
 struct cfg_section {
@@ -312,11 +313,6 @@ cfg_on_line(void *user, const char *section, const char *key, const char *value,
 			    s->entries[i].line);
 			return 1;
 		}
-	/* [state] values are the app's; elsewhere an empty one is a slip. */
-	if (value[0] == '\0' && strcmp(s->kind, "state") != 0) {
-		cfg_error(cfg, line, "%s: no value given", key);
-		return 1;
-	}
 	e = realloc(s->entries, (s->nentries + 1) * sizeof(*e));
 	if (e == NULL)
 		return 0;
@@ -325,6 +321,10 @@ cfg_on_line(void *user, const char *section, const char *key, const char *value,
 	e->key = strdup(key);
 	e->value = strdup(value);
 	e->line = line;
+	/* [state] values are the app's; elsewhere an empty one is a slip. */
+	e->said = value[0] == '\0' && strcmp(s->kind, "state") != 0;
+	if (e->said)
+		cfg_error(cfg, line, "%s: no value given", key);
 	return e->key != NULL && e->value != NULL;
 }
 
@@ -570,7 +570,8 @@ cfg_read_server(struct xz_config *cfg, const struct cfg_section *s)
 	size_t i;
 
 	for (i = 0; i < s->nentries; i++)
-		if (cfg_server_key(cfg, &s->entries[i]) == XZ_ENOMEM)
+		if (!s->entries[i].said &&
+		    cfg_server_key(cfg, &s->entries[i]) == XZ_ENOMEM)
 			return XZ_ENOMEM;
 	return XZ_OK;
 }
@@ -970,7 +971,11 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 
 	for (i = 0, rc = XZ_OK; i < s->nentries; i++) {
 		e = &s->entries[i];
-		if ((arc = cfg_access_key(cfg, e, &rule)) != XZ_EAGAIN) {
+		if (e->said) { /* said; an empty root is not a missing one */
+			rc = XZ_EPARSE;
+			if (strcmp(e->key, "root") == 0)
+				root = e;
+		} else if ((arc = cfg_access_key(cfg, e, &rule)) != XZ_EAGAIN) {
 			if (arc == XZ_EINVAL)
 				arc = cfg_error(cfg, e->line,
 				    "%s: invalid value '%s'", e->key, e->value);
@@ -998,7 +1003,7 @@ cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
 		cfg_rule_clear(&rule);
 		return XZ_ENOMEM;
 	}
-	if (rc != XZ_OK) /* said; the root is still checked */
+	if (rc != XZ_OK && !root->said) /* said; the root is still checked */
 		(void)cfg_check_dir(cfg, root->line, "root", path);
 	else if ((rc = xz_static_with(app, s->prefix, path, &opts)) != XZ_OK)
 		cfg_static_error(cfg, root->line, s->prefix, xz_app_error(app));
@@ -1114,6 +1119,10 @@ cfg_read_backend(struct xz_config *cfg, const struct cfg_section *s,
 
 	for (i = 0; i < s->nentries; i++) {
 		e = &s->entries[i];
+		if (e->said) {
+			status = XZ_EPARSE;
+			continue;
+		}
 		if ((rc = cfg_access_key(cfg, e, &b->rule)) == XZ_EAGAIN &&
 		    (rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
 			rc = kind->key(cfg, e, b);

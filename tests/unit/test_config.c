@@ -274,6 +274,9 @@ Test(config, duplicates_and_empty_values)
 	expect_error("[server]\nhostname = , ,\n",
 	    ":2: hostname: no name given");
 	expect_error("[static /]\nroot =\n", ":2: root: no value given");
+	/* An empty value still counts for the duplicate check. */
+	expect_error("[server]\nhostname =\nhostname = x\n",
+	    ":3: duplicate key 'hostname' (first at line 2)");
 }
 
 /* What starting would refuse, said by loading (and so by -t). */
