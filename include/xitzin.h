@@ -138,6 +138,17 @@ XZ_API int xz_mount(struct xz_app *app, const char *prefix,
  * xz_app_error() ("static /: root /srv: No such file or directory").
  */
 XZ_API int xz_static(struct xz_app *app, const char *prefix, const char *root);
+/*
+ * By default a path with a segment starting with "." (/.env, /.git/config,
+ * /a/.hidden/b) gets 51 "Not found", the answer for a missing file, so a
+ * probe cannot tell it exists; /.well-known/ (RFC 8615) is served.
+ * Zero-filled (or NULL) options are xz_static's.
+ */
+struct xz_static_opts {
+	bool serve_hidden; /* serve dot-files like any other */
+};
+XZ_API int xz_static_with(struct xz_app *app, const char *prefix,
+    const char *root, const struct xz_static_opts *opts);
 
 /*
  * Routes: C functions answering paths. Patterns are exact paths with
@@ -519,6 +530,12 @@ struct xz_server_opts {
 	    *listen;          /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
 	const char *hostname; /* names the URL may carry, comma-separated */
 	/*
+	 * The port a URL may name (gemini://host:PORT/): behind a proxy
+	 * that passes TLS through from another port, that port. A URL with
+	 * any other port gets 53. 0: the port the request arrived on.
+	 */
+	int public_port;
+	/*
 	 * PEM files, generated (both) when neither exists. Neither given:
 	 * certs/HOST.crt and certs/HOST.key under the working directory,
 	 * HOST the first hostname (localhost); the log says so.
@@ -658,16 +675,27 @@ XZ_API const char *xz_test_input_prompt(const struct xz_test_response *r);
 struct xz_config;
 
 /*
- * Reads the INI file at path. Returns NULL and writes "file:line: reason"
- * to errbuf on failure (unknown section or key, bad value). Relative paths
- * inside are taken from the file's directory.
+ * Reads the INI file at path and checks what starting a server on it
+ * would find wrong: listen addresses and ports, the user, the chroot
+ * directory, the certificate and key (parsed and matched; neither file
+ * is fine: generated at start). Returns NULL on failure, with every
+ * error in errbuf, one "file:line: reason" a line (no final newline),
+ * sorted by line: unknown or duplicate sections and keys, empty or bad
+ * values, those checks, and the errors xz_config_apply would report.
+ * Relative paths inside are taken from the file's directory.
  */
 XZ_API struct xz_config *xz_config_load(const char *path, char *errbuf,
     size_t errlen);
 /* The [server] options; valid while cfg lives. */
 XZ_API const struct xz_server_opts *xz_config_server_opts(
     const struct xz_config *cfg);
-/* Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app. */
+/*
+ * Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app,
+ * with a middleware for their client-certificate rules (require_cert,
+ * allowed_certs) when a section has one; app owns what it needs, so cfg
+ * may be freed at once. On failure, every error in errbuf as
+ * xz_config_load writes them.
+ */
 XZ_API int xz_config_apply(struct xz_config *cfg, struct xz_app *app,
     char *errbuf, size_t errlen);
 XZ_API void xz_config_free(struct xz_config *cfg);

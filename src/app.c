@@ -84,6 +84,11 @@ struct xz_app {
 	struct state_value *graves[2]; /* replaced during period & 1 */
 	char error[512]; /* the last registration error (xz_app_error) */
 	struct xz_handler routes_handler; /* the C routes, as a handler */
+	struct adopted {
+		void *p;
+		void (*free_fn)(void *);
+	} * adopted; /* app_adopt: freed with the app */
+	size_t nadopted;
 };
 
 static const struct xz_handler_ops app_routes_ops;
@@ -227,10 +232,29 @@ xz_app_free(struct xz_app *app)
 	free(app->startup);
 	free(app->shutdown);
 	task_free(app->tasks);
+	for (i = 0; i < app->nadopted; i++)
+		app->adopted[i].free_fn(app->adopted[i].p);
+	free(app->adopted);
 	free(app->state);
 	pthread_mutex_destroy(&app->grave_lock);
 	pthread_rwlock_destroy(&app->state_lock);
 	free(app);
+}
+
+int
+app_adopt(struct xz_app *app, void *p, void (*free_fn)(void *))
+{
+	struct adopted *a;
+
+	a = realloc(app->adopted, (app->nadopted + 1) * sizeof(*a));
+	if (a == NULL) {
+		free_fn(p);
+		return XZ_ENOMEM;
+	}
+	app->adopted = a;
+	a[app->nadopted].p = p;
+	a[app->nadopted++].free_fn = free_fn;
+	return XZ_OK;
 }
 
 struct xz_handler *

@@ -6,8 +6,17 @@
  * each section kind ([server], [state], [static PREFIX], ...) checks its
  * own keys, so every error names the file and line. Relative paths are
  * taken from the config file's directory, not the working directory.
+ *
+ * Loading also checks what starting the server would find wrong (listen
+ * addresses, the user, the chroot, the certificate and key), so that
+ * `xitzin -t` says all of it; and every error is reported, not the first
+ * alone: they are gathered, then written sorted by line.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+#include <pwd.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,12 +36,13 @@ struct cfg_entry {
 	char *key;
 	char *value;
 	int line;
+	bool said; /* an error already, kept for the duplicate check only */
 };
 
 struct cfg_section {
 	char *kind;   /* "server", "static", ... */
 	char *prefix; /* the mount prefix; NULL for [server] and [state] */
-	int line;     /* of its first key */
+	int line;     /* of its [header] */
 	struct cfg_entry *entries;
 	size_t nentries;
 };
@@ -49,9 +59,21 @@ struct xz_config {
 	char *ticket_key; /* ticket_key_file, resolved */
 	/* while reading */
 	int line;
+	int nheaders;     /* "[...]" lines read so far */
+	int seen;         /* nheaders when the last key was read */
+	int header_line;  /* of the last "[...]" */
+	bool skip;        /* the keys of a duplicate section */
+	int unknown_said; /* nheaders when "unknown section" was said */
+	/* errors, in the order found; cfg_flush_errors writes them out */
+	struct cfg_err {
+		int line;
+		char *msg;
+	} * errs;
+	size_t nerrs;
+	bool nomem;                /* an error could not even be recorded */
+	struct cfg_access *access; /* client-certificate rules being built */
 	char *err;
 	size_t errlen;
-	bool failed;
 };
 
 /* A mount kind: checks its keys and mounts itself on the app. */
@@ -68,28 +90,90 @@ static int cfg_apply_scgi(struct xz_config *, const struct cfg_section *,
 static int cfg_apply_cgi(struct xz_config *, const struct cfg_section *,
     struct xz_app *);
 
+static void cfg_check_mounts(struct xz_config *);
+
 static const struct cfg_kind cfg_kinds[] = {
 	{ "static", cfg_apply_static },
 	{ "scgi", cfg_apply_scgi },
 	{ "cgi", cfg_apply_cgi },
 };
 
+/* Records an error at line (0: the file as a whole); returns XZ_EPARSE. */
 static int __attribute__((format(printf, 3, 4)))
 cfg_error(struct xz_config *cfg, int line, const char *fmt, ...)
 {
+	struct cfg_err *e;
 	va_list ap;
+	char *msg;
 	int n;
 
-	if (cfg->failed)
-		return XZ_EPARSE;
-	cfg->failed = true;
-	n = snprintf(cfg->err, cfg->errlen, "%s:%d: ", cfg->path, line);
-	if (n < 0 || (size_t)n >= cfg->errlen)
-		return XZ_EPARSE;
 	va_start(ap, fmt);
-	vsnprintf(cfg->err + n, cfg->errlen - (size_t)n, fmt, ap);
+	n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
+	e = n < 0 ? NULL : realloc(cfg->errs, (cfg->nerrs + 1) * sizeof(*e));
+	if (e == NULL) {
+		if (n >= 0)
+			free(msg);
+		cfg->nomem = true;
+		return XZ_EPARSE;
+	}
+	cfg->errs = e;
+	cfg->errs[cfg->nerrs].line = line;
+	cfg->errs[cfg->nerrs++].msg = msg;
 	return XZ_EPARSE;
+}
+
+static bool
+cfg_failed(const struct xz_config *cfg)
+{
+	return cfg->nerrs > 0 || cfg->nomem;
+}
+
+static void
+cfg_clear_errors(struct xz_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nerrs; i++)
+		free(cfg->errs[i].msg);
+	free(cfg->errs);
+	cfg->errs = NULL;
+	cfg->nerrs = 0;
+	cfg->nomem = false;
+}
+
+/*
+ * Writes the errors to cfg->err, one "file:line: reason" a line, sorted
+ * by line (stable: a line's errors keep their order), and forgets them.
+ */
+static void
+cfg_flush_errors(struct xz_config *cfg)
+{
+	size_t i, j, len = 0;
+	struct cfg_err t;
+	int n;
+
+	for (i = 1; i < cfg->nerrs; i++)
+		for (j = i; j > 0 && cfg->errs[j - 1].line > cfg->errs[j].line;
+		     j--) {
+			t = cfg->errs[j];
+			cfg->errs[j] = cfg->errs[j - 1];
+			cfg->errs[j - 1] = t;
+		}
+	if (cfg->errlen > 0)
+		cfg->err[0] = '\0';
+	for (i = 0; i < cfg->nerrs && len < cfg->errlen; i++) {
+		n = snprintf(cfg->err + len, cfg->errlen - len, "%s%s:%d: %s",
+		    i > 0 ? "\n" : "", cfg->path, cfg->errs[i].line,
+		    cfg->errs[i].msg);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	if (cfg->nomem && len < cfg->errlen)
+		snprintf(cfg->err + len, cfg->errlen - len, "%sout of memory",
+		    len > 0 ? "\n" : "");
+	cfg_clear_errors(cfg);
 }
 
 static const struct cfg_kind *
@@ -103,23 +187,35 @@ cfg_find_kind(const char *name)
 	return NULL;
 }
 
-/* "[static /docs]" -> kind "static", prefix "/docs". */
+/* "[static /docs]" -> kind "static", prefix "/docs"; NULL if not seen. */
 static struct cfg_section *
-cfg_section(struct xz_config *cfg, const char *name, int line)
+cfg_section_find(struct xz_config *cfg, const char *name)
 {
 	struct cfg_section *s;
 	const char *sp = strchr(name, ' ');
 	size_t i, kindlen = sp != NULL ? (size_t)(sp - name) : strlen(name);
 
+	while (sp != NULL && *sp == ' ')
+		sp++;
 	for (i = 0; i < cfg->nsections; i++) {
 		s = &cfg->sections[i];
 		if (strlen(s->kind) == kindlen &&
 		    strncmp(s->kind, name, kindlen) == 0 &&
 		    ((sp == NULL && s->prefix == NULL) ||
 		        (sp != NULL && s->prefix != NULL &&
-		            strcmp(s->prefix, sp + 1) == 0)))
+		            strcmp(s->prefix, sp) == 0)))
 			return s;
 	}
+	return NULL;
+}
+
+static struct cfg_section *
+cfg_section_add(struct xz_config *cfg, const char *name, int line)
+{
+	struct cfg_section *s;
+	const char *sp = strchr(name, ' ');
+	size_t kindlen = sp != NULL ? (size_t)(sp - name) : strlen(name);
+
 	s = realloc(cfg->sections, (cfg->nsections + 1) * sizeof(*s));
 	if (s == NULL)
 		return NULL;
@@ -136,12 +232,60 @@ cfg_section(struct xz_config *cfg, const char *name, int line)
 	return s;
 }
 
+/* [server], [state], or a mount kind with its prefix ([static /]). */
 static bool
-cfg_section_known(const char *kind, bool has_prefix)
+cfg_name_known(const char *name)
 {
-	if (strcmp(kind, "server") == 0 || strcmp(kind, "state") == 0)
-		return !has_prefix;
-	return has_prefix && cfg_find_kind(kind) != NULL;
+	const char *sp = strchr(name, ' ');
+	char kind[16];
+
+	if (sp == NULL)
+		return strcmp(name, "server") == 0 ||
+		       strcmp(name, "state") == 0;
+	if ((size_t)(sp - name) >= sizeof(kind))
+		return false;
+	snprintf(kind, sizeof(kind), "%.*s", (int)(sp - name), name);
+	return cfg_find_kind(kind) != NULL;
+}
+
+/* Keys that may be given more than once, each adding a value. */
+static bool
+cfg_key_repeats(const struct cfg_section *s, const char *key)
+{
+	return strcmp(s->kind, "server") == 0 && strcmp(key, "listen") == 0;
+}
+
+/*
+ * The section a key belongs to: a header seen again is a duplicate
+ * section (its keys are skipped), a new one is added.
+ */
+static struct cfg_section *
+cfg_key_section(struct xz_config *cfg, const char *name, bool *nomem)
+{
+	struct cfg_section *s = cfg_section_find(cfg, name);
+
+	*nomem = false;
+	if (cfg->seen != cfg->nheaders) { /* the first key under a header */
+		cfg->seen = cfg->nheaders;
+		cfg->skip = false;
+		if (s != NULL) {
+			cfg_error(cfg, cfg->header_line,
+			    "duplicate section [%s] (first at line %d)", name,
+			    s->line);
+			cfg->skip = true;
+			return NULL;
+		}
+	}
+	if (cfg->skip)
+		return NULL;
+	if (s == NULL &&
+	    (s = cfg_section_add(cfg, name, cfg->header_line)) == NULL) {
+		*nomem = true;
+		return NULL;
+	}
+	if (s->kind == NULL || (s->prefix == NULL && strchr(name, ' ')))
+		*nomem = true;
+	return *nomem ? NULL : s;
 }
 
 static int
@@ -151,14 +295,25 @@ cfg_on_line(void *user, const char *section, const char *key, const char *value,
 	struct xz_config *cfg = user;
 	struct cfg_section *s;
 	struct cfg_entry *e;
+	size_t i;
+	bool nomem;
 
-	s = cfg_section(cfg, section, line);
-	if (s == NULL || s->kind == NULL)
-		return 0;
-	if (!cfg_section_known(s->kind, s->prefix != NULL)) {
-		cfg_error(cfg, line, "unknown section [%s]", section);
-		return 0;
+	if (!cfg_name_known(section)) {
+		if (cfg->unknown_said != cfg->nheaders) /* once a section */
+			cfg_error(cfg, line, "unknown section [%s]", section);
+		cfg->unknown_said = cfg->nheaders;
+		return 1;
 	}
+	if ((s = cfg_key_section(cfg, section, &nomem)) == NULL)
+		return !nomem;
+	for (i = 0; i < s->nentries; i++)
+		if (strcmp(s->entries[i].key, key) == 0 &&
+		    !cfg_key_repeats(s, key)) {
+			cfg_error(cfg, line,
+			    "duplicate key '%s' (first at line %d)", key,
+			    s->entries[i].line);
+			return 1;
+		}
 	e = realloc(s->entries, (s->nentries + 1) * sizeof(*e));
 	if (e == NULL)
 		return 0;
@@ -167,6 +322,10 @@ cfg_on_line(void *user, const char *section, const char *key, const char *value,
 	e->key = strdup(key);
 	e->value = strdup(value);
 	e->line = line;
+	/* [state] values are the app's; elsewhere an empty one is a slip. */
+	e->said = value[0] == '\0' && strcmp(s->kind, "state") != 0;
+	if (e->said)
+		cfg_error(cfg, line, "%s: no value given", key);
 	return e->key != NULL && e->value != NULL;
 }
 
@@ -185,9 +344,18 @@ cfg_read_line(char *buf, int size, void *stream)
 {
 	struct cfg_reader *r = stream;
 
+	const char *p;
+
 	if (fgets(buf, size, r->f) == NULL)
 		return NULL;
 	r->cfg->line++;
+	/* libinih calls us for keys only: a header is seen here. */
+	for (p = buf; *p == ' ' || *p == '\t'; p++)
+		;
+	if (*p == '[') {
+		r->cfg->nheaders++;
+		r->cfg->header_line = r->cfg->line;
+	}
 	return buf;
 }
 
@@ -196,12 +364,20 @@ cfg_handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct cfg_reader *r = user;
 
+	/*
+	 * Our errors are recorded, and reading goes on to find the next;
+	 * 0 goes back to libinih for out of memory alone, so that a line
+	 * it returns is a syntax error.
+	 */
 	if (section[0] == '\0') {
 		cfg_error(r->cfg, r->cfg->line, "'%s' outside any section",
 		    key);
-		return 0;
+		return 1;
 	}
-	return cfg_on_line(r->cfg, section, key, value, r->cfg->line);
+	if (cfg_on_line(r->cfg, section, key, value, r->cfg->line))
+		return 1;
+	r->cfg->nomem = true;
+	return 1;
 }
 
 /* An absolute path, or one relative to the config file's directory. */
@@ -292,6 +468,22 @@ cfg_add_listen(struct xz_config *cfg, const char *v)
 	return XZ_OK;
 }
 
+/* XZ_OK when path is a directory; otherwise said, with what it is for. */
+static int
+cfg_check_dir(struct xz_config *cfg, int line, const char *what,
+    const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return cfg_error(cfg, line, "%s %s: %s", what, path,
+		    strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return cfg_error(cfg, line, "%s %s: not a directory", what,
+		    path);
+	return XZ_OK;
+}
+
 static int
 cfg_set_path(struct xz_config *cfg, char **slot, const char *v)
 {
@@ -306,11 +498,26 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 	bool b;
 	int rc = XZ_EINVAL;
 
-	if (strcmp(e->key, "listen") == 0)
+	if (strcmp(e->key, "listen") == 0) {
+		/* What binding would refuse, said now with the line. */
+		char why[256];
+
+		if (server_check_listen(e->value, why, sizeof(why)) != XZ_OK)
+			return cfg_error(cfg, e->line, "%s", why);
 		rc = cfg_add_listen(cfg, e->value);
-	else if (strcmp(e->key, "hostname") == 0) {
-		free(cfg->hostname);
-		rc = (cfg->hostname = strdup(e->value)) ? XZ_OK : XZ_ENOMEM;
+	} else if (strcmp(e->key, "hostname") == 0) {
+		char **names = strlist_split(e->value);
+
+		if (names == NULL)
+			rc = XZ_ENOMEM;
+		else if (names[0] == NULL)
+			rc = cfg_error(cfg, e->line, "hostname: no name given");
+		else {
+			free(cfg->hostname);
+			cfg->hostname = strdup(e->value);
+			rc = cfg->hostname != NULL ? XZ_OK : XZ_ENOMEM;
+		}
+		strlist_free(names);
 	} else if (strcmp(e->key, "cert") == 0)
 		rc = cfg_set_path(cfg, &cfg->cert, e->value);
 	else if (strcmp(e->key, "key") == 0)
@@ -323,7 +530,9 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 			o->key_ed25519 = strcmp(e->value, "ed25519") == 0;
 			rc = XZ_OK;
 		}
-	} else if (strcmp(e->key, "workers") == 0)
+	} else if (strcmp(e->key, "public_port") == 0)
+		rc = cfg_int(e->value, 1, 65535, &o->public_port);
+	else if (strcmp(e->key, "workers") == 0)
 		rc = cfg_int(e->value, 1, 1024, &o->workers);
 	else if (strcmp(e->key, "request_timeout") == 0)
 		rc = cfg_seconds(e->value, &o->request_timeout);
@@ -344,11 +553,17 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 	else if (cfg_mount_common_key(e->key))
 		rc = XZ_OK; /* read by xz_config_apply (cfg_apply_rate) */
 	else if (strcmp(e->key, "user") == 0) {
+		if (getpwnam(e->value) == NULL)
+			return cfg_error(cfg, e->line, "user %s: no such user",
+			    e->value);
 		free(cfg->user);
 		rc = (cfg->user = strdup(e->value)) ? XZ_OK : XZ_ENOMEM;
-	} else if (strcmp(e->key, "chroot") == 0)
-		rc = cfg_set_path(cfg, &cfg->chroot_dir, e->value);
-	else if (strcmp(e->key, "access_log") == 0) {
+	} else if (strcmp(e->key, "chroot") == 0) {
+		if ((rc = cfg_set_path(cfg, &cfg->chroot_dir, e->value)) ==
+		    XZ_OK)
+			rc = cfg_check_dir(cfg, e->line, "chroot",
+			    cfg->chroot_dir);
+	} else if (strcmp(e->key, "access_log") == 0) {
 		if ((rc = cfg_bool(e->value, &b)) == XZ_OK)
 			o->quiet = !b;
 	} else
@@ -360,16 +575,45 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 	return rc;
 }
 
+/* Every key, each error said; XZ_ENOMEM stops. */
 static int
 cfg_read_server(struct xz_config *cfg, const struct cfg_section *s)
 {
 	size_t i;
-	int rc;
 
 	for (i = 0; i < s->nentries; i++)
-		if ((rc = cfg_server_key(cfg, &s->entries[i])) != XZ_OK)
-			return rc;
+		if (!s->entries[i].said &&
+		    cfg_server_key(cfg, &s->entries[i]) == XZ_ENOMEM)
+			return XZ_ENOMEM;
 	return XZ_OK;
+}
+
+/* The line of key in s, else of s, else 1. */
+static int
+cfg_key_line(const struct cfg_section *s, const char *key)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < s->nentries; i++)
+		if (strcmp(s->entries[i].key, key) == 0)
+			return s->entries[i].line;
+	return s != NULL ? s->line : 1;
+}
+
+/*
+ * The certificate and key as the server would load them: both parse and
+ * match, or neither exists (generated at start).
+ */
+static void
+cfg_check_cert(struct xz_config *cfg, const struct cfg_section *server)
+{
+	struct tls_opts topts = { 0 };
+	char why[512];
+
+	topts.cert_file = cfg->cert;
+	topts.key_file = cfg->key;
+	if (tls_check_files(&topts, why, sizeof(why)) != XZ_OK)
+		cfg_error(cfg, cfg_key_line(server, "cert"), "%s", why);
 }
 
 /* Defaults where the file is silent, then the options point at them. */
@@ -410,11 +654,11 @@ cfg_parse_file(struct xz_config *cfg, const char *path)
 	}
 	rc = ini_parse_stream(cfg_read_line, &r, cfg_handler, &r);
 	fclose(r.f);
-	if (rc == 0 && !cfg->failed)
-		return XZ_OK;
-	if (!cfg->failed)
-		cfg_error(cfg, rc > 0 ? rc : 0, "syntax error");
-	return XZ_EPARSE;
+	if (rc > 0) /* libinih says the first alone */
+		cfg_error(cfg, rc, "syntax error");
+	else if (rc != 0)
+		cfg->nomem = true;
+	return cfg_failed(cfg) ? XZ_EPARSE : XZ_OK;
 }
 
 static const struct cfg_section *
@@ -443,14 +687,23 @@ xz_config_load(const char *path, char *err, size_t errlen)
 	}
 	cfg->err = err;
 	cfg->errlen = errlen;
+	if (errlen > 0)
+		err[0] = '\0';
 	if ((slash = strrchr(path, '/')) != NULL)
 		cfg->dir = strndup(path, (size_t)(slash - path));
-	if (cfg_parse_file(cfg, path) != XZ_OK ||
-	    ((server = cfg_find(cfg, "server")) != NULL &&
-	        cfg_read_server(cfg, server) != XZ_OK) ||
-	    cfg_finish_opts(cfg) != XZ_OK) {
-		if (!cfg->failed && err[0] == '\0')
-			snprintf(err, errlen, "out of memory");
+	if (cfg_parse_file(cfg, path) == XZ_EIO) { /* err says why */
+		xz_config_free(cfg);
+		return NULL;
+	}
+	server = cfg_find(cfg, "server");
+	if ((server != NULL && cfg_read_server(cfg, server) != XZ_OK) ||
+	    cfg_finish_opts(cfg) != XZ_OK)
+		cfg->nomem = true;
+	else
+		cfg_check_cert(cfg, server);
+	if (cfg_failed(cfg)) {
+		cfg_check_mounts(cfg);
+		cfg_flush_errors(cfg);
 		xz_config_free(cfg);
 		return NULL;
 	}
@@ -543,6 +796,230 @@ cfg_apply_state(struct xz_config *cfg, const struct cfg_section *s,
 }
 
 /*
+ * Client certificates per mount (require_cert, allowed_certs,
+ * allowed_certs_file), as gmid and Molly Brown configure them: one
+ * middleware per app checks the rule of the mount a request goes to
+ * (the longest matching section, as mounts are matched), so static,
+ * CGI and SCGI mounts alike answer 60 without a certificate and 61 for
+ * one not listed, before their handler sees the request.
+ */
+struct cfg_rule {
+	char *prefix;  /* normalised as xz_mount does: "/api", "" */
+	int require;   /* -1: not said; 0, 1 */
+	char **hashes; /* NULL-ended "SHA256:..."; NULL: any certificate */
+	size_t nhashes;
+};
+
+struct cfg_access {
+	struct cfg_rule *rules; /* one per mounted section */
+	size_t nrules;
+	bool any; /* a rule asks for a certificate */
+};
+
+static void
+cfg_rule_clear(struct cfg_rule *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nhashes; i++)
+		free(r->hashes[i]);
+	free(r->hashes);
+	free(r->prefix);
+	memset(r, 0, sizeof(*r));
+	r->require = -1;
+}
+
+static void
+cfg_access_free(struct cfg_access *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->nrules; i++)
+		cfg_rule_clear(&t->rules[i]);
+	free(t->rules);
+	free(t);
+}
+
+static void
+cfg_access_free_arg(void *t)
+{
+	cfg_access_free(t);
+}
+
+/* "SHA256:" and 64 hex digits, any case: what TLS_CLIENT_HASH looks like. */
+static bool
+cfg_is_hash(const char *h)
+{
+	return strncasecmp(h, "SHA256:", 7) == 0 && strlen(h + 7) == 64 &&
+	       strspn(h + 7, "0123456789abcdefABCDEF") == 64;
+}
+
+static int
+cfg_rule_add_hash(struct cfg_rule *r, const char *h)
+{
+	char **l = realloc(r->hashes, (r->nhashes + 2) * sizeof(*l));
+
+	if (l == NULL)
+		return XZ_ENOMEM;
+	r->hashes = l;
+	if ((l[r->nhashes] = strdup(h)) == NULL)
+		return XZ_ENOMEM;
+	l[++r->nhashes] = NULL;
+	return XZ_OK;
+}
+
+/* allowed_certs_file: a hash a line; blank lines and "#" comments. */
+static int
+cfg_rule_read_file(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_rule *r)
+{
+	char *path = cfg_path(cfg, e->value), *line = NULL, *h, *end;
+	size_t cap = 0;
+	int n = 0, rc = XZ_OK;
+	FILE *f;
+
+	if (path == NULL)
+		return XZ_ENOMEM;
+	if ((f = fopen(path, "r")) == NULL) {
+		rc = cfg_error(cfg, e->line, "allowed_certs_file %s: %s", path,
+		    strerror(errno));
+		free(path);
+		return rc;
+	}
+	while (rc == XZ_OK && getline(&line, &cap, f) != -1) {
+		n++;
+		for (h = line; isspace((unsigned char)*h); h++)
+			;
+		for (end = h + strlen(h);
+		     end > h && isspace((unsigned char)end[-1]); end--)
+			;
+		*end = '\0';
+		if (*h == '\0' || *h == '#')
+			continue;
+		if (!cfg_is_hash(h))
+			rc = cfg_error(cfg, e->line,
+			    "allowed_certs_file %s:%d: not a SHA256: hash '%s'",
+			    path, n, h);
+		else
+			rc = cfg_rule_add_hash(r, h);
+	}
+	free(line);
+	fclose(f);
+	free(path);
+	return rc;
+}
+
+/* An access key of any mount section; XZ_EAGAIN: not one of them. */
+static int
+cfg_access_key(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_rule *r)
+{
+	bool on;
+	char **l;
+	size_t i;
+	int rc = XZ_OK;
+
+	if (strcmp(e->key, "require_cert") == 0) {
+		if (cfg_bool(e->value, &on) != XZ_OK)
+			return XZ_EINVAL;
+		r->require = on;
+		return XZ_OK;
+	}
+	if (strcmp(e->key, "allowed_certs_file") == 0)
+		return cfg_rule_read_file(cfg, e, r);
+	if (strcmp(e->key, "allowed_certs") != 0)
+		return XZ_EAGAIN;
+	if ((l = strlist_split(e->value)) == NULL)
+		return XZ_ENOMEM;
+	for (i = 0; l[i] != NULL && rc == XZ_OK; i++)
+		rc = cfg_is_hash(l[i]) ? cfg_rule_add_hash(r, l[i]) :
+		                         cfg_error(cfg, e->line,
+		                             "allowed_certs: not a SHA256: "
+		                             "hash '%s'",
+		                             l[i]);
+	strlist_free(l);
+	return rc;
+}
+
+/* "api", "/api/", "//api//" -> "/api"; "/" -> "" (xz_mount's rule). */
+static char *
+cfg_norm_prefix(const char *p)
+{
+	size_t len;
+	char *out;
+
+	while (*p == '/')
+		p++;
+	len = strlen(p);
+	while (len > 0 && p[len - 1] == '/')
+		len--;
+	if (len == 0)
+		return strdup("");
+	if (asprintf(&out, "/%.*s", (int)len, p) == -1)
+		return NULL;
+	return out;
+}
+
+/*
+ * The section s is mounted: its rule joins the app's table (a mount
+ * without one too, so that it shadows a shorter prefix's). r is taken.
+ */
+static int
+cfg_access_add(struct xz_config *cfg, const struct cfg_section *s,
+    struct cfg_rule *r)
+{
+	struct cfg_access *t = cfg->access;
+	struct cfg_rule *l;
+
+	if (r->require == 0 && r->nhashes > 0) {
+		cfg_rule_clear(r);
+		return cfg_error(cfg, s->line,
+		    "[%s %s]: allowed certificates with require_cert = false",
+		    s->kind, s->prefix);
+	}
+	if (r->nhashes > 0)
+		r->require = 1; /* a list means a certificate is needed */
+	if (t == NULL || (r->prefix = cfg_norm_prefix(s->prefix)) == NULL ||
+	    (l = realloc(t->rules, (t->nrules + 1) * sizeof(*l))) == NULL) {
+		cfg_rule_clear(r);
+		return XZ_ENOMEM;
+	}
+	t->rules = l;
+	t->any = t->any || r->require == 1;
+	l[t->nrules++] = *r;
+	memset(r, 0, sizeof(*r));
+	return XZ_OK;
+}
+
+static int
+cfg_access_before(struct xz_request *req, void *arg)
+{
+	const struct cfg_access *t = arg;
+	const struct cfg_rule *best = NULL, *r;
+	const char *path = xz_request_path(req);
+	size_t i, len;
+
+	for (i = 0; i < t->nrules; i++) {
+		r = &t->rules[i];
+		len = strlen(r->prefix);
+		if (strncmp(path, r->prefix, len) == 0 &&
+		    (path[len] == '\0' || path[len] == '/') &&
+		    (best == NULL || len > strlen(best->prefix)))
+			best = r;
+	}
+	if (best == NULL || best->require != 1)
+		return XZ_OK;
+	if (best->hashes == NULL)
+		(void)xz_require_cert(req);
+	else
+		(void)xz_require_cert_in(req,
+		    (const char *const *)best->hashes);
+	return XZ_OK; /* answered (60, 61) or let through */
+}
+
+/*
  * xz_static's reason, its "static PREFIX: " lead dropped: the line says
  * which section ("root /srv: No such file or directory").
  */
@@ -563,27 +1040,56 @@ static int
 cfg_apply_static(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app)
 {
-	const struct cfg_entry *root = NULL;
+	const struct cfg_entry *root = NULL, *e;
+	struct xz_static_opts opts = { 0 };
+	struct cfg_rule rule = { .require = -1 };
 	char *path;
 	size_t i;
-	int rc;
+	int rc, arc;
 
-	for (i = 0; i < s->nentries; i++) {
-		if (cfg_mount_common_key(s->entries[i].key))
-			continue;
-		if (strcmp(s->entries[i].key, "root") != 0)
-			return cfg_error(cfg, s->entries[i].line,
-			    "unknown key '%s' in [static %s]",
-			    s->entries[i].key, s->prefix);
-		root = &s->entries[i];
+	for (i = 0, rc = XZ_OK; i < s->nentries; i++) {
+		e = &s->entries[i];
+		if (cfg_mount_common_key(e->key))
+			continue; /* cfg_apply_rate's */
+		if (e->said) {    /* said; an empty root is not a missing one */
+			rc = XZ_EPARSE;
+			if (strcmp(e->key, "root") == 0)
+				root = e;
+		} else if ((arc = cfg_access_key(cfg, e, &rule)) != XZ_EAGAIN) {
+			if (arc == XZ_EINVAL)
+				arc = cfg_error(cfg, e->line,
+				    "%s: invalid value '%s'", e->key, e->value);
+			if (arc != XZ_OK)
+				rc = arc;
+		} else if (strcmp(e->key, "root") == 0)
+			root = e;
+		else if (strcmp(e->key, "hidden_files") != 0)
+			rc = cfg_error(cfg, e->line,
+			    "unknown key '%s' in [static %s]", e->key,
+			    s->prefix);
+		else if (strcmp(e->value, "serve") == 0)
+			opts.serve_hidden = true;
+		else if (strcmp(e->value, "hide") != 0)
+			rc = cfg_error(cfg, e->line,
+			    "hidden_files: invalid value '%s' (hide or serve)",
+			    e->value);
 	}
-	if (root == NULL)
+	if (root == NULL) {
+		cfg_rule_clear(&rule);
 		return cfg_error(cfg, s->line, "[static %s] needs a root",
 		    s->prefix);
-	if ((path = cfg_path(cfg, root->value)) == NULL)
+	}
+	if ((path = cfg_path(cfg, root->value)) == NULL) {
+		cfg_rule_clear(&rule);
 		return XZ_ENOMEM;
-	if ((rc = xz_static(app, s->prefix, path)) != XZ_OK)
+	}
+	if (rc != XZ_OK && !root->said) /* said; the root is still checked */
+		(void)cfg_check_dir(cfg, root->line, "root", path);
+	else if ((rc = xz_static_with(app, s->prefix, path, &opts)) != XZ_OK)
 		cfg_static_error(cfg, root->line, s->prefix, xz_app_error(app));
+	else
+		rc = cfg_access_add(cfg, s, &rule);
+	cfg_rule_clear(&rule);
 	free(path);
 	return rc;
 }
@@ -626,6 +1132,7 @@ struct cfg_backend {
 	char **state_keys;            /* bc.app_state_keys, ours */
 	struct xz_scgi_opts scgi;     /* host, port */
 	char *socket, *root, *script; /* paths, from the config's directory */
+	struct cfg_rule rule;         /* client certificates */
 };
 
 /* What [scgi] and [cgi] do differently; the rest is cfg_apply_backend. */
@@ -688,26 +1195,33 @@ cfg_read_backend(struct xz_config *cfg, const struct cfg_section *s,
 {
 	const struct cfg_entry *e;
 	size_t i;
-	int rc;
+	int rc, status = XZ_OK;
 
 	for (i = 0; i < s->nentries; i++) {
 		e = &s->entries[i];
 		if (cfg_mount_common_key(e->key))
+			continue; /* cfg_apply_rate's */
+		if (e->said) {
+			status = XZ_EPARSE;
 			continue;
-		if ((rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
+		}
+		if ((rc = cfg_access_key(cfg, e, &b->rule)) == XZ_EAGAIN &&
+		    (rc = cfg_backend_key(cfg, e, b)) == XZ_EAGAIN)
 			rc = kind->key(cfg, e, b);
 		if (rc == XZ_EAGAIN)
-			return cfg_error(cfg, e->line,
+			rc = cfg_error(cfg, e->line,
 			    "unknown key '%s' in [%s %s]", e->key, s->kind,
 			    s->prefix);
-		if (rc == XZ_EINVAL)
-			return cfg_error(cfg, e->line, "%s: invalid value '%s'",
+		else if (rc == XZ_EINVAL)
+			rc = cfg_error(cfg, e->line, "%s: invalid value '%s'",
 			    e->key, e->value);
-		if (rc != XZ_OK)
+		if (rc == XZ_ENOMEM)
 			return rc;
+		if (rc != XZ_OK) /* said: the next key may say more */
+			status = rc;
 	}
 	b->bc.app_state_keys = (const char *const *)b->state_keys;
-	return XZ_OK;
+	return status;
 }
 
 /* Registration failed: the library says why; the line is the section's. */
@@ -725,18 +1239,39 @@ static int
 cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app, const struct cfg_backend_kind *kind)
 {
-	struct cfg_backend b = { 0 };
+	struct cfg_backend b = { .rule = { .require = -1 } };
+	size_t before = cfg->nerrs;
 	int rc;
 
 	kind->defaults(&b.bc);
 	if ((rc = cfg_read_backend(cfg, s, &b, kind)) == XZ_OK &&
-	    (rc = kind->mount(cfg, s, &b, app)) != XZ_OK)
-		rc = cfg_mount_error(cfg, s, app, rc); /* unless said already */
+	    (rc = kind->mount(cfg, s, &b, app)) != XZ_OK &&
+	    cfg->nerrs == before) /* unless said already */
+		rc = cfg_mount_error(cfg, s, app, rc);
+	if (rc == XZ_OK)
+		rc = cfg_access_add(cfg, s, &b.rule);
+	cfg_rule_clear(&b.rule);
 	strlist_free(b.state_keys);
 	free(b.socket);
 	free(b.root);
 	free(b.script);
 	return rc;
+}
+
+/*
+ * A socket path that can work: short enough for sun_path. Neither the
+ * socket nor its directory need exist yet: a backend started after us
+ * may make both (examples/demo.sh does).
+ */
+static int
+cfg_check_socket(struct xz_config *cfg, int line, const char *path)
+{
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+
+	if (strlen(path) > max)
+		return cfg_error(cfg, line, "socket %s: over %zu bytes", path,
+		    max);
+	return XZ_OK;
 }
 
 /* [scgi]: where the backend is. */
@@ -750,8 +1285,11 @@ cfg_scgi_key(struct xz_config *cfg, const struct cfg_entry *e,
 	}
 	if (strcmp(e->key, "port") == 0)
 		return cfg_int(e->value, 1, 65535, &b->scgi.port);
-	if (strcmp(e->key, "socket") == 0)
-		return cfg_set_path(cfg, &b->socket, e->value);
+	if (strcmp(e->key, "socket") == 0) {
+		if (cfg_set_path(cfg, &b->socket, e->value) != XZ_OK)
+			return XZ_ENOMEM;
+		return cfg_check_socket(cfg, e->line, b->socket);
+	}
 	return XZ_EAGAIN;
 }
 
@@ -815,29 +1353,31 @@ cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
 	return cfg_apply_backend(cfg, s, app, &cfg_cgi);
 }
 
-int
-xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *err,
-    size_t errlen)
+/* [state], then every mount; each error is recorded, none stops. */
+static void
+cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
 {
 	const struct cfg_section *state = cfg_find(cfg, "state");
-	size_t i;
+	size_t i, before;
 	int rc;
 
-	cfg->err = err;
-	cfg->errlen = errlen;
-	cfg->failed = false;
+	/* The rules go to the app (its middleware reads them), not cfg. */
+	if ((cfg->access = calloc(1, sizeof(*cfg->access))) == NULL ||
+	    app_adopt(app, cfg->access, cfg_access_free_arg) != XZ_OK) {
+		cfg->access = NULL;
+		cfg->nomem = true;
+		return;
+	}
 	/* State first: mounts may read it (SCGI app_state_keys). */
-	if (state != NULL && (rc = cfg_apply_state(cfg, state, app)) != XZ_OK)
-		return rc;
+	if (state != NULL)
+		(void)cfg_apply_state(cfg, state, app);
 	/* Rate limits next: their middleware is the outermost. */
 	for (i = 0; i < cfg->nsections; i++) {
 		const struct cfg_section *s = &cfg->sections[i];
 
-		if ((strcmp(s->kind, "server") == 0 ||
-		        (s->prefix != NULL &&
-		            cfg_find_kind(s->kind) != NULL)) &&
-		    (rc = cfg_apply_rate(cfg, s, app)) != XZ_OK)
-			return rc;
+		if (strcmp(s->kind, "server") == 0 ||
+		    (s->prefix != NULL && cfg_find_kind(s->kind) != NULL))
+			(void)cfg_apply_rate(cfg, s, app);
 	}
 	for (i = 0; i < cfg->nsections; i++) {
 		const struct cfg_section *s = &cfg->sections[i];
@@ -845,14 +1385,51 @@ xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *err,
 
 		if (s->prefix == NULL || (k = cfg_find_kind(s->kind)) == NULL)
 			continue;
-		if ((rc = k->apply(cfg, s, app)) != XZ_OK) {
-			if (!cfg->failed)
-				cfg_error(cfg, s->line, "[%s %s]: %s", s->kind,
-				    s->prefix, xz_strerror(rc));
-			return rc;
-		}
+		before = cfg->nerrs;
+		if ((rc = k->apply(cfg, s, app)) != XZ_OK &&
+		    cfg->nerrs == before)
+			cfg_error(cfg, s->line, "[%s %s]: %s", s->kind,
+			    s->prefix, xz_strerror(rc));
 	}
-	return XZ_OK;
+	if (cfg->access->any &&
+	    xz_middleware(app,
+	        &(struct xz_middleware){ .before = cfg_access_before },
+	        cfg->access) != XZ_OK)
+		cfg->nomem = true;
+	cfg->access = NULL;
+}
+
+/*
+ * The file has errors already: the mounts' own are found by mounting
+ * them on an app made for the purpose, so that one run says them all.
+ */
+static void
+cfg_check_mounts(struct xz_config *cfg)
+{
+	struct xz_app *app = xz_app_new();
+
+	if (app == NULL) {
+		cfg->nomem = true;
+		return;
+	}
+	cfg_apply_all(cfg, app);
+	xz_app_free(app);
+}
+
+int
+xz_config_apply(struct xz_config *cfg, struct xz_app *app, char *err,
+    size_t errlen)
+{
+	cfg->err = err;
+	cfg->errlen = errlen;
+	if (errlen > 0)
+		err[0] = '\0';
+	cfg_clear_errors(cfg);
+	cfg_apply_all(cfg, app);
+	if (!cfg_failed(cfg))
+		return XZ_OK;
+	cfg_flush_errors(cfg);
+	return XZ_EPARSE;
 }
 
 void
@@ -883,6 +1460,7 @@ xz_config_free(struct xz_config *cfg)
 	free(cfg->ticket_key);
 	free(cfg->user);
 	free(cfg->chroot_dir);
+	cfg_clear_errors(cfg);
 	free(cfg->path);
 	free(cfg->dir);
 	free(cfg);

@@ -441,9 +441,13 @@ conn_start_request(struct xz_conn *c, size_t urllen)
 		    rc < 0 ? "Server busy" : "Bad request");
 		return;
 	}
+	/* Behind a proxy, URLs name the proxy's port (public_port). */
 	if (strcmp(req->url.scheme, "gemini") != 0 ||
 	    !conn_host_is_ours(c, req->url.host) ||
-	    (req->url.port != -1 && req->url.port != c->cfg->port)) {
+	    (req->url.port != -1 &&
+	        req->url.port != (c->cfg->public_port > 0 ?
+	                                 c->cfg->public_port :
+	                                 c->cfg->port))) {
 		conn_answer(c, 53, "Proxy request refused");
 		return;
 	}

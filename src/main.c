@@ -100,6 +100,17 @@ setup_dir(struct xz_app *app, struct xz_server_opts *so, const char *dir)
 	so->key_file = "certs/localhost.key";
 }
 
+/* One error a line ("xitzin.conf:12: ..."), each as errx would, then exit. */
+static void __attribute__((noreturn)) config_errors(char *errs)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(errs, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		warnx("%s", line);
+	exit(1);
+}
+
 /* Each connection is a descriptor: take all the kernel allows us. */
 static void
 raise_nofile(void)
@@ -121,7 +132,7 @@ main(int argc, char **argv)
 	struct xz_config *cfg = NULL;
 	struct xz_server *srv;
 	struct xz_app *app;
-	char errbuf[1024] = "";
+	char errbuf[8192] = "";
 	int rc;
 
 	parse_args(argc, argv, &o);
@@ -140,7 +151,7 @@ main(int argc, char **argv)
 		if ((cfg = xz_config_load(o.config, errbuf, sizeof(errbuf))) ==
 		        NULL ||
 		    xz_config_apply(cfg, app, errbuf, sizeof(errbuf)) != XZ_OK)
-			errx(1, "%s", errbuf);
+			config_errors(errbuf);
 		so = xz_config_server_opts(cfg);
 	} else {
 		setup_dir(app, &dir_opts, o.dir);
@@ -153,7 +164,7 @@ main(int argc, char **argv)
 	}
 	if ((srv = xz_server_new(app, so, errbuf, sizeof(errbuf))) == NULL)
 		errx(1, "%s", errbuf);
-	rc = xz_server_run(srv);
+	rc = xz_server_run(srv); /* a failure is logged, with its reason */
 	xz_server_free(srv);
 	xz_config_free(cfg);
 	xz_app_free(app);

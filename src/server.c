@@ -379,6 +379,13 @@ server_parse_listen(const char *spec, struct listen_addr *la, char *err,
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
 		port = colon + 1;
 	}
+	/* getaddrinfo takes 99999 and wraps it to 34463: not ours. */
+	if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port) ||
+	    strlen(port) > 5 || atoi(port) > 65535) {
+		snprintf(err, errlen, "listen %s: port '%s' not in 0..65535",
+		    spec, port);
+		return XZ_EINVAL;
+	}
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
@@ -394,6 +401,14 @@ bad:
 	snprintf(err, errlen, "listen %s: expected HOST:PORT or [IPV6]:PORT",
 	    spec);
 	return XZ_EINVAL;
+}
+
+int
+server_check_listen(const char *spec, char *err, size_t errlen)
+{
+	struct listen_addr la;
+
+	return server_parse_listen(spec, &la, err, errlen);
 }
 
 static int
@@ -720,6 +735,7 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 		cfg->io = &conn_io_tls;
 		cfg->io_ctx = srv->tls;
 		cfg->hostnames = (const char *const *)srv->hostnames;
+		cfg->public_port = srv->opts.public_port;
 		cfg->request_timeout = srv->opts.request_timeout;
 		cfg->write_timeout = srv->opts.write_timeout;
 		cfg->send_min_rate = srv->opts.send_min_rate > 0 ?
@@ -758,6 +774,11 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	if ((srv->hostnames = server_split_names(srv->opts.hostname)) == NULL ||
 	    srv->hostnames[0] == NULL) {
 		snprintf(err, errlen, "hostname: none given, or out of memory");
+		goto fail;
+	}
+	if (srv->opts.public_port < 0 || srv->opts.public_port > 65535) {
+		snprintf(err, errlen, "public_port %d out of range 1..65535",
+		    srv->opts.public_port);
 		goto fail;
 	}
 	if (server_default_cert(srv, err, errlen) != XZ_OK)
@@ -959,9 +980,11 @@ server_drop_privileges(const struct xz_server *srv)
 	if (user == NULL) {
 		log_warnx("running as root: set user in [server] to drop "
 		          "privileges");
-		return dir != NULL && (chroot(dir) == -1 || chdir("/") == -1) ?
-		           XZ_EIO :
-		           XZ_OK;
+		if (dir != NULL && (chroot(dir) == -1 || chdir("/") == -1)) {
+			log_warn("chroot %s", dir);
+			return XZ_EIO;
+		}
+		return XZ_OK;
 	}
 	if ((pw = getpwnam(user)) == NULL) {
 		log_warnx("user %s: no such user", user);

@@ -22,7 +22,8 @@
 
 struct static_root {
 	int dirfd;
-	char *path; /* for the log */
+	char *path;        /* for the log */
+	bool serve_hidden; /* dot-files too (xz_static_opts.serve_hidden) */
 };
 
 static const struct {
@@ -234,6 +235,26 @@ static_cancel(struct xz_request *req, void *state)
 		static_send_free(s);
 }
 
+/*
+ * A segment starting with "." (".env", ".git/config") is how a capsule
+ * keeps files beside its content; like Agate, those are not served by
+ * default. .well-known (RFC 8615) is public by definition.
+ */
+static bool
+static_hidden(const char *info)
+{
+	static const char wk[] = ".well-known";
+	const char *seg;
+
+	/* info starts with '/': each segment follows one. */
+	for (seg = info; seg != NULL; seg = strchr(seg + 1, '/'))
+		if (seg[1] == '.' &&
+		    !(strncmp(seg + 1, wk, sizeof(wk) - 1) == 0 &&
+		        (seg[sizeof(wk)] == '\0' || seg[sizeof(wk)] == '/')))
+			return true;
+	return false;
+}
+
 static int
 static_start(struct xz_request *req, void *state)
 {
@@ -243,6 +264,9 @@ static_start(struct xz_request *req, void *state)
 	struct stat st;
 	int fd;
 
+	/* The same answer as a missing file: a probe learns nothing. */
+	if (!root->serve_hidden && info[0] == '/' && static_hidden(info))
+		return xz_respond(req, 51, "Not found");
 	/* The root itself is "."; otherwise the path without its '/'. */
 	snprintf(rel, sizeof(rel), "%s", info[0] == '\0' ? "." : info + 1);
 	if (rel[0] == '\0')
@@ -294,6 +318,13 @@ static const struct xz_handler_ops static_ops = {
 int
 xz_static(struct xz_app *app, const char *prefix, const char *dir)
 {
+	return xz_static_with(app, prefix, dir, NULL);
+}
+
+int
+xz_static_with(struct xz_app *app, const char *prefix, const char *dir,
+    const struct xz_static_opts *opts)
+{
 	struct static_root *root;
 
 	if (prefix == NULL || dir == NULL) {
@@ -312,6 +343,7 @@ xz_static(struct xz_app *app, const char *prefix, const char *dir)
 		free(root);
 		return XZ_EINVAL;
 	}
+	root->serve_hidden = opts != NULL && opts->serve_hidden;
 	if ((root->path = strdup(dir)) == NULL) {
 		app_set_error(app, "static %s: out of memory", prefix);
 		static_dispose(root);

@@ -408,19 +408,17 @@ file_exists(const char *path, char *err, size_t errlen)
 	return fail(err, errlen, path, strerror(errno));
 }
 
-/* Both files are there afterwards, or -1: generates when neither is. */
+/* 1: both files exist, 0: neither, -1 (err set): one alone, or stat fails. */
 static int
-files_ready(const struct tls_opts *opts, char *err, size_t errlen)
+files_state(const struct tls_opts *opts, char *err, size_t errlen)
 {
 	int c, k;
 
 	if ((c = file_exists(opts->cert_file, err, errlen)) == -1 ||
 	    (k = file_exists(opts->key_file, err, errlen)) == -1)
 		return -1;
-	if (c && k)
-		return 0;
-	if (!c && !k)
-		return generate(opts, err, errlen);
+	if (c == k)
+		return c;
 	if (errlen > 0)
 		snprintf(err, errlen,
 		    "%s: not found, but %s exists (give both files, or "
@@ -428,6 +426,15 @@ files_ready(const struct tls_opts *opts, char *err, size_t errlen)
 		    c ? opts->key_file : opts->cert_file,
 		    c ? opts->cert_file : opts->key_file);
 	return -1;
+}
+
+/* Both files are there afterwards, or -1: generates when neither is. */
+static int
+files_ready(const struct tls_opts *opts, char *err, size_t errlen)
+{
+	int state = files_state(opts, err, errlen);
+
+	return state == 0 ? generate(opts, err, errlen) : state == 1 ? 0 : -1;
 }
 
 /*
@@ -544,6 +551,23 @@ out:
 	datum_wipe(&cert);
 	datum_wipe(&key);
 	return ret;
+}
+
+int
+tls_check_files(const struct tls_opts *opts, char *err, size_t errlen)
+{
+	struct tls_ctx ctx = { 0 };
+	int state, ret;
+
+	if ((state = files_state(opts, err, errlen)) != 1)
+		return state == 0 ? XZ_OK : XZ_EINVAL; /* 0: to be generated */
+	if ((ret = gnutls_certificate_allocate_credentials(&ctx.cred)) < 0) {
+		fail(err, errlen, "TLS credentials", gnutls_strerror(ret));
+		return XZ_ENOMEM;
+	}
+	ret = ctx_load(&ctx, opts, err, errlen);
+	gnutls_certificate_free_credentials(ctx.cred);
+	return ret == 0 ? XZ_OK : XZ_EINVAL;
 }
 
 /* TLS_PRIORITY_BASE, then tls_groups[first], then the others in order. */

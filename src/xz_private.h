@@ -204,6 +204,14 @@ void tls_ctx_free(struct tls_ctx *ctx); /* NULL is a no-op */
  * existing file). 0, or -1 with "path: reason" in err.
  */
 int tls_ticket_key_write(const char *path, char *err, size_t errlen);
+/*
+ * What tls_ctx_new would say of opts' files, without generating or
+ * keeping anything: XZ_OK when both parse and the key matches the
+ * certificate, or when neither exists (they would be generated);
+ * otherwise XZ_EINVAL with the reason in err ("x.crt: does not match
+ * the key in x.key").
+ */
+int tls_check_files(const struct tls_opts *opts, char *err, size_t errlen);
 
 /*
  * A server session on a connected non-blocking socket (not taken: close
@@ -384,6 +392,11 @@ int app_middleware_own(struct xz_app *app, const struct xz_middleware *mw,
 void *app_middleware_arg(const struct xz_app *app,
     const struct xz_middleware *mw);
 /*
+ * p is freed with free_fn when app is (p taken, and freed at once when
+ * this fails: XZ_ENOMEM): what the app's middleware args point into.
+ */
+int app_adopt(struct xz_app *app, void *p, void (*free_fn)(void *));
+/*
  * A handler constructor (xz_scgi_tcp, ...) failed with code (XZ_EINVAL,
  * XZ_ENOMEM): xz_handler_error() says why, and xz_mount(app, prefix,
  * NULL) hands both to the app.
@@ -468,6 +481,7 @@ struct conn_cfg {
 	void *io_ctx;                 /* its open()'s ctx */
 	const char *const *hostnames; /* lower-case, NULL-ended */
 	int port;                     /* the listener's port */
+	int public_port;              /* the port URLs carry; 0: port */
 	double request_timeout;       /* handshake + request line */
 	double write_timeout;         /* a client that takes no bytes */
 	size_t send_min_rate;         /* bytes/s while output waits; 0: none */
@@ -494,6 +508,13 @@ void conn_close(struct xz_conn *c, const char *reason);
  * ctx (conn_cfg.io_ctx) is a client certificate hash or NULL.
  */
 extern const struct conn_io test_client_io;
+
+/*
+ * server.c (for config.c's checks): XZ_OK when spec is a listen address
+ * xz_server_new would take ("HOST:PORT", "[IPV6]:PORT", PORT 0..65535,
+ * 0 for a free one); XZ_EINVAL with the reason in err otherwise.
+ */
+int server_check_listen(const char *spec, char *err, size_t errlen);
 
 /*
  * admit.c: the global and per-address connection limits (0: none).

@@ -177,7 +177,8 @@ def write_config(tmp, body, hostname="localhost"):
         "key = certs/test.key\n"
         "workers = 2\n"
     )
-    # Keys of a [server] section in body join ours (after them: they win).
+    # Keys of a [server] section in body replace ours of the same name (a
+    # key given twice is an error) and join the others.
     extra, rest, in_server = [], [], False
     for line in body.splitlines(keepends=True):
         if line.startswith("["):
@@ -185,6 +186,9 @@ def write_config(tmp, body, hostname="localhost"):
             if in_server:
                 continue
         (extra if in_server else rest).append(line)
+    given = {l.split("=")[0].strip() for l in extra if "=" in l}
+    server = "".join(l + "\n" for l in server.splitlines()
+                     if l.split("=")[0].strip() not in given)
     conf.write_text(server + "".join(extra) + "\n" + "".join(rest))
     return conf
 

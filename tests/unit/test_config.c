@@ -144,12 +144,12 @@ Test(config, backend_keys_and_their_errors)
 	expect_error("[cgi /a]\nhost = x\n",
 	    ":2: unknown key 'host' in [cgi /a]");
 	expect_error("[cgi /a]\ntimeout = 5\n",
-	    ":2: [cgi /a] needs either a root or a script");
+	    ":1: [cgi /a] needs either a root or a script");
 	expect_error("[cgi /a]\nroot = /tmp\nscript = /bin/true\n",
-	    ":2: [cgi /a] needs either a root or a script");
+	    ":1: [cgi /a] needs either a root or a script");
 	/* What the library refuses comes back with the section's line. */
 	expect_error("[scgi /a]\nhost = 127.0.0.1\n",
-	    ":2: [scgi /a]: scgi /a: host given without port");
+	    ":1: [scgi /a]: scgi /a: host given without port");
 }
 
 /* The shared keys reach the script: state, environment, buffer_size. */
@@ -228,6 +228,231 @@ Test(config, send_min_rate)
 	    ":2: send_min_rate: invalid value");
 }
 
+/*
+ * Every error of a file at once, sorted by line, each with its line:
+ * three typos in three sections give three lines.
+ */
+Test(config, every_error_is_said)
+{
+	char err[2048] = "", want[600];
+	const char *path = write_conf("[server]\n"
+	                              "workrs = 2\n"
+	                              "[static /]\n"
+	                              "rot = /tmp\n"
+	                              "root = /tmp\n"
+	                              "[cgi /c]\n"
+	                              "root = /tmp\n"
+	                              "timout = 3\n");
+	char *nl;
+	int lines = 1;
+
+	cr_assert_null(xz_config_load(path, err, sizeof(err)));
+	for (nl = err; (nl = strchr(nl, '\n')) != NULL; nl++)
+		lines++;
+	cr_expect_eq(lines, 3, "%s", err);
+	snprintf(want, sizeof(want),
+	    "%s:2: unknown key 'workrs' in [server]\n"
+	    "%s:4: unknown key 'rot' in [static /]\n"
+	    "%s:8: unknown key 'timout' in [cgi /c]",
+	    path, path, path);
+	cr_expect_str_eq(err, want);
+	cleanup();
+}
+
+Test(config, duplicates_and_empty_values)
+{
+	expect_error("[static /]\nroot = /tmp\n[state]\na = 1\n[static /]\n"
+	             "root = /\n",
+	    ":5: duplicate section [static /] (first at line 1)");
+	expect_error("[static /]\nroot = /tmp\nroot = /\n",
+	    ":3: duplicate key 'root' (first at line 2)");
+	expect_error("[server]\nworkers = 1\nworkers = 2\n",
+	    ":3: duplicate key 'workers' (first at line 2)");
+	expect_error("[state]\na = 1\na = 2\n",
+	    ":3: duplicate key 'a' (first at line 2)");
+	expect_error("[server]\nhostname =\n", ":2: hostname: no value given");
+	expect_error("[server]\nhostname = , ,\n",
+	    ":2: hostname: no name given");
+	expect_error("[static /]\nroot =\n", ":2: root: no value given");
+	/* An empty value still counts for the duplicate check. */
+	expect_error("[server]\nhostname =\nhostname = x\n",
+	    ":3: duplicate key 'hostname' (first at line 2)");
+}
+
+/* What starting would refuse, said by loading (and so by -t). */
+Test(config, start_checks)
+{
+	expect_error("[server]\nlisten = 127.0.0.1:99999\n",
+	    ":2: listen 127.0.0.1:99999: port '99999' not in 0..65535");
+	expect_error("[server]\nlisten = 127.0.0.1:abc\n",
+	    ":2: listen 127.0.0.1:abc: port 'abc' not in 0..65535");
+	expect_error("[server]\nlisten = 127.0.0.1\n",
+	    ":2: listen 127.0.0.1: expected HOST:PORT");
+	expect_error("[server]\nlisten = no.such.host.invalid:1965\n",
+	    ":2: listen no.such.host.invalid:1965: ");
+	expect_error("[server]\nuser = no-such-user-xz\n",
+	    ":2: user no-such-user-xz: no such user");
+	expect_error("[server]\nchroot = /nonexistent\n",
+	    ":2: chroot /nonexistent: No such file or directory");
+	expect_error("[server]\nchroot = /etc/passwd\n",
+	    ":2: chroot /etc/passwd: not a directory");
+	expect_error("[server]\npublic_port = 0\n",
+	    ":2: public_port: invalid value '0'");
+	expect_error("[server]\npublic_port = 65536\n",
+	    ":2: public_port: invalid value '65536'");
+	expect_error(
+	    "[scgi /a]\nsocket = /tmp/"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+	    ":2: socket /tmp/xxxx");
+	expect_error("[static /]\nroot = /tmp\nhidden_files = maybe\n",
+	    ":3: hidden_files: invalid value 'maybe' (hide or serve)");
+}
+
+/* Garbage, a lone file, a key of another certificate: line of cert. */
+Test(config, certificate_checks)
+{
+	char dir[] = "/tmp/xitzin-test-certs-XXXXXX", text[400];
+	char a_crt[64], a_key[64], b_key[64], junk[64], cmd[1200], want[200];
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(a_crt, sizeof(a_crt), "%s/a.crt", dir);
+	snprintf(a_key, sizeof(a_key), "%s/a.key", dir);
+	snprintf(b_key, sizeof(b_key), "%s/b.key", dir);
+	snprintf(junk, sizeof(junk), "%s/junk.pem", dir);
+	snprintf(cmd, sizeof(cmd),
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+	    "-nodes -keyout %s -out %s -days 2 -subj /CN=a 2>/dev/null && "
+	    "openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:P-256 "
+	    "-out %s 2>/dev/null && echo garbage > %s",
+	    a_key, a_crt, b_key, junk);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(text, sizeof(text), "[server]\ncert = %s\nkey = %s\n", junk,
+	    a_key);
+	expect_error(text, ":2: ");
+	snprintf(text, sizeof(text), "[server]\ncert = %s\nkey = %s\n", a_crt,
+	    junk);
+	expect_error(text, ":2: ");
+	snprintf(text, sizeof(text), "[server]\ncert = %s\nkey = %s\n", a_crt,
+	    b_key);
+	snprintf(want, sizeof(want), ":2: %s: does not match the key in %s",
+	    a_crt, b_key);
+	expect_error(text, want);
+	snprintf(text, sizeof(text), "[server]\ncert = %s\nkey = %s/none\n",
+	    a_crt, dir);
+	snprintf(want, sizeof(want), ":2: %s/none: not found, but %s exists",
+	    dir, a_crt);
+	expect_error(text, want);
+	snprintf(text, sizeof(text), "[server]\ncert = %s\nkey = %s\n", a_crt,
+	    a_key);
+	{
+		char err[512] = "";
+		struct xz_config *cfg =
+		    xz_config_load(write_conf(text), err, sizeof(err));
+
+		cr_expect_not_null(cfg, "%s", err);
+		xz_config_free(cfg);
+		cleanup();
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)!system(cmd);
+}
+
+#define H1                                                                     \
+	"SHA256:"                                                              \
+	"1111111111111111111111111111111111111111111111111111111111111111"
+#define H2                                                                     \
+	"SHA256:"                                                              \
+	"2222222222222222222222222222222222222222222222222222222222222222"
+#define H3                                                                     \
+	"SHA256:"                                                              \
+	"3333333333333333333333333333333333333333333333333333333333333333"
+
+static void
+expect_status(struct xz_test_client *tc, const char *hash, const char *path,
+    int want)
+{
+	struct xz_test_response *r;
+
+	cr_assert_eq(xz_test_client_set_cert(tc, hash), XZ_OK);
+	cr_assert_not_null(r = xz_test_get(tc, path));
+	cr_expect_eq(r->status, want, "%s with %s: %d %s", path,
+	    hash ? hash : "none", r->status, r->meta);
+	xz_test_response_free(r);
+}
+
+/*
+ * require_cert and allowed_certs per mount: the longest matching
+ * section's rule decides (a mount without one shadows a shorter
+ * prefix's); the rules live with the app, not the config.
+ */
+Test(config, client_certificate_rules)
+{
+	char dir[] = "/tmp/xitzin-test-access-XXXXXX", text[1500];
+	char list[300];
+	struct xz_test_client *tc;
+	struct xz_config *cfg;
+	struct xz_app *app = xz_app_new();
+	char err[512] = "";
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(list, sizeof(list), "%s/allowed.txt", dir);
+	cr_assert_not_null(f = fopen(list, "w"));
+	fputs("# the team\n\n  " H2 "  \n", f);
+	fclose(f);
+	snprintf(text, sizeof(text),
+	    "[static /]\nroot = %s\nrequire_cert = true\n"
+	    "[static /open]\nroot = %s\n"
+	    "[static /list]\nroot = %s\nallowed_certs = " H1 ", %s\n"
+	    "allowed_certs_file = %s\n"
+	    "[cgi /cgi]\nroot = %s\nallowed_certs = " H3 "\n",
+	    dir, dir, dir,
+	    "sha256:"
+	    "1111111111111111111111111111111111111111"
+	    "111111111111111111111111",
+	    list, dir);
+	cfg = xz_config_load(write_conf(text), err, sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	cr_assert_eq(xz_config_apply(cfg, app, err, sizeof(err)), XZ_OK, "%s",
+	    err);
+	xz_config_free(cfg); /* the app keeps its rules */
+	cr_assert_not_null(tc = xz_test_client_new(app));
+	expect_status(tc, NULL, "/", 60);
+	expect_status(tc, H3, "/", 51); /* any certificate: no index.gmi */
+	expect_status(tc, NULL, "/open", 31);
+	expect_status(tc, NULL, "/openx", 60); /* not under /open */
+	expect_status(tc, NULL, "/list/", 60);
+	expect_status(tc, H3, "/list/", 61);
+	expect_status(tc, H1, "/list/", 51); /* let in: no index.gmi */
+	expect_status(tc, H2, "/list/", 51);
+	expect_status(tc, NULL, "/cgi/x", 60);
+	expect_status(tc, H1, "/cgi/x", 61);
+	expect_status(tc, H3, "/cgi/x", 51);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+	unlink(list);
+	rmdir(dir);
+	cleanup();
+}
+
+Test(config, client_certificate_errors)
+{
+	expect_error("[static /]\nroot = /tmp\nrequire_cert = sure\n",
+	    ":3: require_cert: invalid value 'sure'");
+	expect_error("[static /]\nroot = /tmp\nallowed_certs = SHA256:12\n",
+	    ":3: allowed_certs: not a SHA256: hash 'SHA256:12'");
+	expect_error("[scgi /a]\nhost = 127.0.0.1\nport = 4000\n"
+	             "allowed_certs = abc\n",
+	    ":4: allowed_certs: not a SHA256: hash 'abc'");
+	expect_error(
+	    "[cgi /a]\nroot = /tmp\nallowed_certs_file = /nonexistent\n",
+	    ":3: allowed_certs_file /nonexistent: No such file or directory");
+	expect_error("[static /]\nroot = /tmp\nrequire_cert = false\n"
+	             "allowed_certs = " H1 "\n",
+	    ":1: [static /]: allowed certificates with require_cert = false");
+}
+
 /* ticket_key_file: a path, from the config file's directory. */
 Test(config, ticket_key_file)
 {
@@ -273,7 +498,7 @@ Test(config, rate_limit_errors)
 }
 
 static void
-expect_status(struct xz_test_client *tc, const char *path, int status,
+expect_rate_status(struct xz_test_client *tc, const char *path, int status,
     const char *meta)
 {
 	struct xz_test_response *r = xz_test_get(tc, path);
@@ -321,15 +546,16 @@ Test(config, rate_limits_server_and_per_mount)
 	cr_assert_eq(xz_config_apply(cfg, app, err, sizeof(err)), XZ_OK, "%s",
 	    err);
 	cr_assert_not_null(tc = xz_test_client_new(app));
-	expect_status(tc, "/", 20, NULL);
-	expect_status(tc, "/x", 20, NULL);
-	expect_status(tc, "/", 44, "100"); /* 36/h: one each 100 s */
-	expect_status(tc, "/m", 20, NULL); /* burst 1: twice 1/m is under 1 */
-	expect_status(tc, "/m", 44, "60");
+	expect_rate_status(tc, "/", 20, NULL);
+	expect_rate_status(tc, "/x", 20, NULL);
+	expect_rate_status(tc, "/", 44, "100"); /* 36/h: one each 100 s */
+	expect_rate_status(tc, "/m", 20,
+	    NULL); /* burst 1: twice 1/m is under 1 */
+	expect_rate_status(tc, "/m", 44, "60");
 	for (i = 0; i < 20; i++)
-		expect_status(tc, "/free/", 20, NULL);
-	expect_status(tc, "/cgi/x", 20, NULL);
-	expect_status(tc, "/cgi/x", 44, "2");
+		expect_rate_status(tc, "/free/", 20, NULL);
+	expect_rate_status(tc, "/cgi/x", 20, NULL);
+	expect_rate_status(tc, "/cgi/x", 44, "2");
 	xz_test_client_free(tc);
 	xz_config_free(cfg);
 	xz_app_free(app);

@@ -1,8 +1,8 @@
 /*
  * test_static.c - the static handler through the in-process test client:
  * what open_beneath (test_beneath.c) keeps it from serving, index.gmi,
- * the MIME table, the slash redirect (31), not found (51), hidden paths,
- * a large file served in pieces, and registration errors.
+ * the MIME table, the slash redirect (31), not found (51), hidden paths (51
+ * unless served), a large file served in pieces, and registration errors.
  */
 #include <criterion/criterion.h>
 
@@ -192,7 +192,7 @@ static const struct {
 	{ "noext", "application/octet-stream" },
 	{ "p.", "application/octet-stream" },
 	{ "v1.2/noext", "application/octet-stream" }, /* a dot in a dir */
-	{ ".gmi", "text/gemini" },                    /* a dotfile's ext */
+	{ ".gmi", "text/gemini" }, /* a dotfile's ext (served: see below) */
 };
 
 Test(static_handler, mime_types)
@@ -206,7 +206,9 @@ Test(static_handler, mime_types)
 	dir("v1.2");
 	for (i = 0; i < sizeof(mime_cases) / sizeof(mime_cases[0]); i++)
 		put(mime_cases[i].name, "x", 1);
-	cr_assert_eq(xz_static(app, "/", root), XZ_OK);
+	cr_assert_eq(xz_static_with(app, "/", root,
+	                 &(struct xz_static_opts){ .serve_hidden = true }),
+	    XZ_OK);
 	cr_assert_not_null(tc = xz_test_client_new(app));
 	for (i = 0; i < sizeof(mime_cases) / sizeof(mime_cases[0]); i++) {
 		snprintf(path, sizeof(path), "/%s", mime_cases[i].name);
@@ -250,22 +252,73 @@ Test(static_handler, not_found)
 }
 
 /*
- * Hidden paths, as today: the handler has no rule of its own for dot
- * files or directories; what is beneath the root is served.
+ * Hidden paths: a segment starting with "." is 51, as a missing file is,
+ * whether the file exists or not; .well-known (and only that exact name)
+ * is served; xz_static_with's serve_hidden serves them all.
  */
-Test(static_handler, hidden_paths_are_served_as_any)
+Test(static_handler, hidden_paths_are_not_found)
 {
 	struct xz_app *app = xz_app_new();
 	struct xz_test_client *tc;
 
 	put(".hidden", "h", 1);
+	put(".env", "SECRET=1", 8);
+	dir(".git");
+	put(".git/config", "c", 1);
+	dir("pub");
+	put("pub/.htpasswd", "p", 1);
 	dir(".well-known");
 	put(".well-known/x.txt", "w", 1);
+	put(".well-known/.y", "y", 1);
+	dir(".well-knownx");
+	put(".well-knownx/z.txt", "z", 1);
 	cr_assert_eq(xz_static(app, "/", root), XZ_OK);
 	cr_assert_not_null(tc = xz_test_client_new(app));
-	expect_get(tc, "/.hidden", 20, "h");
+	expect_get(tc, "/.hidden", 51, NULL);
+	expect_get(tc, "/.env", 51, NULL);
+	expect_get(tc, "/.git/config", 51, NULL);
+	expect_get(tc, "/.git/", 51, NULL);
+	expect_get(tc, "/.git", 51, NULL);
+	expect_get(tc, "/pub/.htpasswd", 51, NULL);
+	expect_get(tc, "/%2ehidden", 51, NULL);
+	expect_get(tc, "/.missing", 51, NULL);
 	expect_get(tc, "/.well-known/x.txt", 20, "w");
 	expect_get(tc, "/.well-known", 31, NULL);
+	expect_get(tc, "/.well-known/.y", 51, NULL);
+	expect_get(tc, "/.well-knownx/z.txt", 51, NULL);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+Test(static_handler, hidden_paths_served_when_asked)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_static_opts opts = { .serve_hidden = true };
+	struct xz_test_client *tc;
+
+	put(".hidden", "h", 1);
+	dir(".git");
+	put(".git/config", "c", 1);
+	cr_assert_eq(xz_static_with(app, "/", root, &opts), XZ_OK);
+	cr_assert_not_null(tc = xz_test_client_new(app));
+	expect_get(tc, "/.hidden", 20, "h");
+	expect_get(tc, "/.git/config", 20, "c");
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+/* Under a mount, the rule looks at the path beneath the mount only. */
+Test(static_handler, hidden_under_a_mount)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_test_client *tc;
+
+	put("a.txt", "a", 1);
+	put(".b", "b", 1);
+	cr_assert_eq(xz_static(app, "/files", root), XZ_OK);
+	cr_assert_not_null(tc = xz_test_client_new(app));
+	expect_get(tc, "/files/a.txt", 20, "a");
+	expect_get(tc, "/files/.b", 51, NULL);
 	xz_test_client_free(tc);
 	xz_app_free(app);
 }
