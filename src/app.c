@@ -5,6 +5,10 @@
  *   middleware.before ... -> mount (longest prefix) | routes (| 51)
  *   xz_reply -> middleware.after (innermost first) -> header -> body
  *
+ * An after hook may answer instead (xz_request_replace): then no header
+ * is written, and from the loop the handler is dropped and the new
+ * answer starts, seen only by the after hooks outside that one.
+ *
  * The C routes are one more handler (app_routes_ops), so a request meets
  * exactly one handler. The request itself, and answering it, is
  * request.c's; the app reaches back into a request only through the
