@@ -569,6 +569,33 @@ Test(middleware, replaced_route_is_cancelled_and_its_bytes_dropped)
 	xz_app_free(app);
 }
 
+/* A static file's answer (4 MiB, streamed from the file) replaced. */
+Test(middleware, replaced_static_file)
+{
+	static const struct xz_middleware mw = { NULL, replace_text_plain };
+	struct xz_app *app = xz_app_new();
+	char root[] = "/tmp/xz_mw_XXXXXX", path[64];
+	static char chunk[65536];
+	FILE *f;
+	int i;
+
+	cr_assert_not_null(mkdtemp(root));
+	snprintf(path, sizeof(path), "%s/big.txt", root);
+	cr_assert_not_null(f = fopen(path, "w"));
+	memset(chunk, 'x', sizeof(chunk));
+	for (i = 0; i < 64; i++)
+		cr_assert_eq(fwrite(chunk, 1, sizeof(chunk), f), sizeof(chunk));
+	fclose(f);
+	xz_middleware(app, &mw, NULL);
+	cr_assert_eq(xz_static(app, "/files", root), XZ_OK);
+	expect_body(app, "/files/big.txt",
+	    "# Temporarily unavailable\n\n/files/big.txt is down; try again "
+	    "later.\n");
+	xz_app_free(app);
+	unlink(path);
+	rmdir(root);
+}
+
 /*
  * Replacements nest like call_next: each replaced answer goes to the
  * middlewares outside the one that replaced it, which may replace it
