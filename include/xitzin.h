@@ -178,7 +178,7 @@ XZ_API const char *xz_param(const struct xz_request *req, const char *name);
  * included (a 43 from SCGI), before any byte leaves; it may replace them
  * by setting res->status and res->meta (which must live until it
  * returns; it is copied). A replaced pair that is not a valid Gemini
- * header becomes 40.
+ * header becomes 40. Or it may answer instead, body included (below).
  */
 struct xz_response {
 	int status;
@@ -211,6 +211,42 @@ XZ_API int xz_middleware(struct xz_app *app, const struct xz_middleware *mw,
  */
 XZ_API int xz_rate_limit(struct xz_app *app, const char *prefix, double rate,
     double burst);
+
+/*
+ * Answering instead (the document's "maybe try a fallback"), from an
+ * after hook only: the answer it sees is discarded, and fn(req, arg)
+ * answers as a route would (xz_reply, xz_write, xz_end, now or later,
+ * xz_request_on_cancel); or handler (borrowed: it must outlive the
+ * request, e.g. made with xz_scgi_tcp and freed with xz_handler_free
+ * after xz_app_free) answers, with the request's mount and path info
+ * unchanged. This is always possible inside an after hook: the hooks
+ * run inside xz_reply before the header is queued, so nothing of the
+ * answer has reached the client, whatever made it (a 43 or any answer
+ * of SCGI and CGI, held or streamed, a route, a handler, a before
+ * hook). The maker of the discarded answer carries on unaware (its
+ * writes are dropped) until it ends, or is cancelled as if the client
+ * had gone; the new answer starts from the event loop after the hook,
+ * and only the after hooks of middlewares outside this one see it (as
+ * with call_next). The hook should leave res alone (it is ignored).
+ * XZ_ESTATE outside an after hook or for a second call in one hook,
+ * XZ_EINVAL for NULL fn or handler, XZ_ENOMEM.
+ */
+XZ_API int xz_request_replace(struct xz_request *req, xz_route_fn fn,
+    void *arg);
+XZ_API int xz_request_replace_handler(struct xz_request *req,
+    struct xz_handler *handler);
+
+/*
+ * Per-request storage for middleware, under a key of its own (any
+ * address unique to it: its struct xz_middleware, its arg). Setting a
+ * key again replaces its data (the old one freed by its free_fn); when
+ * the request ends (answered, or the client gone) each free_fn (may be
+ * NULL) runs on its data. XZ_EINVAL for a NULL key, XZ_ENOMEM.
+ * xz_request_mw_data returns NULL for a key never set.
+ */
+XZ_API int xz_request_set_mw_data(struct xz_request *req, const void *key,
+    void *data, void (*free_fn)(void *));
+XZ_API void *xz_request_mw_data(const struct xz_request *req, const void *key);
 
 /*
  * Hooks: startup hooks run in registration order before the first

@@ -5,6 +5,10 @@
  *   middleware.before ... -> mount (longest prefix) | routes (| 51)
  *   xz_reply -> middleware.after (innermost first) -> header -> body
  *
+ * An after hook may answer instead (xz_request_replace): then no header
+ * is written, and from the loop the handler is dropped and the new
+ * answer starts, seen only by the after hooks outside that one.
+ *
  * The C routes are one more handler (app_routes_ops), so a request meets
  * exactly one handler. The request itself, and answering it, is
  * request.c's; the app reaches back into a request only through the
@@ -19,6 +23,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "xz_private.h"
 
@@ -945,7 +950,11 @@ app_run_after(struct xz_request *req, int *status, char **meta)
 			continue;
 		res.status = *status;
 		res.meta = *meta;
+		req->in_after = i + 1;
 		m->mw.after(req, &res, m->arg);
+		req->in_after = 0;
+		if (req->alt.ops != NULL)
+			return REQUEST_REPLACED; /* outer hooks see the next */
 		if (res.meta == *meta && res.status == *status)
 			continue;
 		if (res.meta == NULL ||
@@ -962,4 +971,86 @@ app_run_after(struct xz_request *req, int *status, char **meta)
 		*status = res.status;
 	}
 	return XZ_OK;
+}
+
+/*
+ * Answering instead: an after hook replaces the answer being made. The
+ * handler that made it may still be on the stack (the hook runs inside
+ * its xz_reply), so the swap happens from the loop: the handler is
+ * cancelled there unless it ended meanwhile, and the new answer starts.
+ */
+
+/* xz_request_replace's function, as a handler. */
+static int
+alt_fn_start(struct xz_request *req, void *state)
+{
+	return req->alt_fn(req, req->alt_arg);
+}
+
+static const struct xz_handler_ops alt_fn_ops = {
+	.name = "middleware",
+	.start = alt_fn_start,
+	.cancel = routes_cancel, /* its xz_request_on_cancel */
+};
+
+static void
+app_swap(evutil_socket_t fd, short what, void *arg)
+{
+	struct xz_request *req = arg;
+	struct xz_handler *h;
+
+	if (req->ended || req->alt.ops == NULL)
+		return;
+	request_discard(req);
+	req->alt_running = req->alt;
+	req->alt.ops = NULL; /* an outer hook may replace this one too */
+	req->mw_depth = req->alt_depth;
+	h = req->handler = &req->alt_running;
+	if (h->ops->start(req, h->state) != XZ_OK) {
+		log_warnx("%s handler failed on %s (answering instead)",
+		    h->ops->name, req->url.raw);
+		req->handler = NULL;
+		request_fail(req, "Handler error");
+	}
+}
+
+static int
+app_replace(struct xz_request *req, const struct xz_handler_ops *ops,
+    void *state)
+{
+	struct timeval now = { 0, 0 };
+
+	if (req->in_after == 0 || req->alt.ops != NULL)
+		return XZ_ESTATE;
+	if (req->alt_ev == NULL &&
+	    (req->alt_ev = event_new(req->base, -1, 0, app_swap, req)) == NULL)
+		return XZ_ENOMEM;
+	if (event_add(req->alt_ev, &now) == -1)
+		return XZ_ENOMEM;
+	req->alt.ops = ops;
+	req->alt.state = state;
+	req->alt_depth = req->in_after - 1;
+	return XZ_OK;
+}
+
+int
+xz_request_replace(struct xz_request *req, xz_route_fn fn, void *arg)
+{
+	int rc;
+
+	if (fn == NULL)
+		return XZ_EINVAL;
+	if ((rc = app_replace(req, &alt_fn_ops, NULL)) == XZ_OK) {
+		req->alt_fn = fn;
+		req->alt_arg = arg;
+	}
+	return rc;
+}
+
+int
+xz_request_replace_handler(struct xz_request *req, struct xz_handler *handler)
+{
+	if (handler == NULL)
+		return XZ_EINVAL;
+	return app_replace(req, handler->ops, handler->state);
 }

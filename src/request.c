@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "xz_private.h"
 
@@ -54,6 +55,12 @@ request_clear(struct xz_request *req)
 	free(req->param_values);
 	free(req->input);
 	free(req->meta);
+	for (i = 0; i < req->nmw_data; i++)
+		if (req->mw_data[i].free_fn != NULL)
+			req->mw_data[i].free_fn(req->mw_data[i].data);
+	free(req->mw_data);
+	if (req->alt_ev != NULL)
+		event_free(req->alt_ev);
 	url_clear(&req->url);
 	cert_clear(&req->cert);
 	if (req->owner != NULL && req->owner->leave != NULL)
@@ -137,11 +144,44 @@ request_takes_body(const struct xz_request *req)
 	return req->replied && !req->ended && req->status / 10 == 2;
 }
 
+void
+request_discard(struct xz_request *req)
+{
+	struct xz_handler *h = req->handler;
+
+	if (!req->discarded_done) {
+		/* Still making the discarded answer: it stops here. */
+		if (h != NULL && h->ops->cancel != NULL)
+			h->ops->cancel(req, h->state);
+		else if (h == NULL)
+			request_run_on_cancel(req); /* a before hook's */
+	}
+	req->handler = NULL;
+	req->data = NULL;
+	req->cancel_cb = NULL;
+	req->drain_cb = NULL;
+	req->replied = req->discarded = req->discarded_done = false;
+	req->status = 0;
+	free(req->meta);
+	req->meta = NULL;
+}
+
+/* The maker of a discarded answer is done with req (xz_end, abort). */
+static void
+request_discarded_end(struct xz_request *req)
+{
+	req->discarded_done = true;
+	req->handler = NULL;
+	req->cancel_cb = NULL;
+	req->drain_cb = NULL;
+}
+
 int
 xz_reply(struct xz_request *req, int status, const char *meta)
 {
 	struct evbuffer *out = request_out(req);
 	char *m;
+	int rc = XZ_OK;
 
 	if (req->replied || req->ended)
 		return XZ_ESTATE;
@@ -153,9 +193,17 @@ xz_reply(struct xz_request *req, int status, const char *meta)
 		status = 40;
 		meta = "Handler error";
 	}
-	if ((m = strdup(meta)) == NULL ||
-	    (req->owner != NULL && req->owner->after != NULL &&
-	        req->owner->after(req, &status, &m) != XZ_OK)) {
+	if ((m = strdup(meta)) == NULL)
+		rc = XZ_ENOMEM;
+	else if (req->owner != NULL && req->owner->after != NULL)
+		rc = req->owner->after(req, &status, &m);
+	if (rc == REQUEST_REPLACED) {
+		/* Nothing was written: a middleware answers instead. */
+		free(m);
+		req->replied = req->discarded = true;
+		return XZ_OK;
+	}
+	if (rc != XZ_OK) {
 		free(m);
 		status = 40;
 		m = NULL;
@@ -173,6 +221,8 @@ xz_reply(struct xz_request *req, int status, const char *meta)
 int
 xz_write(struct xz_request *req, const void *data, size_t len)
 {
+	if (req->discarded)
+		return XZ_OK; /* a middleware answers instead */
 	if (!request_takes_body(req))
 		return XZ_ESTATE;
 	if (evbuffer_add(request_out(req), data, len) == -1)
@@ -190,6 +240,8 @@ xz_puts(struct xz_request *req, const char *s)
 int
 request_write_buffer(struct xz_request *req, struct evbuffer *buf)
 {
+	if (req->discarded)
+		return evbuffer_drain(buf, evbuffer_get_length(buf));
 	if (!request_takes_body(req))
 		return XZ_ESTATE;
 	if (evbuffer_add_buffer(request_out(req), buf) == -1)
@@ -206,6 +258,8 @@ request_read_file(struct xz_request *req, int fd, off_t off, size_t len)
 	ssize_t n, got = 0;
 	int nvec, i;
 
+	if (req->discarded)
+		return (ssize_t)len; /* as if read: nobody will see it */
 	if (!request_takes_body(req))
 		return XZ_ESTATE;
 	if ((nvec = evbuffer_reserve_space(out, (ev_ssize_t)len, vec, 2)) < 0)
@@ -241,6 +295,10 @@ xz_end(struct xz_request *req)
 		return;
 	if (!req->replied)
 		(void)xz_reply(req, 40, "Handler error");
+	if (req->discarded) {
+		request_discarded_end(req);
+		return;
+	}
 	req->ended = true;
 	req->handler = NULL;
 	req->drain_cb = NULL;
@@ -252,6 +310,12 @@ request_abort(struct xz_request *req, const char *reason)
 {
 	if (req->ended)
 		return;
+	if (req->discarded) {
+		log_debug("discarded answer on %s aborted: %s", req->url.raw,
+		    reason);
+		request_discarded_end(req);
+		return;
+	}
 	req->ended = true;
 	req->handler = NULL;
 	req->drain_cb = NULL;
@@ -435,4 +499,42 @@ struct xz_app *
 xz_request_app(const struct xz_request *req)
 {
 	return req->app;
+}
+
+void *
+xz_request_mw_data(const struct xz_request *req, const void *key)
+{
+	size_t i;
+
+	for (i = 0; i < req->nmw_data; i++)
+		if (req->mw_data[i].key == key)
+			return req->mw_data[i].data;
+	return NULL;
+}
+
+int
+xz_request_set_mw_data(struct xz_request *req, const void *key, void *data,
+    void (*free_fn)(void *))
+{
+	struct request_mw_data *d;
+	size_t i;
+
+	if (key == NULL)
+		return XZ_EINVAL;
+	for (i = 0; i < req->nmw_data; i++) {
+		d = &req->mw_data[i];
+		if (d->key != key)
+			continue;
+		if (d->free_fn != NULL && d->data != data)
+			d->free_fn(d->data);
+		d->data = data;
+		d->free_fn = free_fn;
+		return XZ_OK;
+	}
+	d = realloc(req->mw_data, (req->nmw_data + 1) * sizeof(*d));
+	if (d == NULL)
+		return XZ_ENOMEM;
+	req->mw_data = d;
+	d[req->nmw_data++] = (struct request_mw_data){ key, data, free_fn };
+	return XZ_OK;
 }

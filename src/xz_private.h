@@ -17,6 +17,7 @@
 #include "xitzin.h"
 
 struct evbuffer;
+struct event;
 struct event_base;
 struct sockaddr;
 struct xz_conn;
@@ -285,10 +286,23 @@ struct request_carrier {
 
 /* What a request needs from the app that dispatched it; a const table. */
 struct request_owner {
-	/* Middleware after hooks: may replace *status and *meta (malloc'd). */
+	/*
+	 * Middleware after hooks: may replace *status and *meta (malloc'd),
+	 * or return REQUEST_REPLACED: the answer is discarded, another comes.
+	 */
 	int (*after)(struct xz_request *req, int *status, char **meta);
 	/* request_clear: the request will read no more app state. */
 	void (*leave)(struct xz_request *req);
+};
+
+/* request_owner.after's answer: a middleware answers instead. */
+#define REQUEST_REPLACED 1
+
+/* A middleware's per-request data (xz_request_set_mw_data). */
+struct request_mw_data {
+	const void *key;
+	void *data;
+	void (*free_fn)(void *);
 };
 
 struct xz_request {
@@ -320,7 +334,24 @@ struct xz_request {
 	void *drain_arg;
 	void (*cancel_cb)(struct xz_request *, void *); /* a route's */
 	void *cancel_arg;
-	unsigned long state_period; /* app_state_enter's, for the owner */
+	unsigned long state_period;      /* app_state_enter's, for the owner */
+	struct request_mw_data *mw_data; /* freed by request_clear */
+	size_t nmw_data;
+	/*
+	 * A middleware answers instead (xz_request_replace): the handler's
+	 * answer is discarded (its writes dropped) until it ends or, from
+	 * the loop, is cancelled; then alt answers, seen by the after hooks
+	 * of the middlewares outside the one that replaced (alt_depth).
+	 */
+	int in_after;          /* 1 + the running after hook's index, or 0 */
+	bool discarded;        /* the answer being made goes nowhere */
+	bool discarded_done;   /* and its maker has ended it */
+	struct xz_handler alt; /* what answers next (ops NULL: nothing) */
+	struct xz_handler alt_running; /* what answers now, when replaced */
+	xz_route_fn alt_fn;            /* xz_request_replace's */
+	void *alt_arg;
+	int alt_depth;
+	struct event *alt_ev; /* the swap, from the loop */
 };
 
 /*
@@ -360,6 +391,11 @@ ssize_t request_read_file(struct xz_request *req, int fd, off_t off,
  * ends without close_notify. Like xz_end, hands req back.
  */
 void request_abort(struct xz_request *req, const char *reason);
+/*
+ * A discarded answer is over: its handler is cancelled unless it ended,
+ * and req is ready to be answered again (not replied, no handler).
+ */
+void request_discard(struct xz_request *req);
 
 /*
  * task.c: periodic tasks (xz_every) on a thread of their own. task_add

@@ -29,7 +29,23 @@ setup(struct xz_app *app, void *arg)
 	return XZ_OK;
 }
 
-/* "Handle these gracefully": a 43 reaches the middleware's after hook. */
+/* The fallback: a page of our own instead of the backend's 43. */
+static int
+fallback_page(struct xz_request *req, void *arg)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body),
+	    "# Temporarily unavailable\n\n%s is down; try again later.\n\n"
+	    "=> / Home\n",
+	    xz_request_mount(req));
+	return xz_gemtext(req, body);
+}
+
+/*
+ * "Handle these gracefully": a 43 reaches the middleware's after hook
+ * before any byte of it leaves, so the hook may answer instead.
+ */
 static void
 handle_proxy_errors(struct xz_request *req, struct xz_response *res, void *arg)
 {
@@ -37,6 +53,8 @@ handle_proxy_errors(struct xz_request *req, struct xz_response *res, void *arg)
 		/* Log the error, maybe try a fallback */
 		printf("Proxy error: %s\n", res->meta);
 		fflush(stdout);
+		if (xz_request_replace(req, fallback_page, NULL) != XZ_OK)
+			return; /* out of memory: the 43 goes out */
 	}
 }
 

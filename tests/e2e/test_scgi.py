@@ -652,8 +652,13 @@ def test_document_examples_in_c(echo, tmp_path):
         assert "XITZIN_DB_URL=postgres://localhost/mydb" in get("/api/x")[1]
         assert "XITZIN_API_KEY=secret123" in get("/full/x")[1]
         assert "XITZIN_DB_URL" not in get("/explicit/x")[1]
-        os.unlink(sock)  # the unix backend is gone: handle_proxy_errors
-        assert get("/app/x")[0] == "43 Failed to connect to SCGI backend"
+        # The unix backend is gone: handle_proxy_errors logs the 43 and
+        # answers with its fallback page instead, body included.
+        os.unlink(sock)
+        assert get("/app/x") == (
+            "20 text/gemini",
+            "# Temporarily unavailable\n\n/app is down; try again later."
+            "\n\n=> / Home\n")
     finally:
         app.send_signal(signal.SIGTERM)
         out = app.communicate(timeout=20 * SLOW)[0]

@@ -131,13 +131,31 @@ hello(struct xz_request *req, void *arg)
 	return xz_gemtext(req, "# Hello\n");
 }
 
+/* Per-request data, and a 43 answered instead: each may fail too. */
 static int
 before(struct xz_request *req, void *arg)
 {
+	char *seen = strdup(xz_request_path(req));
+
+	if (seen != NULL && xz_request_set_mw_data(req, arg, seen, free) != 0)
+		free(seen);
 	return 0; /* not answered: go on */
 }
 
-static const struct xz_middleware mw = { before, NULL };
+static int
+fallback(struct xz_request *req, void *arg)
+{
+	return xz_gemtext(req, "# Fallback\n");
+}
+
+static void
+after(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	if (res->status == 43)
+		(void)xz_request_replace(req, fallback, NULL);
+}
+
+static const struct xz_middleware mw = { before, after };
 
 static int
 hourly(struct xz_app *app, void *arg)
@@ -160,7 +178,7 @@ build_app(struct xz_app **appp)
 	(void)xz_static(app, "/", root);
 	(void)xz_route(app, "/hello/{name}", hello, NULL);
 	(void)xz_input_route(app, "/ask", "Name?", false, hello, NULL);
-	(void)xz_middleware(app, &mw, NULL);
+	(void)xz_middleware(app, &mw, (void *)&mw);
 	(void)xz_state_set(app, "k", "v");
 	(void)xz_state_set(app, "k", "w");
 	(void)xz_every(app, 3600, hourly, NULL);

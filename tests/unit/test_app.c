@@ -2,13 +2,17 @@
  * test_app.c - mounts, routes, middleware, hooks and state, through the
  * in-process test client (the real dispatch path).
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "xz_private.h"
 
@@ -364,6 +368,445 @@ Test(middleware, after_sees_mounts_and_may_replace)
 	cr_expect_eq(r->status, 30);
 	cr_expect_str_eq(r->meta, "/elsewhere");
 	xz_test_response_free(r);
+	xz_app_free(app);
+}
+
+/*
+ * Answering instead: the document's handle_proxy_errors, "maybe try a
+ * fallback", with a real fallback page. The SCGI backend is down (a port
+ * bound and not listening refuses), so the handler's answer is the 43.
+ */
+static char proxy_error[256];
+static int mw_data_freed;
+
+static void
+mw_data_free(void *p)
+{
+	mw_data_freed++;
+	free(p);
+}
+
+static int
+fallback_page(struct xz_request *req, void *arg)
+{
+	char body[512];
+
+	snprintf(body, sizeof(body),
+	    "# Temporarily unavailable\n\n%s is down; try again later.\n",
+	    xz_request_path(req));
+	return xz_gemtext(req, body);
+}
+
+/* Keeps the path it saw under its own key: per-request storage. */
+static int
+proxy_errors_before(struct xz_request *req, void *arg)
+{
+	char *seen = strdup(xz_request_path(req));
+
+	cr_assert_not_null(seen);
+	return xz_request_set_mw_data(req, arg, seen, mw_data_free);
+}
+
+static void
+handle_proxy_errors(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	if (res->status != 43)
+		return;
+	/* Log the error, maybe try a fallback: here, a page. */
+	snprintf(proxy_error, sizeof(proxy_error), "Proxy error: %s (%s)",
+	    res->meta, (const char *)xz_request_mw_data(req, arg));
+	cr_assert_eq(xz_request_replace(req, fallback_page, NULL), XZ_OK);
+	/* One answer instead per hook: the second call is refused. */
+	cr_expect_eq(xz_request_replace(req, fallback_page, NULL), XZ_ESTATE);
+}
+
+static int
+down_port(int *fd)
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t len = sizeof(sin);
+
+	/* Bound and not listening: the port is ours, and refuses. */
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(*fd, 0);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(*fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(getsockname(*fd, (struct sockaddr *)&sin, &len), 0);
+	return ntohs(sin.sin_port);
+}
+
+Test(middleware, proxy_errors_fall_back_to_a_page)
+{
+	static const struct xz_middleware outer = { mw_before, mw_after };
+	static const struct xz_middleware proxy_errors = { proxy_errors_before,
+		handle_proxy_errors };
+	static const struct xz_middleware inner = { mw_before, mw_after };
+	struct xz_app *app = xz_app_new();
+	struct xz_test_response *r;
+	int fd, port = down_port(&fd);
+
+	trace[0] = proxy_error[0] = '\0';
+	mw_data_freed = 0;
+	xz_middleware(app, &outer, "outer");
+	xz_middleware(app, &proxy_errors, (void *)&proxy_errors);
+	xz_middleware(app, &inner, "inner");
+	cr_assert_eq(
+	    xz_scgi(app, "/api",
+	        &(struct xz_scgi_opts){ .host = "127.0.0.1", .port = port }),
+	    XZ_OK);
+	r = get(app, "/api/users/123");
+	cr_expect_eq(r->status, 20, "%d %s", r->status, r->meta);
+	cr_expect_str_eq(r->meta, "text/gemini");
+	cr_expect_str_eq((char *)r->body,
+	    "# Temporarily unavailable\n\n/api/users/123 is down; try again "
+	    "later.\n");
+	cr_expect_str_eq(proxy_error,
+	    "Proxy error: Failed to connect to SCGI backend (/api/users/123)");
+	/* The inner after saw the 43; only the outer one sees the page. */
+	cr_expect_str_eq(trace,
+	    "outer.before inner.before inner.after outer.after ");
+	cr_expect_eq(mw_data_freed, 1);
+	xz_test_response_free(r);
+	xz_app_free(app);
+	close(fd);
+}
+
+/* The fallback is another handler, here one the middleware keeps. */
+static void
+fall_back_to_handler(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	if (res->status / 10 == 4)
+		cr_assert_eq(xz_request_replace_handler(req, arg), XZ_OK);
+}
+
+Test(middleware, proxy_errors_fall_back_to_another_handler)
+{
+	static const struct xz_middleware mw = { NULL, fall_back_to_handler };
+	struct xz_handler *fallback = xz_handler_new(&echo_ops, "fallback");
+	struct xz_app *app = xz_app_new();
+	int fd, port = down_port(&fd);
+
+	xz_middleware(app, &mw, fallback);
+	cr_assert_eq(
+	    xz_scgi(app, "/api",
+	        &(struct xz_scgi_opts){ .host = "127.0.0.1", .port = port }),
+	    XZ_OK);
+	/* The fallback sees the request as it came: mount and path info. */
+	expect_body(app, "/api/users/123", "fallback|/api|/users/123");
+	xz_app_free(app);
+	xz_handler_free(fallback);
+	close(fd);
+}
+
+/*
+ * A route that streams later (a timer writes and ends): when its answer
+ * is replaced, the route is cancelled as if the client had left, and
+ * none of its bytes reach the client.
+ */
+struct streamer {
+	struct event *ev;
+	struct xz_request *req;
+	bool cancelled;
+};
+
+static void
+streamer_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct streamer *st = arg;
+
+	xz_request_on_cancel(st->req, NULL, NULL);
+	xz_puts(st->req, "streamed\n");
+	xz_end(st->req);
+}
+
+static void
+streamer_cancel(struct xz_request *req, void *arg)
+{
+	struct streamer *st = arg;
+
+	event_del(st->ev);
+	st->cancelled = true;
+}
+
+static int
+route_streamer(struct xz_request *req, void *arg)
+{
+	struct streamer *st = arg;
+	struct timeval tv = { 0, 100000 };
+
+	st->req = req;
+	st->ev = evtimer_new(xz_request_base(req), streamer_fire, st);
+	cr_assert_not_null(st->ev);
+	xz_request_on_cancel(req, streamer_cancel, st);
+	cr_assert_eq(xz_reply(req, 20, "text/plain"), XZ_OK);
+	/* Dropped: the answer was discarded inside xz_reply. */
+	cr_expect_eq(xz_puts(req, "first bytes\n"), XZ_OK);
+	evtimer_add(st->ev, &tv);
+	return XZ_OK;
+}
+
+static void
+replace_text_plain(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	if (strcmp(res->meta, "text/plain") == 0)
+		cr_assert_eq(xz_request_replace(req, fallback_page, NULL),
+		    XZ_OK);
+}
+
+Test(middleware, replaced_route_is_cancelled_and_its_bytes_dropped)
+{
+	static const struct xz_middleware mw = { NULL, replace_text_plain };
+	struct xz_app *app = xz_app_new();
+	struct streamer st = { 0 };
+
+	xz_middleware(app, &mw, NULL);
+	xz_route(app, "/stream", route_streamer, &st);
+	expect_body(app, "/stream",
+	    "# Temporarily unavailable\n\n/stream is down; try again later.\n");
+	cr_expect(st.cancelled);
+	event_free(st.ev);
+	xz_app_free(app);
+}
+
+/* A static file's answer (4 MiB, streamed from the file) replaced. */
+Test(middleware, replaced_static_file)
+{
+	static const struct xz_middleware mw = { NULL, replace_text_plain };
+	struct xz_app *app = xz_app_new();
+	char root[] = "/tmp/xz_mw_XXXXXX", path[64];
+	static char chunk[65536];
+	FILE *f;
+	int i;
+
+	cr_assert_not_null(mkdtemp(root));
+	snprintf(path, sizeof(path), "%s/big.txt", root);
+	cr_assert_not_null(f = fopen(path, "w"));
+	memset(chunk, 'x', sizeof(chunk));
+	for (i = 0; i < 64; i++)
+		cr_assert_eq(fwrite(chunk, 1, sizeof(chunk), f), sizeof(chunk));
+	fclose(f);
+	xz_middleware(app, &mw, NULL);
+	cr_assert_eq(xz_static(app, "/files", root), XZ_OK);
+	expect_body(app, "/files/big.txt",
+	    "# Temporarily unavailable\n\n/files/big.txt is down; try again "
+	    "later.\n");
+	xz_app_free(app);
+	unlink(path);
+	rmdir(root);
+}
+
+/*
+ * Replacements nest like call_next: each replaced answer goes to the
+ * middlewares outside the one that replaced it, which may replace it
+ * again; a fallback that fails gives 40; an early answer from a before
+ * hook may be replaced by an outer middleware.
+ */
+static int
+fallback_fails(struct xz_request *req, void *arg)
+{
+	return XZ_EIO;
+}
+
+static int
+fallback_51(struct xz_request *req, void *arg)
+{
+	return xz_respond(req, 51, "Gone");
+}
+
+static void
+mw_replace_with(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	strcat(trace, "replace ");
+	cr_expect_eq(xz_request_replace(req, (xz_route_fn)arg, NULL), XZ_OK);
+}
+
+static void
+mw_replace_51(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	strcat(trace, "outer.after ");
+	if (res->status == 51)
+		cr_expect_eq(xz_request_replace(req, fallback_page, NULL),
+		    XZ_OK);
+}
+
+Test(middleware, replacements_nest_like_call_next)
+{
+	static const struct xz_middleware outer = { NULL, mw_replace_51 };
+	static const struct xz_middleware inner = { NULL, mw_replace_with };
+	static const struct xz_middleware fails = { NULL, mw_replace_with };
+	struct xz_app *app = xz_app_new();
+	struct xz_test_response *r;
+
+	trace[0] = '\0';
+	xz_middleware(app, &outer, NULL);
+	xz_middleware(app, &inner, (void *)fallback_51);
+	xz_route(app, "/", route_traced, NULL);
+	expect_body(app, "/",
+	    "# Temporarily unavailable\n\n/ is down; try again later.\n");
+	/*
+	 * The inner hook replaces the 20 with a 51, which only the outer
+	 * hook sees; it replaces that with the page, which no hook sees.
+	 */
+	cr_expect_str_eq(trace, "handler replace outer.after ");
+	xz_app_free(app);
+
+	app = xz_app_new();
+	xz_middleware(app, &fails, (void *)fallback_fails);
+	xz_route(app, "/", route_traced, NULL);
+	r = get(app, "/");
+	cr_expect_eq(r->status, 40);
+	cr_expect_str_eq(r->meta, "Handler error");
+	xz_test_response_free(r);
+	xz_app_free(app);
+}
+
+Test(middleware, an_early_answer_may_be_replaced)
+{
+	static const struct xz_middleware outer = { NULL, mw_replace_51 };
+	static const struct xz_middleware gate = { mw_gate, NULL };
+	struct xz_app *app = xz_app_new();
+	struct xz_test_response *r;
+
+	trace[0] = '\0';
+	xz_middleware(app, &outer, NULL);
+	xz_middleware(app, &gate, NULL);
+	xz_route(app, "/", route_traced, NULL);
+	r = get(app, "/");
+	cr_expect_eq(r->status, 60); /* not a 51: left as it was */
+	xz_test_response_free(r);
+	xz_app_free(app);
+}
+
+/*
+ * The client leaves while the answer given instead is still being made:
+ * that answer is cancelled (its xz_request_on_cancel), the discarded one
+ * was cancelled before it, and the middleware's data is freed.
+ */
+static bool fallback_cancelled;
+
+static void
+fallback_never_cancel(struct xz_request *req, void *arg)
+{
+	fallback_cancelled = true;
+}
+
+static int
+fallback_never(struct xz_request *req, void *arg)
+{
+	xz_request_on_cancel(req, fallback_never_cancel, NULL);
+	return XZ_OK;
+}
+
+static void
+mw_replace_never(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	cr_assert_eq(
+	    xz_request_set_mw_data(req, arg, strdup("x"), mw_data_free), XZ_OK);
+	cr_assert_eq(xz_request_replace(req, fallback_never, NULL), XZ_OK);
+}
+
+Test(middleware, client_gone_while_answering_instead)
+{
+	static const struct xz_middleware mw = { NULL, mw_replace_never };
+	struct xz_app *app = xz_app_new();
+	struct xz_test_client *tc;
+	struct xz_test_response *r;
+	struct streamer st = { 0 };
+
+	fallback_cancelled = false;
+	mw_data_freed = 0;
+	xz_middleware(app, &mw, (void *)&mw);
+	xz_route(app, "/stream", route_streamer, &st);
+	tc = xz_test_client_new(app);
+	xz_test_client_set_timeout(tc, 0.3);
+	r = xz_test_get(tc, "/stream");
+	cr_expect_eq(r->status, 0); /* the client gave up */
+	xz_test_response_free(r);
+	xz_test_client_free(tc);
+	cr_expect(st.cancelled);
+	cr_expect(fallback_cancelled);
+	cr_expect_eq(mw_data_freed, 1);
+	event_free(st.ev);
+	xz_app_free(app);
+}
+
+/* Outside an after hook there is nothing to replace. */
+static int
+mw_replace_too_early(struct xz_request *req, void *arg)
+{
+	cr_expect_eq(xz_request_replace(req, fallback_page, NULL), XZ_ESTATE);
+	return XZ_OK;
+}
+
+static int
+route_replace_in_handler(struct xz_request *req, void *arg)
+{
+	cr_expect_eq(xz_request_replace(req, fallback_page, NULL), XZ_ESTATE);
+	cr_expect_eq(xz_request_replace(req, NULL, NULL), XZ_EINVAL);
+	cr_expect_eq(xz_request_replace_handler(req, NULL), XZ_EINVAL);
+	return xz_gemtext(req, "ok");
+}
+
+Test(middleware, replace_only_from_an_after_hook)
+{
+	static const struct xz_middleware mw = { mw_replace_too_early, NULL };
+	struct xz_app *app = xz_app_new();
+
+	xz_middleware(app, &mw, NULL);
+	xz_route(app, "/", route_replace_in_handler, NULL);
+	expect_body(app, "/", "ok");
+	xz_app_free(app);
+}
+
+/* Per-request storage: one slot per key, replaced, freed at the end. */
+static int
+mw_data_twice(struct xz_request *req, void *arg)
+{
+	static const int other_key;
+
+	cr_expect_eq(xz_request_set_mw_data(req, NULL, NULL, NULL), XZ_EINVAL);
+	cr_expect_null(xz_request_mw_data(req, arg));
+	cr_assert_eq(
+	    xz_request_set_mw_data(req, arg, strdup("one"), mw_data_free),
+	    XZ_OK);
+	cr_assert_eq(
+	    xz_request_set_mw_data(req, arg, strdup("two"), mw_data_free),
+	    XZ_OK);
+	cr_expect_eq(mw_data_freed, 1); /* "one", replaced */
+	cr_assert_eq(
+	    xz_request_set_mw_data(req, &other_key, (void *)"static", NULL),
+	    XZ_OK);
+	return XZ_OK;
+}
+
+static void
+mw_data_after(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	static const char *seen;
+
+	seen = xz_request_mw_data(req, arg);
+	cr_expect_str_eq(seen, "two");
+}
+
+static int
+route_mw_data(struct xz_request *req, void *arg)
+{
+	/* Another middleware's key holds nothing here. */
+	cr_expect_null(xz_request_mw_data(req, "not a key"));
+	return xz_gemtext(req, "ok");
+}
+
+Test(middleware, per_request_storage)
+{
+	static const struct xz_middleware mw = { mw_data_twice, mw_data_after };
+	struct xz_app *app = xz_app_new();
+
+	mw_data_freed = 0;
+	xz_middleware(app, &mw, (void *)&mw);
+	xz_route(app, "/", route_mw_data, NULL);
+	expect_body(app, "/", "ok");
+	cr_expect_eq(mw_data_freed, 2);
 	xz_app_free(app);
 }
 

@@ -977,6 +977,62 @@ Test(scgi, unlimited_streaming_keeps_every_byte)
 	stream_case(100000, 1); /* one byte per read still adds up */
 }
 
+/*
+ * A middleware answers instead of the backend (xz_request_replace):
+ * a held answer's body and a streamed one's are both dropped, and the
+ * streamed one's backend connection is closed (the relay is cancelled)
+ * rather than read to its end.
+ */
+static int
+instead_page(struct xz_request *req, void *arg)
+{
+	return xz_gemtext(req, "instead\n");
+}
+
+static void
+instead_after(struct xz_request *req, struct xz_response *res, void *arg)
+{
+	if (res->status == 20)
+		cr_assert_eq(xz_request_replace(req, instead_page, NULL),
+		    XZ_OK);
+}
+
+static void
+instead_case(enum mock_mode mode, const char *answer, size_t stream_len,
+    size_t max_response_size)
+{
+	static const struct xz_middleware mw = { NULL, instead_after };
+	struct xz_app *app;
+	struct xz_test_client *tc = client(&app);
+	struct mock *m = mock_tcp(tc, mode, answer);
+	struct xz_backend_config cfg = { .max_response_size =
+		                             max_response_size };
+	struct xz_test_response *r;
+
+	m->stream_len = stream_len;
+	cr_assert_eq(xz_middleware(app, &mw, NULL), XZ_OK);
+	mount_tcp(app, "/api", m->port, &cfg);
+	r = get(tc, "/api/x");
+	expect(r, 20, "text/gemini");
+	cr_expect_str_eq((char *)r->body, "instead\n");
+	xz_test_response_free(r);
+	settle(tc);
+	cr_expect_eq(m->connections, 1);
+	if (mode == MOCK_STREAM)
+		cr_expect_eq(m->eofs, 1,
+		    "the backend saw its connection close");
+	mock_free(m);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+Test(scgi, middleware_answers_instead)
+{
+	instead_case(MOCK_ANSWER, "20 text/plain\r\nheld body\n", 0, 0);
+	instead_case(MOCK_STREAM, "20 application/octet-stream\r\n",
+	    64 * 1024 * 1024, XZ_UNLIMITED);
+}
+
 /* The client leaves: the backend connection is closed at once. */
 Test(scgi, client_gone_closes_the_backend)
 {
