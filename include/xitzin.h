@@ -541,6 +541,19 @@ struct xz_server_opts {
 	 */
 	unsigned max_connections;             /* in all, across workers */
 	unsigned max_connections_per_address; /* from one client address */
+	/*
+	 * Sockets already bound and listening (systemd's LISTEN_FDS), served
+	 * instead of listen when nlisten_fds > 0. Borrowed: every worker
+	 * listens on its own dup(); close them once xz_server_new returns.
+	 */
+	const int *listen_fds;
+	size_t nlisten_fds;
+	/*
+	 * Tell the service manager (the datagram socket named by
+	 * $NOTIFY_SOCKET, as sd_notify(3)) READY=1 once serving and
+	 * STOPPING=1 when the drain begins. No $NOTIFY_SOCKET: nothing.
+	 */
+	bool sd_notify;
 };
 
 /*
