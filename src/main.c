@@ -166,6 +166,9 @@ main(int argc, char **argv)
 		xz_app_free(app);
 		return 0;
 	}
+	if (cfg != NULL && xz_log_open(xz_config_log_opts(cfg), errbuf,
+	                       sizeof(errbuf)) != XZ_OK)
+		errx(1, "%s: %s", o.config, errbuf);
 	so.listen_fds = fds;
 	so.nlisten_fds = listen_fds(fds, sizeof(fds) / sizeof(*fds));
 	so.sd_notify = true;
@@ -177,5 +180,6 @@ main(int argc, char **argv)
 	xz_server_free(srv);
 	xz_config_free(cfg);
 	xz_app_free(app);
+	xz_log_close();
 	return rc == XZ_OK ? 0 : 1;
 }

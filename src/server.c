@@ -7,11 +7,14 @@
  * join the group and take half the clients: a probe bound without it
  * first fails with "Address already in use" when anyone listens there.
  * Sockets passed by systemd (socket activation) are shared instead: each
- * worker listens on its own dup() of the one socket. The main thread waits for
- * SIGTERM/SIGINT or xz_server_stop() (a self-pipe, so a signal handler may call
- * it), then tells every worker to stop accepting and to finish its connections
- * within drain_timeout. A second SIGTERM/SIGINT cuts the drain short,
- * closing what is left as the drain timeout would (CGI groups killed).
+ * worker listens on its own dup() of the one socket.
+ *
+ * The main thread waits for SIGTERM/SIGINT or xz_server_stop() (a
+ * self-pipe, so a signal handler may call it), reopening the log files on
+ * SIGUSR1 meanwhile, then tells every worker to stop accepting and to
+ * finish its connections within drain_timeout. A second SIGTERM/SIGINT cuts the
+ * drain short, closing what is left as the drain timeout would (CGI groups
+ * killed).
  */
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -157,7 +160,7 @@ struct xz_server {
 struct stop_waiter {
 	struct xz_server *srv;
 	struct event_base *base;
-	struct event *sigterm, *sigint, *pipe_ev;
+	struct event *sigterm, *sigint, *sigusr1, *pipe_ev;
 	bool draining;
 };
 
@@ -897,6 +900,13 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 			    EV_TIMEOUT, 1);
 }
 
+/* SIGUSR1: logrotate has moved the log files; write to new ones. */
+static void
+server_on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+	(void)xz_log_reopen();
+}
+
 /* xz_server_stop(), or a worker has returned (while draining). */
 static void
 server_on_stop_pipe(evutil_socket_t fd, short what, void *arg)
@@ -937,6 +947,8 @@ stop_waiter_free(struct stop_waiter *sw)
 		event_free(sw->sigterm);
 	if (sw->sigint != NULL)
 		event_free(sw->sigint);
+	if (sw->sigusr1 != NULL)
+		event_free(sw->sigusr1);
 	if (sw->pipe_ev != NULL)
 		event_free(sw->pipe_ev);
 	if (sw->base != NULL)
@@ -958,10 +970,13 @@ stop_waiter_init(struct xz_server *srv, struct stop_waiter *sw)
 	         sw)) == NULL ||
 	    (sw->sigint = evsignal_new(sw->base, SIGINT, server_on_signal,
 	         sw)) == NULL ||
+	    (sw->sigusr1 = evsignal_new(sw->base, SIGUSR1, server_on_sigusr1,
+	         sw)) == NULL ||
 	    (sw->pipe_ev = event_new(sw->base, srv->stop_pipe[0],
 	         EV_READ | EV_PERSIST, server_on_stop_pipe, sw)) == NULL ||
 	    evsignal_add(sw->sigterm, NULL) == -1 ||
 	    evsignal_add(sw->sigint, NULL) == -1 ||
+	    evsignal_add(sw->sigusr1, NULL) == -1 ||
 	    event_add(sw->pipe_ev, NULL) == -1) {
 		stop_waiter_free(sw);
 		return server_fail(srv, XZ_EIO,
