@@ -169,8 +169,9 @@ log_vline(int priority, const char *level, const char *err, const char *fmt,
 		n += (size_t)snprintf(line, sizeof(line), "<%d>", priority);
 	else if (log_err.sink == SINK_FILE)
 		n += log_stamp(&log_err, line, sizeof(line));
-	n +=
-	    (size_t)snprintf(line + n, sizeof(line) - n, "xitzin: %s: ", level);
+	/* syslog names us already (ident "xitzin"). */
+	n += (size_t)snprintf(line + n, sizeof(line) - n,
+	    "%s%s: ", log_err.sink == SINK_SYSLOG ? "" : "xitzin: ", level);
 	n +=
 	    log_escape(line + n, sizeof(line) - n - 256, raw, (size_t)m, false);
 	if (err != NULL)
