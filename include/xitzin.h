@@ -61,6 +61,52 @@ XZ_API const char *xz_strerror(int err);
  */
 XZ_API void xz_log_enable(bool verbose);
 
+/* The access line's shape (xitzin.conf(5), log_style). */
+enum xz_log_style {
+	XZ_LOG_XITZIN =
+	    0,           /* TIME ADDR "URL" STATUS BYTES SNI CERT DURATIONms */
+	XZ_LOG_COMMON,   /* NCSA common: ADDR - - [TIME] "URL" STATUS BYTES */
+	XZ_LOG_COMBINED, /* common + "referer" "agent" (always "-") */
+};
+
+/* How much of the client's address the access log keeps. */
+enum xz_log_ip {
+	XZ_LOG_IP_FULL = 0,
+	XZ_LOG_IP_TRUNCATED, /* its /24 (IPv4) or /48 (IPv6) network */
+	XZ_LOG_IP_OFF,       /* "-" */
+};
+
+/*
+ * Where the logs go, each: NULL or "stderr", "syslog" (facility daemon),
+ * "off", or a file appended to (both logs may name the same one). Every
+ * byte a client chose is escaped (\r, \x1b, \", invalid UTF-8 as \xHH).
+ * Error lines carry a level ("xitzin: warning: ..."); lines written to a
+ * file carry a timestamp, those to journald (JOURNAL_STREAM) none but a
+ * <N> priority prefix. Zeroed opts: all to stderr, as before.
+ */
+struct xz_log_opts {
+	const char *access_log;
+	const char *error_log;
+	enum xz_log_style style;
+	enum xz_log_ip ip;
+	bool no_query; /* the URL without its query (user input) */
+};
+
+/*
+ * Opens the logs as o says, before the server starts (files are opened
+ * now, before privileges are dropped). Returns XZ_OK, or an error with
+ * the reason in errbuf; the logs then go to stderr.
+ */
+XZ_API int xz_log_open(const struct xz_log_opts *o, char *errbuf,
+    size_t errlen);
+/*
+ * Reopens log files by name (logrotate moved them); the server does so
+ * on SIGUSR1. A file that cannot be reopened keeps the old one, logged.
+ */
+XZ_API int xz_log_reopen(void);
+/* Closes log files and syslog; the logs go back to stderr. */
+XZ_API void xz_log_close(void);
+
 struct xz_app;
 struct xz_request;
 struct xz_handler;
@@ -620,6 +666,19 @@ struct xz_server_opts {
 	 */
 	unsigned max_connections;             /* in all, across workers */
 	unsigned max_connections_per_address; /* from one client address */
+	/*
+	 * Sockets already bound and listening (systemd's LISTEN_FDS), served
+	 * instead of listen when nlisten_fds > 0. Borrowed: every worker
+	 * listens on its own dup(); close them once xz_server_new returns.
+	 */
+	const int *listen_fds;
+	size_t nlisten_fds;
+	/*
+	 * Tell the service manager (the datagram socket named by
+	 * $NOTIFY_SOCKET, as sd_notify(3)) READY=1 once serving and
+	 * STOPPING=1 when the drain begins. No $NOTIFY_SOCKET: nothing.
+	 */
+	bool sd_notify;
 };
 
 /*
@@ -724,6 +783,9 @@ XZ_API struct xz_config *xz_config_load(const char *path, char *errbuf,
     size_t errlen);
 /* The [server] options; valid while cfg lives. */
 XZ_API const struct xz_server_opts *xz_config_server_opts(
+    const struct xz_config *cfg);
+/* The [server] log keys, for xz_log_open; valid while cfg lives. */
+XZ_API const struct xz_log_opts *xz_config_log_opts(
     const struct xz_config *cfg);
 /*
  * Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app,

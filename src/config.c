@@ -57,6 +57,8 @@ struct xz_config {
 	size_t nlisten;
 	char *hostname, *cert, *key, *user, *chroot_dir;
 	char *ticket_key; /* ticket_key_file, resolved */
+	struct xz_log_opts log;
+	char *access_log, *error_log; /* files, or stderr, syslog, off */
 	/* while reading */
 	int line;
 	int nheaders;     /* "[...]" lines read so far */
@@ -491,11 +493,71 @@ cfg_set_path(struct xz_config *cfg, char **slot, const char *v)
 	return (*slot = cfg_path(cfg, v)) != NULL ? XZ_OK : XZ_ENOMEM;
 }
 
+/*
+ * access_log and error_log: stderr, syslog, off or a file (relative to the
+ * config's directory); access_log also takes the boolean it used to be.
+ */
+static int
+cfg_log_dest(struct xz_config *cfg, const char *v, char **slot, bool *on)
+{
+	bool b;
+
+	if (v[0] == '\0')
+		return XZ_EINVAL;
+	if (on != NULL && cfg_bool(v, &b) == XZ_OK) {
+		*on = b;
+		v = b ? "stderr" : "off";
+	}
+	if (strcmp(v, "stderr") == 0 || strcmp(v, "syslog") == 0 ||
+	    strcmp(v, "off") == 0) {
+		free(*slot);
+		return (*slot = strdup(v)) != NULL ? XZ_OK : XZ_ENOMEM;
+	}
+	return cfg_set_path(cfg, slot, v);
+}
+
+/* The log keys of [server]: an error code, or 1 when e is none of them. */
+static int
+cfg_log_key(struct xz_config *cfg, const struct cfg_entry *e)
+{
+	static const char *const styles[] = { "xitzin", "common", "combined" };
+	static const char *const ips[] = { "full", "truncated", "off" };
+	bool on, b;
+	int rc = XZ_EINVAL;
+	unsigned i;
+
+	if (strcmp(e->key, "access_log") == 0) {
+		rc = cfg_log_dest(cfg, e->value, &cfg->access_log, &on);
+		cfg->opts.quiet =
+		    rc == XZ_OK && strcmp(cfg->access_log, "off") == 0;
+	} else if (strcmp(e->key, "error_log") == 0)
+		rc = cfg_log_dest(cfg, e->value, &cfg->error_log, NULL);
+	else if (strcmp(e->key, "log_style") == 0) {
+		for (i = 0; i < 3; i++)
+			if (strcmp(e->value, styles[i]) == 0) {
+				cfg->log.style = (enum xz_log_style)i;
+				rc = XZ_OK;
+			}
+	} else if (strcmp(e->key, "log_ip") == 0) {
+		for (i = 0; i < 3; i++)
+			if (strcmp(e->value, ips[i]) == 0) {
+				cfg->log.ip = (enum xz_log_ip)i;
+				rc = XZ_OK;
+			}
+	} else if (strcmp(e->key, "log_query") == 0) {
+		if ((rc = cfg_bool(e->value, &b)) == XZ_OK)
+			cfg->log.no_query = !b;
+	} else
+		return 1;
+	cfg->log.access_log = cfg->access_log;
+	cfg->log.error_log = cfg->error_log;
+	return rc;
+}
+
 static int
 cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 {
 	struct xz_server_opts *o = &cfg->opts;
-	bool b;
 	int rc = XZ_EINVAL;
 
 	if (strcmp(e->key, "listen") == 0) {
@@ -563,10 +625,7 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 		    XZ_OK)
 			rc = cfg_check_dir(cfg, e->line, "chroot",
 			    cfg->chroot_dir);
-	} else if (strcmp(e->key, "access_log") == 0) {
-		if ((rc = cfg_bool(e->value, &b)) == XZ_OK)
-			o->quiet = !b;
-	} else
+	} else if ((rc = cfg_log_key(cfg, e)) == 1)
 		return cfg_error(cfg, e->line, "unknown key '%s' in [server]",
 		    e->key);
 	if (rc == XZ_EINVAL)
@@ -779,6 +838,12 @@ cfg_apply_rate(struct xz_config *cfg, const struct cfg_section *s,
 	if ((rc = xz_rate_limit(app, s->prefix, r, burst)) != XZ_OK)
 		return cfg_error(cfg, rate->line, "%s", xz_app_error(app));
 	return XZ_OK;
+}
+
+const struct xz_log_opts *
+xz_config_log_opts(const struct xz_config *cfg)
+{
+	return &cfg->log;
 }
 
 static int
@@ -1455,6 +1520,8 @@ xz_config_free(struct xz_config *cfg)
 	free(cfg->listen);
 	free(cfg->sections);
 	free(cfg->hostname);
+	free(cfg->access_log);
+	free(cfg->error_log);
 	free(cfg->cert);
 	free(cfg->key);
 	free(cfg->ticket_key);

@@ -209,6 +209,12 @@ tls_io_peer(void *t, struct xz_request *req)
 }
 
 static const char *
+tls_io_sni(void *t, char *buf, size_t len)
+{
+	return tls_conn_sni(t, buf, len);
+}
+
+static const char *
 tls_io_strerror(void *t, const char *fallback)
 {
 	const char *s = tls_conn_strerror(t);
@@ -226,6 +232,7 @@ const struct conn_io conn_io_tls = {
 	.bye = tls_io_bye,
 	.peer = tls_io_peer,
 	.strerror = tls_io_strerror,
+	.sni = tls_io_sni,
 };
 
 /* The transport's own words for the last failure, for the log. */
@@ -328,23 +335,26 @@ conn_elapsed_ms(const struct xz_conn *c)
 	       (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
 }
 
-/* One line per request: time, client, URL, status, bytes, duration. */
+/* One line per request (log.c formats and escapes it). */
 static void
 conn_log_access(struct xz_conn *c, const char *reason)
 {
-	char when[32];
-	struct tm tm;
-	time_t now = time(NULL);
+	char sni[256];
+	struct access_entry e = { .addr = c->addr,
+		.url = c->req.url.raw,
+		.status = c->req.status,
+		.bytes = c->bytes_sent,
+		.reason = reason };
 
 	if (!c->cfg->access_log || !c->has_request || c->logged)
 		return;
 	c->logged = true;
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	log_access("%s %s \"%s\" %d %zu %.1fms%s%s", when, c->addr,
-	    c->req.url.raw != NULL ? c->req.url.raw : "", c->req.status,
-	    c->bytes_sent, conn_elapsed_ms(c), reason != NULL ? " " : "",
-	    reason != NULL ? reason : "");
+	e.ms = conn_elapsed_ms(c);
+	e.sni = c->io->sni != NULL && c->t != NULL ?
+	            c->io->sni(c->t, sni, sizeof(sni)) :
+	            NULL;
+	e.cert_hash = c->req.cert.present ? c->req.cert.hash : NULL;
+	log_access_entry(&e);
 }
 
 void

@@ -6,7 +6,10 @@
  *
  * With -c it serves what xitzin.conf(5) describes; with DIR alone it
  * serves that directory on localhost:1965 with a certificate generated
- * under ./certs on first run. Only this file exits, and only at startup.
+ * under ./certs on first run; with neither, XITZIN_DEFAULT_CONF
+ * (/etc/xitzin/xitzin.conf). Under systemd it takes the sockets of
+ * socket activation (LISTEN_FDS) and tells it when it is ready
+ * (NOTIFY_SOCKET). Only this file exits, and only at startup.
  */
 #include <sys/resource.h>
 
@@ -30,7 +33,8 @@ static void __attribute__((noreturn)) usage(int status)
 	    "  -v       verbose log (debug lines)\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       this help\n"
-	    "  DIR      serve DIR on localhost:1965 (no -c)\n");
+	    "  DIR      serve DIR on localhost:1965 (no -c)\n"
+	    "  neither  read " XITZIN_DEFAULT_CONF "\n");
 	exit(status);
 }
 
@@ -78,11 +82,39 @@ parse_args(int argc, char **argv, struct options *o)
 			usage(1);
 		return;
 	}
-	if (argc > 1 || (argc == 1 && o->config != NULL) ||
-	    (argc == 0 && o->config == NULL))
+	if (argc > 1 || (argc == 1 && o->config != NULL))
 		usage(1);
 	if (argc == 1)
 		o->dir = argv[0];
+	else if (o->config == NULL)
+		o->config = XITZIN_DEFAULT_CONF;
+}
+
+/*
+ * Socket activation (sd_listen_fds(3), by hand): LISTEN_PID names us and
+ * LISTEN_FDS counts the sockets from descriptor 3 on. The variables are
+ * then removed so that CGI scripts do not take the sockets as theirs.
+ */
+static size_t
+listen_fds(int *fds, size_t max)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	char *end;
+	long count;
+	size_t i;
+
+	if (pid == NULL || n == NULL ||
+	    strtol(pid, &end, 10) != (long)getpid() || *end != '\0')
+		return 0;
+	count = strtol(n, &end, 10);
+	if (*end != '\0' || count < 1 || (size_t)count > max)
+		errx(1, "LISTEN_FDS=%s: expected 1 to %zu sockets", n, max);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	for (i = 0; i < (size_t)count; i++)
+		fds[i] = 3 + (int)i;
+	return (size_t)count;
 }
 
 /* "xitzin DIR": the directory at /, localhost:1965, ./certs. */
@@ -127,8 +159,8 @@ int
 main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	struct xz_server_opts dir_opts = { 0 };
-	const struct xz_server_opts *so = &dir_opts;
+	struct xz_server_opts dir_opts = { 0 }, so;
+	int fds[64];
 	struct xz_config *cfg = NULL;
 	struct xz_server *srv;
 	struct xz_app *app;
@@ -152,9 +184,10 @@ main(int argc, char **argv)
 		        NULL ||
 		    xz_config_apply(cfg, app, errbuf, sizeof(errbuf)) != XZ_OK)
 			config_errors(errbuf);
-		so = xz_config_server_opts(cfg);
+		so = *xz_config_server_opts(cfg);
 	} else {
 		setup_dir(app, &dir_opts, o.dir);
+		so = dir_opts;
 	}
 	if (o.check_only) {
 		printf("%s: configuration OK\n", o.config ? o.config : o.dir);
@@ -162,11 +195,20 @@ main(int argc, char **argv)
 		xz_app_free(app);
 		return 0;
 	}
-	if ((srv = xz_server_new(app, so, errbuf, sizeof(errbuf))) == NULL)
+	if (cfg != NULL && xz_log_open(xz_config_log_opts(cfg), errbuf,
+	                       sizeof(errbuf)) != XZ_OK)
+		errx(1, "%s: %s", o.config, errbuf);
+	so.listen_fds = fds;
+	so.nlisten_fds = listen_fds(fds, sizeof(fds) / sizeof(*fds));
+	so.sd_notify = true;
+	if ((srv = xz_server_new(app, &so, errbuf, sizeof(errbuf))) == NULL)
 		errx(1, "%s", errbuf);
+	for (size_t i = 0; i < so.nlisten_fds; i++)
+		close(fds[i]);   /* each worker listens on its own dup */
 	rc = xz_server_run(srv); /* a failure is logged, with its reason */
 	xz_server_free(srv);
 	xz_config_free(cfg);
 	xz_app_free(app);
+	xz_log_close();
 	return rc == XZ_OK ? 0 : 1;
 }

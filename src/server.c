@@ -3,15 +3,23 @@
  *
  * Each worker thread has its own event_base and its own listening socket
  * per listen address (SO_REUSEPORT: the kernel spreads connections, no
- * lock is shared on accept). The main thread waits for SIGTERM/SIGINT or
- * xz_server_stop() (a self-pipe, so a signal handler may call it), then
- * tells every worker to stop accepting and to finish its connections
- * within drain_timeout. A second SIGTERM/SIGINT cuts the drain short,
- * closing what is left as the drain timeout would (CGI groups killed).
+ * lock is shared on accept). SO_REUSEPORT would also let a second xitzin
+ * join the group and take half the clients: a probe bound without it
+ * first fails with "Address already in use" when anyone listens there.
+ * Sockets passed by systemd (socket activation) are shared instead: each
+ * worker listens on its own dup() of the one socket.
+ *
+ * The main thread waits for SIGTERM/SIGINT or xz_server_stop() (a
+ * self-pipe, so a signal handler may call it), reopening the log files on
+ * SIGUSR1 meanwhile, then tells every worker to stop accepting and to
+ * finish its connections within drain_timeout. A second SIGTERM/SIGINT cuts the
+ * drain short, closing what is left as the drain timeout would (CGI groups
+ * killed).
  */
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -28,6 +36,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -111,6 +120,7 @@ struct worker {
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	int fd; /* a socket passed to us (systemd), or -1 */
 	struct conn_cfg cfg;
 };
 
@@ -139,6 +149,7 @@ struct xz_server {
 	struct accept_failures accept_failures;
 	char error[256]; /* why xz_server_run failed (xz_server_error) */
 	char *cert_path, *key_path; /* the defaults, when opts gave none */
+	char *notify_path;          /* $NOTIFY_SOCKET, with opts.sd_notify */
 };
 
 /*
@@ -149,7 +160,7 @@ struct xz_server {
 struct stop_waiter {
 	struct xz_server *srv;
 	struct event_base *base;
-	struct event *sigterm, *sigint, *pipe_ev;
+	struct event *sigterm, *sigint, *sigusr1, *pipe_ev;
 	bool draining;
 };
 
@@ -430,16 +441,23 @@ server_set_port(struct sockaddr_storage *ss, int port)
 
 /*
  * A listening socket for la. With port 0 the first bind picks a port,
- * which la then keeps so that every worker shares it.
+ * which la then keeps so that every worker shares it. Without reuseport
+ * it is the probe: bind fails if any socket listens there, ours or
+ * another process's (SO_REUSEADDR only lets TIME_WAIT through).
  */
 static int
-server_bind(struct listen_addr *la, char *err, size_t errlen)
+server_bind(struct listen_addr *la, bool reuseport, char *err, size_t errlen)
 {
 	int fd, one = 1;
 	struct sockaddr_storage got;
 	socklen_t gotlen = sizeof(got);
 	char name[INET6_ADDRSTRLEN] = "?";
 
+	if (la->fd != -1) {
+		if ((fd = fcntl(la->fd, F_DUPFD_CLOEXEC, 0)) == -1)
+			goto fail;
+		return fd;
+	}
 	fd = socket(la->ss.ss_family,
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
@@ -450,14 +468,15 @@ server_bind(struct listen_addr *la, char *err, size_t errlen)
 	 * No Nagle: a response's last record must not wait for an ACK.
 	 */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	                      sizeof(one)) == -1) ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		goto fail;
 	if (la->ss.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&la->ss, la->sslen) == -1 ||
-	    listen(fd, SERVER_BACKLOG) == -1)
+	    (reuseport && listen(fd, SERVER_BACKLOG) == -1))
 		goto fail;
 	if (getsockname(fd, (struct sockaddr *)&got, &gotlen) == 0)
 		server_set_port(&la->ss, server_addr_port(&got));
@@ -530,7 +549,7 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 	for (i = 0; i < srv->naddrs; i++) {
 		struct listener *l = &w->listeners[i];
 
-		if ((fd = server_bind(&srv->addrs[i], err, errlen)) == -1)
+		if ((fd = server_bind(&srv->addrs[i], true, err, errlen)) == -1)
 			return XZ_EIO;
 		srv->addrs[i].cfg.port = server_addr_port(&srv->addrs[i].ss);
 		l->w = w;
@@ -713,24 +732,75 @@ server_set_max_connections(struct xz_server *srv)
 	}
 }
 
+/*
+ * A socket systemd passed (LISTEN_FDS): a listening TCP socket, whose
+ * address is then the listener's.
+ */
+static int
+server_take_fd(int fd, struct listen_addr *la, char *err, size_t errlen)
+{
+	int type = 0, acc = 0;
+	socklen_t len = sizeof(type), alen = sizeof(acc);
+
+	la->sslen = sizeof(la->ss);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&la->ss, &la->sslen) == -1 ||
+	    type != SOCK_STREAM || !acc ||
+	    (la->ss.ss_family != AF_INET && la->ss.ss_family != AF_INET6)) {
+		snprintf(err, errlen,
+		    "passed socket %d: not a listening TCP socket", fd);
+		return XZ_EINVAL;
+	}
+	/*
+	 * Blocking, the workers woken for one connection would all but one
+	 * sleep in accept(2). The flag belongs to the open file, shared by
+	 * every dup. TCP_NODELAY as server_bind sets it.
+	 */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+	        sizeof(int)) == -1) {
+		snprintf(err, errlen, "passed socket %d: %s", fd,
+		    strerror(errno));
+		return XZ_EIO;
+	}
+	la->fd = fd;
+	return XZ_OK;
+}
+
+/* Each address is probed (server_bind) before any worker binds it. */
 static int
 server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 {
 	static const char *const dflt[] = { "localhost:1965", NULL };
 	const char *const *l = srv->opts.listen ? srv->opts.listen : dflt;
 	size_t i, n = 0;
+	int fd;
 
-	while (l[n] != NULL)
-		n++;
+	if (srv->opts.nlisten_fds > 0)
+		n = srv->opts.nlisten_fds;
+	else
+		while (l[n] != NULL)
+			n++;
 	if ((srv->addrs = calloc(n, sizeof(*srv->addrs))) == NULL)
 		return XZ_ENOMEM;
 	srv->naddrs = n;
 	for (i = 0; i < n; i++) {
 		struct conn_cfg *cfg = &srv->addrs[i].cfg;
 
-		if (server_parse_listen(l[i], &srv->addrs[i], err, errlen) !=
-		    XZ_OK)
+		srv->addrs[i].fd = -1;
+		if (srv->opts.nlisten_fds > 0) {
+			if (server_take_fd(srv->opts.listen_fds[i],
+			        &srv->addrs[i], err, errlen) != XZ_OK)
+				return XZ_EINVAL; /* err says which */
+		} else if (server_parse_listen(l[i], &srv->addrs[i], err,
+		               errlen) != XZ_OK)
 			return XZ_EINVAL;
+		else if ((fd = server_bind(&srv->addrs[i], false, err,
+		              errlen)) == -1)
+			return XZ_EIO;
+		else
+			close(fd);
 		cfg->app = srv->app;
 		cfg->io = &conn_io_tls;
 		cfg->io_ctx = srv->tls;
@@ -763,6 +833,11 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	srv->app = app;
 	srv->opts = *opts;
 	server_defaults(&srv->opts);
+	if (opts->sd_notify && getenv("NOTIFY_SOCKET") != NULL &&
+	    (srv->notify_path = strdup(getenv("NOTIFY_SOCKET"))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (evthread_use_pthreads() == -1) {
 		snprintf(err, errlen, "cannot set up libevent's locking");
 		goto fail;
@@ -860,6 +935,13 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 			    EV_TIMEOUT, 1);
 }
 
+/* SIGUSR1: logrotate has moved the log files; write to new ones. */
+static void
+server_on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+	(void)xz_log_reopen();
+}
+
 /* xz_server_stop(), or a worker has returned (while draining). */
 static void
 server_on_stop_pipe(evutil_socket_t fd, short what, void *arg)
@@ -900,6 +982,8 @@ stop_waiter_free(struct stop_waiter *sw)
 		event_free(sw->sigterm);
 	if (sw->sigint != NULL)
 		event_free(sw->sigint);
+	if (sw->sigusr1 != NULL)
+		event_free(sw->sigusr1);
 	if (sw->pipe_ev != NULL)
 		event_free(sw->pipe_ev);
 	if (sw->base != NULL)
@@ -921,10 +1005,13 @@ stop_waiter_init(struct xz_server *srv, struct stop_waiter *sw)
 	         sw)) == NULL ||
 	    (sw->sigint = evsignal_new(sw->base, SIGINT, server_on_signal,
 	         sw)) == NULL ||
+	    (sw->sigusr1 = evsignal_new(sw->base, SIGUSR1, server_on_sigusr1,
+	         sw)) == NULL ||
 	    (sw->pipe_ev = event_new(sw->base, srv->stop_pipe[0],
 	         EV_READ | EV_PERSIST, server_on_stop_pipe, sw)) == NULL ||
 	    evsignal_add(sw->sigterm, NULL) == -1 ||
 	    evsignal_add(sw->sigint, NULL) == -1 ||
+	    evsignal_add(sw->sigusr1, NULL) == -1 ||
 	    event_add(sw->pipe_ev, NULL) == -1) {
 		stop_waiter_free(sw);
 		return server_fail(srv, XZ_EIO,
@@ -1049,6 +1136,38 @@ server_join_workers(struct xz_server *srv)
 }
 
 /*
+ * sd_notify(3) by hand, the documented protocol: one datagram of
+ * "KEY=VALUE" lines to the AF_UNIX socket named by $NOTIFY_SOCKET ('@'
+ * for the abstract namespace). Ten lines rather than a libsystemd
+ * dependency for every user of the library. Best effort: a service
+ * manager that cannot be told is logged, never fatal.
+ */
+static void
+server_notify(const struct xz_server *srv, const char *state)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t len;
+	int fd;
+
+	if (srv->notify_path == NULL)
+		return;
+	len = strlen(srv->notify_path);
+	if (len == 0 || len >= sizeof(sun.sun_path))
+		return;
+	memcpy(sun.sun_path, srv->notify_path, len);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	        (struct sockaddr *)&sun,
+	        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) ==
+	        -1)
+		log_warn("notify %s", srv->notify_path);
+	if (fd != -1)
+		close(fd);
+}
+
+/*
  * The main thread: wait for a signal or xz_server_stop(), tell the
  * workers to stop, then wait for them with the signals still caught (a
  * second one must not kill the process with its scripts still running:
@@ -1058,6 +1177,7 @@ static void
 server_wait_and_drain(struct xz_server *srv, struct stop_waiter *sw)
 {
 	event_base_dispatch(sw->base);
+	server_notify(srv, "STOPPING=1");
 	sw->draining = true;
 	server_signal_workers(srv);
 	if (__atomic_load_n(&srv->nrunning, __ATOMIC_ACQUIRE) > 0)
@@ -1128,6 +1248,7 @@ xz_server_run(struct xz_server *srv)
 		return rc;
 	}
 	server_log_listening(srv);
+	server_notify(srv, "READY=1\nSTATUS=serving");
 	server_wait_and_drain(srv, &sw);
 	stop_waiter_free(&sw);
 	app_shutdown(srv->app);
@@ -1153,6 +1274,7 @@ xz_server_free(struct xz_server *srv)
 	tls_ctx_free(srv->tls);
 	free(srv->cert_path);
 	free(srv->key_path);
+	free(srv->notify_path);
 	admit_free(srv->admit);
 	if (srv->stop_pipe[0] != -1)
 		close(srv->stop_pipe[0]);

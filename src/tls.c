@@ -1591,6 +1591,20 @@ tls_conn_cipher(struct tls_conn *tc)
 }
 
 const char *
+tls_conn_sni(struct tls_conn *tc, char *buf, size_t len)
+{
+	size_t n = len - 1;
+	unsigned type;
+
+	if (tc->phase == PHASE_HANDSHAKE ||
+	    gnutls_server_name_get(tc->s, buf, &n, &type, 0) != 0 ||
+	    type != GNUTLS_NAME_DNS)
+		return NULL;
+	buf[n < len ? n : len - 1] = '\0';
+	return buf;
+}
+
+const char *
 tls_conn_strerror(struct tls_conn *tc)
 {
 	return tc->err[0] != '\0' ? tc->err : "no error";

@@ -37,14 +37,35 @@ xz_timeval(double seconds)
 }
 
 /*
- * log.c: the server's log on stderr. The library itself never prints: these
- * are silent until xz_log_enable() turns them on (the program does).
+ * log.c: the error and access logs (stderr, syslog, a file). The library
+ * itself never prints: these are silent until xz_log_enable() turns them
+ * on (the program does).
  */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One request, as conn.c saw it, for the access log. */
+struct access_entry {
+	const char *addr;      /* numeric client address */
+	const char *url;       /* the request line as received: untrusted */
+	const char *sni;       /* the name the client sent; NULL: none */
+	const char *cert_hash; /* SHA256:...; NULL: no client certificate */
+	int status;
+	size_t bytes;
+	double ms;
+	const char *reason; /* why it ended early; NULL */
+};
+void log_access_entry(const struct access_entry *e);
+/*
+ * src into dst (NUL-ended, at most dstlen - 1 bytes, whole escapes only):
+ * printable ASCII and valid UTF-8 as is, \\ \r \n \t, other bytes (controls,
+ * ESC, invalid UTF-8, C1 and bidi controls) as \xHH; with quote, \" too.
+ * Returns the length written.
+ */
+size_t log_escape(char *dst, size_t dstlen, const char *src, size_t srclen,
+    bool quote);
 
 /*
  * strlist.c: "a, b c" -> { "a", "b", "c", NULL }: items are separated by
@@ -251,8 +272,10 @@ int tls_conn_bye(struct tls_conn *tc);
  * release with cert_clear. XZ_OK, XZ_ENOMEM or XZ_EPARSE.
  */
 int tls_conn_peer_cert(struct tls_conn *tc, struct xz_cert *cert);
-const char *tls_conn_version(struct tls_conn *tc);  /* "TLSv1.3" */
-const char *tls_conn_cipher(struct tls_conn *tc);   /* IANA name */
+const char *tls_conn_version(struct tls_conn *tc); /* "TLSv1.3" */
+const char *tls_conn_cipher(struct tls_conn *tc);  /* IANA name */
+/* The host name the client sent (SNI) into buf; NULL when it sent none. */
+const char *tls_conn_sni(struct tls_conn *tc, char *buf, size_t len);
 const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
 
 /*
@@ -505,6 +528,9 @@ struct conn_io {
 	int (*peer)(void *t, struct xz_request *req);
 	/* The last failure in the transport's own words, or fallback. */
 	const char *(*strerror)(void *t, const char *fallback);
+	/* Optional: the server name the client asked for (SNI) in buf, or NULL.
+	 */
+	const char *(*sni)(void *t, char *buf, size_t len);
 };
 
 /* GnuTLS on the socket; its ctx is a struct tls_ctx. */

@@ -42,6 +42,16 @@ def test_install_honours_the_prefix_after_another_build(tmp_path):
     r = subprocess.run([str(tmp_path / "app"), "127.0.0.1:0"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "static /files: root public" in r.stderr
+    # The example configuration, where the program looks by default;
+    # installing again keeps the operator's own.
+    conf = prefix / "etc" / "xitzin" / "xitzin.conf"
+    assert "[server]" in conf.read_text(), out
+    r = subprocess.run([str(prefix / "bin" / "xitzin"), "-h"],
+                       capture_output=True, text=True)
+    assert str(conf) in r.stdout
+    conf.write_text("; mine\n")
+    out = make("install", f"BUILD={build}", f"PREFIX={prefix}")
+    assert conf.read_text() == "; mine\n", out
     # Installing again elsewhere moves nothing from the first place.
     again = tmp_path / "again"
     make("install", f"BUILD={build}", f"PREFIX={again}")

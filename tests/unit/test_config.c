@@ -63,8 +63,14 @@ Test(config, errors_name_file_and_line)
 	    ":2: unknown section [server /x]");
 	expect_error("[server]\nworkers = 0\n", ":2: workers: invalid value");
 	expect_error("[server]\nkey_type = rsa\n", ":2: key_type: invalid");
-	expect_error("[server]\naccess_log = maybe\n",
-	    ":2: access_log: invalid");
+	expect_error("[server]\naccess_log =\n",
+	    ":2: access_log: no value given");
+	expect_error("[server]\nerror_log =\n",
+	    ":2: error_log: no value given");
+	expect_error("[server]\nlog_style = apache\n",
+	    ":2: log_style: invalid value 'apache'");
+	expect_error("[server]\nlog_ip = half\n", ":2: log_ip: invalid");
+	expect_error("[server]\nlog_query = maybe\n", ":2: log_query: invalid");
 	expect_error("[static /]\nroot = /nonexistent/dir\n",
 	    ":2: root /nonexistent/dir");
 	expect_error("[static /]\nindex = x\n", ":2: unknown key 'index'");
@@ -559,5 +565,62 @@ Test(config, rate_limits_server_and_per_mount)
 	xz_test_client_free(tc);
 	xz_config_free(cfg);
 	xz_app_free(app);
+	cleanup();
+}
+
+Test(config, log_keys)
+{
+	char err[512] = "";
+	struct xz_config *cfg;
+	const struct xz_log_opts *l;
+
+	cfg = xz_config_load(write_conf("[server]\n"
+	                                "access_log = logs/access.log\n"
+	                                "error_log = syslog\n"
+	                                "log_style = combined\n"
+	                                "log_ip = truncated\n"
+	                                "log_query = no\n"),
+	    err, sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	l = xz_config_log_opts(cfg);
+	/* A file is taken from the config's directory. */
+	cr_expect(l->access_log[0] == '/' &&
+	              strstr(l->access_log, "/logs/access.log") != NULL,
+	    "%s", l->access_log);
+	cr_expect_str_eq(l->error_log, "syslog");
+	cr_expect_eq(l->style, XZ_LOG_COMBINED);
+	cr_expect_eq(l->ip, XZ_LOG_IP_TRUNCATED);
+	cr_expect(l->no_query);
+	cr_expect(!xz_config_server_opts(cfg)->quiet);
+	xz_config_free(cfg);
+	cleanup();
+}
+
+/* The boolean access_log of before still works (one file per test). */
+Test(config, access_log_off)
+{
+	char err[512] = "";
+	struct xz_config *cfg;
+
+	cfg = xz_config_load(write_conf("[server]\naccess_log = off\n"), err,
+	    sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	cr_expect(xz_config_server_opts(cfg)->quiet);
+	cr_expect_str_eq(xz_config_log_opts(cfg)->access_log, "off");
+	xz_config_free(cfg);
+	cleanup();
+}
+
+Test(config, access_log_yes)
+{
+	char err[512] = "";
+	struct xz_config *cfg;
+
+	cfg = xz_config_load(write_conf("[server]\naccess_log = yes\n"), err,
+	    sizeof(err));
+	cr_assert_not_null(cfg, "%s", err);
+	cr_expect(!xz_config_server_opts(cfg)->quiet);
+	cr_expect_str_eq(xz_config_log_opts(cfg)->access_log, "stderr");
+	xz_config_free(cfg);
 	cleanup();
 }
