@@ -63,6 +63,11 @@ struct xz_url {
 	int port;     /* -1 when the URL names none */
 	char *path;   /* percent-decoded, dot segments removed; "" when none */
 	char *query;  /* raw (still percent-encoded); NULL when absent */
+	/* titan:// only: the ";size=N;mime=T;token=X" after the path */
+	bool titan;
+	size_t size; /* bytes of the upload body; 0: a delete */
+	char *mime;  /* decoded; "text/gemini" when not given */
+	char *token; /* decoded; NULL when not given */
 };
 
 /*
@@ -75,6 +80,9 @@ struct xz_url {
  *              fragment, an empty or bad host (an unclosed '['), a bad
  *              port (0, > 65535, not digits), a malformed %-escape in path
  *              or query, %00 in the path, a path that climbs above "/";
+ *              for titan://, a size that is missing or not a decimal
+ *              number below 2^53, a parameter given twice, or a mime or
+ *              token with %00;
  *   XZ_ENOMEM  (negative) out of memory.
  * On any non-zero return *why (when why is not NULL) is a static English
  * reason for the log, and u holds nothing (all zero: url_clear() is safe
@@ -250,6 +258,8 @@ struct xz_request;
 struct xz_handler {
 	const struct xz_handler_ops *ops;
 	void *state;
+	bool titan;             /* takes Titan uploads (xz_backend_config) */
+	size_t max_upload_size; /* when titan: the largest body taken */
 };
 
 /* What a request may ask of whatever carries it; a const table. */
@@ -265,6 +275,11 @@ struct request_carrier {
 	 * the carrier's own next event (safe inside a handler's callback).
 	 */
 	void (*abort)(void *carrier, const char *reason);
+	/*
+	 * Titan: the handler took upload bytes and has room for more:
+	 * read the client again (may be NULL when there are no uploads).
+	 */
+	void (*resume)(void *carrier);
 };
 
 /* What a request needs from the app that dispatched it; a const table. */
@@ -305,7 +320,22 @@ struct xz_request {
 	void (*cancel_cb)(struct xz_request *, void *); /* a route's */
 	void *cancel_arg;
 	unsigned long state_period; /* app_state_enter's, for the owner */
+	/*
+	 * Titan: the upload body, in pieces as the carrier reads them. It
+	 * holds at most upload_window bytes: the carrier reads no more
+	 * until the handler takes some (xz_upload_read), which is the
+	 * backpressure that keeps an upload in constant memory.
+	 */
+	struct evbuffer *upload;
+	size_t upload_window;
+	size_t upload_in;     /* body bytes the carrier has added so far */
+	bool upload_admitted; /* a mount or route takes it: read the body */
+	void (*upload_cb)(struct xz_request *, void *);
+	void *upload_arg;
 };
+
+/* Bytes of an upload held for a handler before the client is paused. */
+#define XZ_UPLOAD_WINDOW 65536
 
 /*
  * Zeroes req and gives it its carrier (borrowed: outlives req) and the
@@ -338,6 +368,22 @@ int request_write_buffer(struct xz_request *req, struct evbuffer *buf);
  */
 ssize_t request_read_file(struct xz_request *req, int fd, off_t off,
     size_t len);
+/*
+ * Titan, for the carrier: the upload's next len bytes from the client
+ * (XZ_OK or XZ_ENOMEM); the handler's callback runs. request_upload_room
+ * is how many more bytes the handler has room for now.
+ */
+int request_upload_add(struct xz_request *req, const void *data, size_t len);
+size_t request_upload_room(const struct xz_request *req);
+/*
+ * Titan, for handlers inside the library: moves up to max upload bytes
+ * into dst (no copy); returns the count (0 when none are there now).
+ */
+size_t request_upload_take(struct xz_request *req, struct evbuffer *dst,
+    size_t max);
+/* True when every byte of the upload has been taken by the handler. */
+bool request_upload_done(const struct xz_request *req);
+
 /*
  * For handlers: a streamed response that cannot complete (the backend
  * stalled or died after the header went out): the client's connection
