@@ -1071,7 +1071,11 @@ cgi_mount_failed(struct xz_app *app, const char *prefix, int rc)
 static int
 cgi_mount(struct xz_app *app, const char *prefix, struct cgi_mount *m)
 {
-	return xz_mount(app, prefix, xz_handler_new(&cgi_ops, m));
+	struct xz_backend_config cfg = m->cfg; /* m is gone on failure */
+	struct xz_handler *h = xz_handler_new(&cgi_ops, m);
+
+	backend_handler_titan(h, &cfg);
+	return xz_mount(app, prefix, h);
 }
 
 int

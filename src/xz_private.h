@@ -540,6 +540,14 @@ struct cgienv_src {
 	const char *const *state_values;
 	size_t nstate;
 	bool inherit_environment;
+	/*
+	 * A Titan upload: CONTENT_LENGTH, CONTENT_TYPE, REQUEST_METHOD
+	 * POST, and TITAN_TOKEN when there is a token.
+	 */
+	bool upload;
+	size_t content_length;
+	const char *content_type;
+	const char *token; /* NULL: none */
 };
 
 /* An ordered set of unique names with values. */
@@ -576,8 +584,8 @@ const char *cgienv_get(const struct cgienv *env, const char *name);
 /* Appends "len:data," to out, whole or not at all. */
 int netstring_add(struct evbuffer *out, const void *data, size_t len);
 /*
- * Appends the SCGI request header: a netstring of CONTENT_LENGTH (0)
- * first, SCGI=1 second, then env's pairs with empty values left out, and
+ * Appends the SCGI request header: a netstring of CONTENT_LENGTH (env's,
+ * or 0) first, SCGI=1 second, then env's pairs with empty values left out, and
  * no body.
  */
 int cgienv_scgi_header(struct evbuffer *out, const struct cgienv *env);
@@ -653,6 +661,9 @@ int backend_config_copy(struct xz_backend_config *dst,
     const char **why);
 /* Frees what backend_config_copy gave dst; safe on a zeroed dst. */
 void backend_config_clear(struct xz_backend_config *cfg);
+/* Gives a handler made for cfg its Titan settings (h may be NULL). */
+void backend_handler_titan(struct xz_handler *h,
+    const struct xz_backend_config *cfg);
 /* The relay's view of cfg, with kind's metas; name is borrowed. */
 void backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
     const struct backend_kind *kind, const char *name);

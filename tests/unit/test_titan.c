@@ -9,15 +9,20 @@
 #include <criterion/criterion.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 
 #include "xz_private.h"
+#include "scgi_pairs.h"
 
 /* What the streaming route saw. */
 struct seen {
@@ -297,4 +302,198 @@ Test(titan, client_closing_mid_upload_is_dropped)
 Test(titan, client_stalling_past_request_timeout_is_dropped)
 {
 	run_cut_upload(true);
+}
+
+/*
+ * SCGI: a backend on the test client's loop that reads the netstring,
+ * then CONTENT_LENGTH bytes of body (at most read_max held, so that it
+ * can be slower than the client), and answers with what it got.
+ */
+struct backend {
+	struct evconnlistener *lev;
+	struct bufferevent *bev;
+	int port;
+	struct pairs p;
+	bool have_header;
+	size_t want, got, read_max;
+	unsigned long sum;
+	bool close_early; /* closes after the header, reading no body */
+};
+
+static void
+backend_answer(struct backend *b)
+{
+	char out[512];
+	const char *tok = pairs_get(&b->p, "TITAN_TOKEN");
+
+	snprintf(out, sizeof(out),
+	    "Status: 20 text/plain\r\n\r\n%zu %lu %s %s %s", b->got, b->sum,
+	    pairs_get(&b->p, "CONTENT_TYPE"),
+	    pairs_get(&b->p, "REQUEST_METHOD"), tok ? tok : "-");
+	bufferevent_write(b->bev, out, strlen(out));
+	bufferevent_disable(b->bev, EV_READ);
+}
+
+static void
+backend_read(struct bufferevent *bev, void *arg)
+{
+	struct backend *b = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	unsigned char buf[8192];
+	int n;
+
+	if (!b->have_header) {
+		size_t len = evbuffer_get_length(in), blen = 0, i;
+		const char *p = (const char *)evbuffer_pullup(in, -1);
+
+		for (i = 0; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+			blen = blen * 10 + (size_t)(p[i] - '0');
+		if (i >= len || len < i + 1 + blen + 1)
+			return;
+		scgi_decode(p, i + 1 + blen + 1, &b->p);
+		evbuffer_drain(in, i + 1 + blen + 1);
+		b->have_header = true;
+		b->want = strtoul(pairs_get(&b->p, "CONTENT_LENGTH"), NULL, 10);
+		/* A slow backend: libevent holds at most read_max of it. */
+		bufferevent_setwatermark(bev, EV_READ, 0, b->read_max);
+		if (b->close_early) {
+			bufferevent_free(b->bev);
+			b->bev = NULL;
+			return;
+		}
+	}
+	while (b->got < b->want &&
+	       (n = evbuffer_remove(in, buf, sizeof(buf))) > 0) {
+		for (int i = 0; i < n; i++)
+			b->sum += buf[i];
+		b->got += (size_t)n;
+	}
+	if (b->got == b->want)
+		backend_answer(b);
+}
+
+static void
+backend_event(struct bufferevent *bev, short what, void *arg)
+{
+}
+
+static void
+backend_write(struct bufferevent *bev, void *arg)
+{
+	struct backend *b = arg;
+
+	if (b->got == b->want && b->have_header) {
+		bufferevent_free(b->bev);
+		b->bev = NULL;
+	}
+}
+
+static void
+backend_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int len, void *arg)
+{
+	struct backend *b = arg;
+
+	if (b->bev != NULL)
+		bufferevent_free(b->bev);
+	b->have_header = false; /* a new request */
+	b->got = b->want = 0;
+	b->sum = 0;
+	b->bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(b->bev, backend_read, backend_write, backend_event,
+	    b);
+	bufferevent_enable(b->bev, EV_READ);
+}
+
+static void
+backend_listen(struct backend *b, struct event_base *base)
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t len = sizeof(sin);
+
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	b->lev = evconnlistener_new_bind(base, backend_accept, b,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4,
+	    (struct sockaddr *)&sin, sizeof(sin));
+	cr_assert_not_null(b->lev);
+	cr_assert_eq(getsockname(evconnlistener_get_fd(b->lev),
+	                 (struct sockaddr *)&sin, &len),
+	    0);
+	b->port = ntohs(sin.sin_port);
+	if (b->read_max == 0)
+		b->read_max = 1 << 20;
+}
+
+static void
+scgi_upload_run(struct backend *b, size_t len)
+{
+	struct xz_app *app = xz_app_new();
+	struct xz_test_client *tc = xz_test_client_new(app);
+	unsigned long sum;
+	unsigned char *data = pattern_bytes(len, &sum);
+	struct xz_test_response *r;
+	char want[128];
+
+	backend_listen(b, xz_test_client_base(tc));
+	cr_assert_eq(xz_scgi(app, "/api",
+	                 &(struct xz_scgi_opts){ .host = "127.0.0.1",
+	                     .port = b->port,
+	                     .titan = true,
+	                     .max_upload_size = 64 << 20 }),
+	    XZ_OK);
+	cr_assert_eq(
+	    xz_scgi(app, "/ro",
+	        &(struct xz_scgi_opts){ .host = "127.0.0.1", .port = b->port }),
+	    XZ_OK);
+	r = xz_test_upload(tc, "/api/file", data, len, "image/png", "t k");
+	if (b->close_early) {
+		cr_assert_eq(r->status, 43, "%d %s", r->status, r->meta);
+		cr_assert_str_eq(r->meta, "SCGI backend error");
+	} else {
+		cr_assert_eq(r->status, 20, "%d %s", r->status, r->meta);
+		snprintf(want, sizeof(want), "%zu %lu image/png POST t k", len,
+		    sum);
+		cr_assert_str_eq((char *)r->body, want);
+		cr_assert_str_eq(pairs_get(&b->p, "SCRIPT_NAME"), "/api");
+		cr_assert_str_eq(pairs_get(&b->p, "PATH_INFO"), "/file");
+	}
+	xz_test_response_free(r);
+
+	/* A mount without .titan takes none. */
+	r = xz_test_upload(tc, "/ro/file", "x", 1, NULL, NULL);
+	cr_assert_eq(r->status, 59);
+	cr_assert_str_eq(r->meta, "Titan not accepted here");
+	xz_test_response_free(r);
+	r = xz_test_upload(tc, "/api/file", data, 0, NULL, NULL);
+	cr_assert_eq(r->status, b->close_early ? 43 : 20);
+	xz_test_response_free(r);
+	if (b->bev != NULL)
+		bufferevent_free(b->bev);
+	evconnlistener_free(b->lev);
+	free(data);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+Test(titan_scgi, the_body_follows_the_header)
+{
+	struct backend b = { 0 };
+
+	scgi_upload_run(&b, 5 * 1024 * 1024 + 3);
+}
+
+Test(titan_scgi, a_slow_backend_paces_the_upload)
+{
+	struct backend b = { .read_max = 1000 };
+
+	scgi_upload_run(&b, 300 * 1000 + 1);
+}
+
+Test(titan_scgi, a_backend_that_closes_early_is_a_43)
+{
+	struct backend b = { .close_early = true };
+
+	scgi_upload_run(&b, 4 * 1024 * 1024);
 }
