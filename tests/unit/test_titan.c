@@ -497,3 +497,78 @@ Test(titan_scgi, a_backend_that_closes_early_is_a_43)
 
 	scgi_upload_run(&b, 4 * 1024 * 1024);
 }
+
+/* xitzin.conf: titan and max_upload_size in [scgi] (and [cgi]). */
+static struct xz_app *
+conf_app(const char *text, char *err, size_t errlen, bool *loaded)
+{
+	char path[] = "/tmp/xitzin-titan-conf-XXXXXX";
+	int fd = mkstemp(path);
+	struct xz_config *cfg;
+	struct xz_app *app = xz_app_new();
+	int rc = XZ_EINVAL;
+
+	cr_assert_neq(fd, -1);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	cfg = xz_config_load(path, err, errlen);
+	if (cfg != NULL)
+		rc = xz_config_apply(cfg, app, err, errlen);
+	*loaded = rc == XZ_OK;
+	xz_config_free(cfg);
+	unlink(path);
+	return app;
+}
+
+Test(titan_config, keys_reach_the_mounts)
+{
+	char err[512] = "";
+	bool ok;
+	struct xz_app *app =
+	    conf_app("[scgi /up]\nhost = 127.0.0.1\nport = 1\n"
+	             "titan = true\nmax_upload_size = 2K\n"
+	             "[scgi /no]\nhost = 127.0.0.1\nport = 1\n",
+	        err, sizeof(err), &ok);
+	struct xz_test_client *tc;
+	struct xz_test_response *r;
+	static char big[2049];
+
+	cr_assert(ok, "%s", err);
+	tc = xz_test_client_new(app);
+	r = xz_test_upload(tc, "/up/f", "0123456789", 10, NULL, NULL);
+	cr_assert_eq(r->status, 43); /* admitted: port 1 refuses */
+	cr_assert_str_eq(r->meta, "Failed to connect to SCGI backend");
+	xz_test_response_free(r);
+	r = xz_test_upload(tc, "/up/f", big, sizeof(big), NULL, NULL);
+	cr_assert_eq(r->status, 59);
+	cr_assert_str_eq(r->meta, "Upload larger than 2048 bytes");
+	xz_test_response_free(r);
+	r = xz_test_upload(tc, "/no/f", "x", 1, NULL, NULL);
+	cr_assert_eq(r->status, 59);
+	cr_assert_str_eq(r->meta, "Titan not accepted here");
+	xz_test_response_free(r);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+Test(titan_config, bad_values_are_refused)
+{
+	static const char *const bad[][2] = {
+		{ "[scgi /a]\nhost = h\nport = 1\ntitan = maybe\n",
+		    ":4: titan" },
+		{ "[scgi /a]\nhost = h\nport = 1\nmax_upload_size = 0\n",
+		    ":4: max_upload_size" },
+		{ "[scgi /a]\nhost = h\nport = 1\nmax_upload_size = -1\n",
+		    ":4: max_upload_size" },
+	};
+	char err[512];
+	bool ok;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		xz_app_free(conf_app(bad[i][0], err, sizeof(err), &ok));
+		cr_assert_not(ok, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]) != NULL, "%s", err);
+	}
+}
