@@ -11,6 +11,8 @@
 
 #include <netinet/in.h>
 
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,4 +573,97 @@ Test(titan_config, bad_values_are_refused)
 		cr_assert_not(ok, "%s", bad[i][0]);
 		cr_assert(strstr(err, bad[i][1]) != NULL, "%s", err);
 	}
+}
+
+/*
+ * CGI: the upload on the script's stdin. The scripts are sh, reading
+ * with the tools a CGI author would (head -c, wc, cksum).
+ */
+static void
+cgi_script(const char *dir, const char *name, const char *body)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs(body, f);
+	fclose(f);
+	cr_assert_eq(chmod(path, 0755), 0);
+}
+
+static void
+cgi_cleanup(const char *dir)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(titan_cgi, the_upload_is_the_scripts_stdin)
+{
+	char dir[] = "/tmp/xz-titan-cgi-XXXXXX";
+	struct xz_app *app = xz_app_new();
+	struct xz_test_client *tc;
+	struct xz_test_response *r;
+	size_t len = 2 * 1024 * 1024 + 5;
+	unsigned long sum;
+	unsigned char *data = pattern_bytes(len, &sum);
+	char want[256], *cmd;
+	FILE *p;
+
+	cr_assert_not_null(mkdtemp(dir));
+	/* Echoes what it read, and how the variables describe it. */
+	cgi_script(dir, "up",
+	    "#!/bin/sh\n"
+	    "n=$(head -c \"$CONTENT_LENGTH\" | cksum)\n"
+	    "printf '20 text/plain\\r\\n%s|%s|%s|%s|%s' \"$n\" "
+	    "\"$CONTENT_LENGTH\" \"$CONTENT_TYPE\" \"$REQUEST_METHOD\" "
+	    "\"${TITAN_TOKEN:-none}\"\n");
+	/* Answers without reading a byte of it. */
+	cgi_script(dir, "deaf", "#!/bin/sh\nprintf '20 text/plain\\r\\nno'\n");
+	cr_assert_eq(xz_cgi(app, "/cgi", dir,
+	                 &(struct xz_backend_config){ .titan = true,
+	                     .max_upload_size = 8 << 20 }),
+	    XZ_OK, "%s", xz_app_error(app));
+	cr_assert_eq(xz_cgi(app, "/ro", dir, NULL), XZ_OK);
+	tc = xz_test_client_new(app);
+
+	/* What cksum says of the same bytes. */
+	cr_assert_neq(asprintf(&cmd, "cksum < %s/data", dir), -1);
+	cr_assert_not_null(p = fopen(strchr(cmd, '<') + 2, "w"));
+	cr_assert_eq(fwrite(data, 1, len, p), len);
+	fclose(p);
+	cr_assert_not_null(p = popen(cmd, "r"));
+	cr_assert_not_null(fgets(want, sizeof(want), p));
+	pclose(p);
+	free(cmd);
+	want[strcspn(want, "\n")] = '\0';
+	snprintf(want + strlen(want), sizeof(want) - strlen(want),
+	    "|%zu|application/x-y|POST|k", len);
+
+	r = xz_test_upload(tc, "/cgi/up", data, len, "application/x-y", "k");
+	cr_assert_eq(r->status, 20, "%d %s", r->status, r->meta);
+	cr_assert_str_eq((char *)r->body, want);
+	xz_test_response_free(r);
+
+	r = xz_test_upload(tc, "/cgi/up", NULL, 0, NULL, NULL);
+	cr_assert_eq(r->status, 20, "%d %s", r->status, r->meta);
+	cr_assert(strstr((char *)r->body, "|0|text/gemini|POST|none") != NULL,
+	    "%s", r->body);
+	xz_test_response_free(r);
+
+	r = xz_test_upload(tc, "/cgi/deaf", data, len, NULL, NULL);
+	cr_assert_eq(r->status, 20, "%d %s", r->status, r->meta);
+	cr_assert_str_eq((char *)r->body, "no");
+	xz_test_response_free(r);
+
+	r = xz_test_upload(tc, "/ro/up", "x", 1, NULL, NULL);
+	cr_assert_eq(r->status, 59);
+	xz_test_response_free(r);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+	free(data);
+	cgi_cleanup(dir);
 }
