@@ -346,8 +346,9 @@ XZ_API int xz_gemtext(struct xz_request *req, const char *body);
  * handler takes some, so an upload of any size passes in constant
  * memory. xz_upload_read returns the bytes copied, 0 once the whole
  * body has been read, or XZ_EAGAIN when the next bytes have not come
- * yet: xz_upload_on_data's callback then runs when they do (and once
- * more when the body is complete). Answer when done, as any handler.
+ * yet: xz_upload_on_data's callback then runs when they do (each time
+ * bytes come, the last time with the end of the body). Answer when
+ * done, as any handler; an answer before the end drops the rest.
  */
 #define XZ_DEFAULT_MAX_UPLOAD ((size_t)10 * 1024 * 1024)
 XZ_API bool xz_request_is_upload(const struct xz_request *req);
