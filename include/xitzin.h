@@ -443,6 +443,66 @@ XZ_API int xz_respond(struct xz_request *req, int status, const char *meta);
 XZ_API int xz_gemtext(struct xz_request *req, const char *body);
 
 /*
+ * Titan uploads (titan://host/path;size=N;mime=T;token=X, Gemini's
+ * upload companion). The server takes them only where a Titan route or
+ * a mount whose config has .titan says so; elsewhere 59 "Titan not
+ * accepted here". A missing or bad size is 59 "Bad request"; a size
+ * over the place's max_upload_size (0: 10 MiB) is 59 "Upload larger
+ * than N bytes", before any byte of the body is read. size 0 asks for a
+ * delete. The body follows the request line; a client that stops
+ * sending it for request_timeout, or closes before its end, is dropped
+ * (logged) and the handler cancelled.
+ *
+ * The body reaches the handler as it arrives, at most XZ_UPLOAD_WINDOW
+ * (64 KiB) held at a time: the client is not read again until the
+ * handler takes some, so an upload of any size passes in constant
+ * memory. xz_upload_read returns the bytes copied, 0 once the whole
+ * body has been read, or XZ_EAGAIN when the next bytes have not come
+ * yet: xz_upload_on_data's callback then runs when they do (each time
+ * bytes come, the last time with the end of the body). Answer when
+ * done, as any handler; an answer before the end drops the rest.
+ */
+#define XZ_DEFAULT_MAX_UPLOAD ((size_t)10 * 1024 * 1024)
+XZ_API bool xz_request_is_upload(const struct xz_request *req);
+XZ_API size_t xz_upload_size(const struct xz_request *req); /* 0: delete */
+XZ_API const char *xz_upload_mime(const struct xz_request *req);
+XZ_API const char *xz_upload_token(const struct xz_request *req); /* or NULL */
+XZ_API ssize_t xz_upload_read(struct xz_request *req, void *buf, size_t len);
+XZ_API void xz_upload_on_data(struct xz_request *req,
+    void (*cb)(struct xz_request *req, void *arg), void *arg);
+/*
+ * For a route with .whole: the whole body, contiguous, valid until
+ * xz_end (len 0 for a delete); NULL before it has all come.
+ */
+XZ_API const void *xz_upload_body(struct xz_request *req, size_t *len);
+
+/*
+ * A Titan route: fn answers Titan uploads to pattern (parameters as for
+ * xz_route). Gemini requests never match it, so the same path may have
+ * a Gemini route that shows what was uploaded. opts may be NULL (the
+ * defaults) and is copied, tokens too.
+ */
+struct xz_titan_opts {
+	size_t max_upload_size; /* 0: XZ_DEFAULT_MAX_UPLOAD */
+	/*
+	 * NULL-ended tokens allowed; NULL: any or none. With a list, an
+	 * upload without a token gets 60 "Token required", one with a
+	 * token not in it 61 "Token not authorised", and fn never runs.
+	 */
+	const char *const *tokens;
+	/*
+	 * fn runs once the whole body has come (xz_upload_body); held in
+	 * memory, so keep max_upload_size in proportion. false: fn runs
+	 * at once and reads the body as it arrives (xz_upload_read).
+	 */
+	bool whole;
+};
+XZ_API int xz_titan_route(struct xz_app *app, const char *pattern,
+    xz_route_fn fn, void *arg);
+XZ_API int xz_titan_route_opts(struct xz_app *app, const char *pattern,
+    const struct xz_titan_opts *opts, xz_route_fn fn, void *arg);
+
+/*
  * Registration errors: the reason for the last failure (XZ_EINVAL,
  * XZ_ENOMEM) of a registration call on this app (xz_mount, xz_static,
  * xz_route, xz_input_route, xz_middleware, xz_on_startup, xz_on_shutdown,
@@ -507,7 +567,13 @@ XZ_API const char *xz_handler_error(void);
 	 * the connection is cut without close_notify.                         \
 	 */                                                                    \
 	double max_duration;                                                   \
-	int max_processes /* CGI only: scripts at once per mount; 0: 64 */
+	int max_processes; /* CGI only: scripts at once per mount; 0: 64 */    \
+	/*                                                                     \
+	 * Titan uploads reach the backend as its request body (SCGI: after    \
+	 * the header, CONTENT_LENGTH; CGI: stdin), streamed; false: 59.       \
+	 */                                                                    \
+	bool titan;                                                            \
+	size_t max_upload_size /* bytes of one upload; 0: 10 MiB */
 
 struct xz_backend_config {
 	XZ_BACKEND_CONFIG_FIELDS;
@@ -753,6 +819,14 @@ XZ_API struct xz_test_response *xz_test_get_query(struct xz_test_client *tc,
     const char *path, const char *query);
 XZ_API struct xz_test_response *xz_test_request(struct xz_test_client *tc,
     const char *line);
+/*
+ * A Titan upload of len bytes of data to titan://localhost + path, with
+ * mime (NULL: left out, the server's text/gemini) and token (NULL: none);
+ * len 0 is a delete. The body is written as the server reads it.
+ */
+XZ_API struct xz_test_response *xz_test_upload(struct xz_test_client *tc,
+    const char *path, const void *data, size_t len, const char *mime,
+    const char *token);
 XZ_API void xz_test_response_free(struct xz_test_response *r);
 XZ_API bool xz_test_is_success(const struct xz_test_response *r); /* 2x */
 XZ_API bool xz_test_is_input_required(

@@ -41,6 +41,10 @@ struct route {
 	size_t nsegs;
 	xz_route_fn fn;
 	void *arg;
+	bool titan; /* answers Titan uploads only */
+	bool whole; /* fn runs once the whole body has come */
+	size_t max_upload_size;
+	char **tokens; /* NULL-ended; NULL: any */
 };
 
 struct middleware {
@@ -207,6 +211,7 @@ route_free(struct route *r)
 	free(r->segs);
 	free(r->pattern);
 	free(r->prompt);
+	strlist_free(r->tokens);
 }
 
 void
@@ -487,6 +492,57 @@ xz_input_route(struct xz_app *app, const char *pattern, const char *prompt,
 	}
 	r->sensitive = sensitive;
 	return XZ_OK;
+}
+
+/* A NULL-ended copy of list; *out NULL for NULL. */
+static int
+app_copy_list(const char *const *list, char ***out)
+{
+	size_t n = 0, i;
+
+	*out = NULL;
+	if (list == NULL)
+		return XZ_OK;
+	while (list[n] != NULL)
+		n++;
+	if ((*out = calloc(n + 1, sizeof(char *))) == NULL)
+		return XZ_ENOMEM;
+	for (i = 0; i < n; i++)
+		if (((*out)[i] = strdup(list[i])) == NULL)
+			return XZ_ENOMEM; /* strlist_free frees what was made */
+	return XZ_OK;
+}
+
+int
+xz_titan_route_opts(struct xz_app *app, const char *pattern,
+    const struct xz_titan_opts *opts, xz_route_fn fn, void *arg)
+{
+	static const struct xz_titan_opts defaults;
+	struct route *r;
+	int rc;
+
+	if (opts == NULL)
+		opts = &defaults;
+	if ((r = app_add_route(app, pattern, fn, arg, &rc)) == NULL)
+		return rc;
+	r->titan = true;
+	r->whole = opts->whole;
+	r->max_upload_size = opts->max_upload_size ? opts->max_upload_size :
+	                                             XZ_DEFAULT_MAX_UPLOAD;
+	if (app_copy_list(opts->tokens, &r->tokens) != XZ_OK) {
+		app_set_error(app, "titan route %s: out of memory", pattern);
+		route_free(r);
+		app->nroutes--;
+		return XZ_ENOMEM;
+	}
+	return XZ_OK;
+}
+
+int
+xz_titan_route(struct xz_app *app, const char *pattern, xz_route_fn fn,
+    void *arg)
+{
+	return xz_titan_route_opts(app, pattern, NULL, fn, arg);
 }
 
 int
@@ -817,6 +873,8 @@ app_find_route(struct xz_app *app, struct xz_request *req)
 	size_t i;
 
 	for (i = 0; i < app->nroutes; i++) {
+		if (app->routes[i].titan != req->url.titan)
+			continue;
 		if (route_match(req, &app->routes[i], req->url.path))
 			return &app->routes[i];
 		request_drop_params(req);
@@ -837,6 +895,80 @@ request_fail(struct xz_request *req, const char *meta)
  * The app's C routes, as a handler like the mounted ones: the one place a
  * route is looked up, asked for its input, or given its cancel callback.
  */
+/*
+ * A Titan upload where enabled is admitted when its size fits: from then
+ * on the carrier reads its body. Otherwise 59, before any body byte.
+ */
+static bool
+app_admit_upload(struct xz_request *req, bool enabled, size_t max)
+{
+	char meta[64];
+
+	if (!enabled) {
+		(void)xz_respond(req, 59, "Titan not accepted here");
+		return false;
+	}
+	if (req->url.size > max) {
+		log_warnx("upload of %zu bytes over %zu refused: %s",
+		    req->url.size, max, req->url.raw);
+		snprintf(meta, sizeof(meta), "Upload larger than %zu bytes",
+		    max);
+		(void)xz_respond(req, 59, meta);
+		return false;
+	}
+	req->upload_admitted = true;
+	return true;
+}
+
+/* A route's token list: 60 without a token, 61 for one not in it. */
+static bool
+route_token_ok(struct xz_request *req, const struct route *r)
+{
+	char *const *t;
+
+	if (r->tokens == NULL)
+		return true;
+	if (req->url.token == NULL) {
+		(void)xz_respond(req, 60, "Token required");
+		return false;
+	}
+	for (t = r->tokens; *t != NULL; t++)
+		if (strcmp(*t, req->url.token) == 0)
+			return true;
+	(void)xz_respond(req, 61, "Token not authorised");
+	return false;
+}
+
+/* A .whole Titan route: fn runs once the body is all here. */
+static void
+route_whole_data(struct xz_request *req, void *arg)
+{
+	struct route *r = arg;
+
+	if (req->upload_in != req->url.size)
+		return;
+	xz_upload_on_data(req, NULL, NULL);
+	if (r->fn(req, r->arg) != XZ_OK) {
+		log_warnx("route %s failed on %s", r->pattern, req->url.raw);
+		request_fail(req, "Handler error");
+	}
+}
+
+/* A Titan route, its checks passed: fn now or with the whole body. */
+static int
+route_start_upload(struct xz_request *req, struct route *r)
+{
+	if (!route_token_ok(req, r) ||
+	    !app_admit_upload(req, true, r->max_upload_size))
+		return XZ_OK;
+	if (!r->whole)
+		return r->fn(req, r->arg);
+	req->upload_window = r->max_upload_size; /* never pause it */
+	xz_upload_on_data(req, route_whole_data, r);
+	route_whole_data(req, r);
+	return XZ_OK;
+}
+
 static int
 routes_start(struct xz_request *req, void *state)
 {
@@ -845,8 +977,17 @@ routes_start(struct xz_request *req, void *state)
 	int rc;
 
 	if ((r = app_find_route(app, req)) == NULL) {
-		(void)xz_respond(req, 51, "Not found");
+		if (req->url.titan)
+			(void)xz_respond(req, 59, "Titan not accepted here");
+		else
+			(void)xz_respond(req, 51, "Not found");
 		return XZ_OK;
+	}
+	if (r->titan) {
+		if ((rc = route_start_upload(req, r)) != XZ_OK)
+			log_warnx("route %s failed on %s", r->pattern,
+			    req->url.raw);
+		return rc;
 	}
 	if (r->prompt != NULL && xz_request_query(req) == NULL) {
 		(void)xz_input(req, r->prompt, r->sensitive);
@@ -896,6 +1037,9 @@ app_run_handler(struct xz_request *req)
 		req->mount = m->prefix;
 		req->path_info = req->url.path + m->len;
 		h = m->handler;
+		if (req->url.titan &&
+		    !app_admit_upload(req, h->titan, h->max_upload_size))
+			return;
 	}
 	req->handler = h;
 	if (h->ops->start(req, h->state) != XZ_OK) {

@@ -25,6 +25,8 @@ backend_defaults(struct xz_backend_config *cfg, size_t buffer_size)
 	cfg->app_state_keys = NULL;
 	cfg->max_duration = 0;
 	cfg->max_processes = 64;
+	cfg->titan = false;
+	cfg->max_upload_size = XZ_DEFAULT_MAX_UPLOAD;
 }
 
 void
@@ -69,6 +71,8 @@ backend_config_fill(struct xz_backend_config *cfg,
 		cfg->buffer_size = d.buffer_size;
 	if (cfg->max_processes == 0)
 		cfg->max_processes = d.max_processes;
+	if (cfg->max_upload_size == 0)
+		cfg->max_upload_size = d.max_upload_size;
 }
 
 /* A NULL-ended copy of keys (NULL: none), or NULL when out of memory. */
@@ -120,6 +124,15 @@ backend_config_clear(struct xz_backend_config *cfg)
 	/* The copy's keys are ours: backend_config_copy made them. */
 	strlist_free((char **)(uintptr_t)cfg->app_state_keys);
 	cfg->app_state_keys = NULL;
+}
+
+void
+backend_handler_titan(struct xz_handler *h, const struct xz_backend_config *cfg)
+{
+	if (h == NULL)
+		return;
+	h->titan = cfg->titan;
+	h->max_upload_size = cfg->max_upload_size;
 }
 
 void

@@ -52,6 +52,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -71,6 +72,7 @@
 #include <sys/pidfd.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -86,8 +88,9 @@
 #define CGI_SCRIPT_FD 3   /* where the child keeps its script */
 /* The child's stack until exec: a few frames, and a sanitizer's. */
 #define CGI_STACK_SIZE (64 * 1024)
-#define CGI_SWEEP_MAX 256   /* children looked at per sweep round */
-#define CGI_SWEEP_ROUNDS 64 /* generations of a process tree per sweep */
+#define CGI_SWEEP_MAX 256      /* children looked at per sweep round */
+#define CGI_SWEEP_ROUNDS 64    /* generations of a process tree per sweep */
+#define CGI_UPLOAD_CHUNK 65536 /* upload bytes queued for stdin at most */
 
 struct cgi_proc;
 
@@ -120,6 +123,16 @@ struct cgi_proc {
 	bool err_skip;     /* inside an over-long line: drop to its end */
 	bool request_over; /* the relay is done, or the client went away */
 	bool killed;       /* we sent SIGKILL */
+	/*
+	 * Titan: the upload goes to the script's stdin, a socket (send()
+	 * with MSG_NOSIGNAL: a script that exits without reading must not
+	 * SIGPIPE the server), as the client sends it; -1 when none.
+	 */
+	int infd;
+	struct xz_request *req; /* while infd is open */
+	struct evbuffer *inbuf;
+	struct event ev_in;
+	bool in_armed;
 	TAILQ_ENTRY(cgi_proc) link;
 	TAILQ_ENTRY(cgi_proc) spawned_link; /* in cgi_spawned.procs */
 };
@@ -153,7 +166,7 @@ struct cgi_target {
 
 /* The child's side of a spawn: all prepared before fork. */
 struct cgi_child {
-	int nullfd, outfd, errfd, scriptfd, dirfd;
+	int nullfd, outfd, errfd, scriptfd, dirfd; /* nullfd: stdin */
 	char *argv[2];
 	char **envp;
 	sigset_t mask; /* empty: a worker blocks every signal */
@@ -589,6 +602,94 @@ cgi_has_exited(const struct cgi_proc *p)
 	       si.si_pid != 0;
 }
 
+/* The upload is over for the script: EOF on its stdin, or it left. */
+static void
+cgi_in_close(struct cgi_proc *p)
+{
+	if (p->in_armed)
+		event_del(&p->ev_in);
+	p->in_armed = false;
+	if (p->infd != -1)
+		close(p->infd);
+	p->infd = -1;
+	if (p->inbuf != NULL)
+		evbuffer_free(p->inbuf);
+	p->inbuf = NULL;
+	p->req = NULL; /* its callback finds infd -1 and does nothing */
+}
+
+/*
+ * Titan: feeds the script's stdin what the client has sent, at most
+ * CGI_UPLOAD_CHUNK queued here; a full socket waits for room (the
+ * script's reading paces the client), the end closes stdin.
+ */
+static void
+cgi_in_send(struct cgi_proc *p)
+{
+	size_t len;
+	ssize_t n;
+
+	if (p->infd == -1)
+		return;
+	if (p->inbuf == NULL && (p->inbuf = evbuffer_new()) == NULL) {
+		cgi_in_close(p);
+		return;
+	}
+	for (;;) {
+		len = evbuffer_get_length(p->inbuf);
+		if (len < CGI_UPLOAD_CHUNK)
+			len += request_upload_take(p->req, p->inbuf,
+			    CGI_UPLOAD_CHUNK - len);
+		if (len == 0)
+			break;
+		n = send(p->infd, evbuffer_pullup(p->inbuf, -1), len,
+		    MSG_NOSIGNAL);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+			p->in_armed = event_add(&p->ev_in, NULL) == 0;
+			return;
+		}
+		if (n == -1) { /* the script closed stdin: its answer counts */
+			log_debug("cgi %s: stdin: %s", p->script_name,
+			    strerror(errno));
+			cgi_in_close(p);
+			return;
+		}
+		evbuffer_drain(p->inbuf, (size_t)n);
+	}
+	if (request_upload_done(p->req))
+		cgi_in_close(p);
+	/* else: the client's next bytes come to cgi_on_upload */
+}
+
+static void
+cgi_on_stdin(evutil_socket_t fd, short what, void *arg)
+{
+	struct cgi_proc *p = arg;
+
+	p->in_armed = false;
+	cgi_in_send(p);
+}
+
+static void
+cgi_on_upload(struct xz_request *req, void *arg)
+{
+	struct cgi_proc *p = arg;
+
+	if (!p->in_armed)
+		cgi_in_send(p);
+}
+
+/* Starts feeding stdin (after the relay has the request). */
+static void
+cgi_in_start(struct cgi_proc *p, struct event_base *base)
+{
+	if (p->infd == -1)
+		return;
+	event_assign(&p->ev_in, base, p->infd, EV_WRITE, cgi_on_stdin, p);
+	xz_upload_on_data(p->req, cgi_on_upload, p);
+	cgi_in_send(p);
+}
+
 /*
  * The request is over, answered or not: the script has nothing left to
  * say, so its group is killed (when it has not exited already) and its
@@ -597,6 +698,7 @@ cgi_has_exited(const struct cgi_proc *p)
 static void
 cgi_request_over(struct cgi_proc *p)
 {
+	cgi_in_close(p);
 	p->relay = NULL;
 	p->request_over = true;
 	__atomic_sub_fetch(&p->m->running, 1, __ATOMIC_RELAXED);
@@ -671,7 +773,7 @@ cgi_child_prepare(struct cgi_child *ch, const struct cgi_proc *p,
     const struct cgi_target *t, char **envp, int outfd, int errfd)
 {
 	memset(ch, 0, sizeof(*ch));
-	ch->nullfd = p->m->nullfd;
+	ch->nullfd = p->infd != -1 ? p->infd : p->m->nullfd;
 	ch->outfd = outfd;
 	ch->errfd = errfd;
 	ch->scriptfd = t->fd;
@@ -696,8 +798,20 @@ cgi_fork(struct cgi_proc *p, const struct cgi_target *t, char **envp,
 	int out[2], err[2];
 	pid_t pid;
 
+	int in[2] = { -1, -1 };
+
 	if (cgi_pipes(p, out, err) != XZ_OK)
 		return XZ_EIO;
+	if (p->req != NULL &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) == -1) {
+		log_warn("cgi %s: socketpair", p->script_name);
+		close(out[0]);
+		close(out[1]);
+		close(err[0]);
+		close(err[1]);
+		return XZ_EIO;
+	}
+	p->infd = in[0]; /* the child's end, until the child has it */
 	cgi_child_prepare(&ch, p, t, envp, out[1], err[1]);
 	cgi_spawn_begin();
 	/* The pidfd comes with the child: no window where it is unwatched. */
@@ -709,11 +823,19 @@ cgi_fork(struct cgi_proc *p, const struct cgi_target *t, char **envp,
 	cgi_spawn_end(pid == -1 ? NULL : p);
 	close(out[1]);
 	close(err[1]);
+	if (in[0] != -1)
+		close(in[0]);
+	p->infd = in[1];
 	if (pid == -1) {
 		close(out[0]);
 		close(err[0]);
+		if (in[1] != -1)
+			close(in[1]);
+		p->infd = -1;
 		return XZ_EIO;
 	}
+	if (p->infd != -1)
+		(void)fcntl(p->infd, F_SETFL, O_NONBLOCK);
 	p->errfd = err[0];
 	*outfd = out[0];
 	return XZ_OK;
@@ -783,7 +905,9 @@ cgi_run(struct cgi_mount *m, struct xz_request *req, struct cgi_target *t)
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return XZ_ENOMEM;
 	p->m = m;
-	p->errfd = p->pidfd = -1;
+	p->errfd = p->pidfd = p->infd = -1;
+	if (xz_request_is_upload(req))
+		p->req = req; /* cgi_fork makes stdin a socket for it */
 	if ((envp = cgi_envp(m, req, t)) == NULL) {
 		free(p);
 		return XZ_ENOMEM;
@@ -807,6 +931,7 @@ cgi_run(struct cgi_mount *m, struct xz_request *req, struct cgi_target *t)
 		return XZ_OK;
 	}
 	xz_request_set_data(req, p);
+	cgi_in_start(p, xz_request_base(req));
 	return XZ_OK;
 }
 
@@ -1071,7 +1196,11 @@ cgi_mount_failed(struct xz_app *app, const char *prefix, int rc)
 static int
 cgi_mount(struct xz_app *app, const char *prefix, struct cgi_mount *m)
 {
-	return xz_mount(app, prefix, xz_handler_new(&cgi_ops, m));
+	struct xz_backend_config cfg = m->cfg; /* m is gone on failure */
+	struct xz_handler *h = xz_handler_new(&cgi_ops, m);
+
+	backend_handler_titan(h, &cfg);
+	return xz_mount(app, prefix, h);
 }
 
 int

@@ -45,6 +45,7 @@ static const char *const reserved[] = {
 	"SERVER_PORT",
 	"SERVER_PROTOCOL",
 	"SERVER_SOFTWARE",
+	"TITAN_TOKEN",
 	"TLS_CIPHER",
 	"TLS_CLIENT_AUTHORISED",
 	"TLS_CLIENT_HASH",
@@ -178,7 +179,7 @@ cgienv_add_request(struct cgienv *env, const struct cgienv_src *src)
 {
 	const struct xz_cert *cert = src->cert;
 	bool has_cert = cert != NULL && cert->present;
-	char port[16];
+	char port[16], length[24];
 	int rc = XZ_OK;
 
 	snprintf(port, sizeof(port), "%d", src->server_port);
@@ -213,6 +214,15 @@ cgienv_add_request(struct cgienv *env, const struct cgienv_src *src)
 		ADD("TLS_VERSION", src->tls_version);
 	if (src->tls_cipher != NULL)
 		ADD("TLS_CIPHER", src->tls_cipher);
+	if (src->upload) {
+		/* POST: WSGI and CGI libraries read a body for it. */
+		snprintf(length, sizeof(length), "%zu", src->content_length);
+		ADD("CONTENT_LENGTH", length);
+		ADD("CONTENT_TYPE", or_empty(src->content_type));
+		ADD("REQUEST_METHOD", "POST");
+		if (src->token != NULL)
+			ADD("TITAN_TOKEN", src->token);
+	}
 #undef ADD
 	return rc;
 }
@@ -310,6 +320,11 @@ cgienv_request(struct cgienv *env, struct xz_request *req,
 	src.state_values = values;
 	src.nstate = n;
 	src.inherit_environment = !cfg->no_inherit_environment;
+	if ((src.upload = xz_request_is_upload(req))) {
+		src.content_length = xz_upload_size(req);
+		src.content_type = xz_upload_mime(req);
+		src.token = xz_upload_token(req);
+	}
 	rc = cgienv_build(env, &src);
 	free(values);
 	return rc;
@@ -384,20 +399,22 @@ scgi_add_pair(struct evbuffer *b, const char *name, const char *value)
 
 /*
  * CONTENT_LENGTH must come first and SCGI=1 is expected beside it (the
- * SCGI spec); a Gemini request has no body. Empty values are left out:
- * strict parsers (Perl's SCGI module) reject them, and a missing variable
- * reads as empty to CGI-style code anyway.
+ * SCGI spec); a Gemini request has no body, a Titan upload its size. Empty
+ * values are left out: strict parsers (Perl's SCGI module) reject them, and a
+ * missing variable reads as empty to CGI-style code anyway.
  */
 int
 cgienv_scgi_header(struct evbuffer *out, const struct cgienv *env)
 {
+	const char *length;
 	struct evbuffer *block;
 	size_t i;
 	int rc;
 
 	if ((block = evbuffer_new()) == NULL)
 		return XZ_ENOMEM;
-	rc = scgi_add_pair(block, "CONTENT_LENGTH", "0");
+	length = cgienv_get(env, "CONTENT_LENGTH");
+	rc = scgi_add_pair(block, "CONTENT_LENGTH", length ? length : "0");
 	if (rc == XZ_OK)
 		rc = scgi_add_pair(block, "SCGI", "1");
 	for (i = 0; i < env->len && rc == XZ_OK; i++) {

@@ -1247,6 +1247,13 @@ cfg_backend_key(struct xz_config *cfg, const struct cfg_entry *e,
 		b->bc.no_inherit_environment = !on;
 		return XZ_OK;
 	}
+	if (strcmp(k, "titan") == 0) /* uploads become the request body */
+		return cfg_bool(v, &b->bc.titan);
+	if (strcmp(k, "max_upload_size") == 0) {
+		if (cfg_size(v, &b->bc.max_upload_size) != XZ_OK)
+			return XZ_EINVAL;
+		return b->bc.max_upload_size > 0 ? XZ_OK : XZ_EINVAL;
+	}
 	if (strcmp(k, "app_state_keys") != 0)
 		return XZ_EAGAIN;
 	strlist_free(b->state_keys);

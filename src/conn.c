@@ -81,6 +81,7 @@ struct xz_conn {
 	const char *abort_reason; /* set: close without close_notify */
 	bool peer_done;           /* the client sent its FIN or close_notify */
 	bool logged;              /* the access line is out */
+	bool uploading;           /* reading a Titan body for the handler */
 	/*
 	 * While output waits for the client: what it had taken (conn_taken)
 	 * when last seen to take any, and at the send_min_rate window's start.
@@ -98,6 +99,8 @@ static void conn_on_write(evutil_socket_t, short, void *);
 static void conn_on_timeout(evutil_socket_t, short, void *);
 static void conn_flush(struct xz_conn *c);
 static void conn_linger_read(struct xz_conn *c);
+static void conn_idle_timer(struct xz_conn *c);
+static void conn_watch_after_request(struct xz_conn *c);
 
 static unsigned conn_next_id;
 
@@ -141,12 +144,23 @@ conn_abort(void *arg, const char *reason)
 	conn_kick(c);
 }
 
+/* The handler has room for more of the upload: read from the next turn. */
+static void
+conn_resume(void *arg)
+{
+	struct xz_conn *c = arg;
+
+	if (c->uploading && c->state == CONN_HANDLER)
+		event_active(c->ev_read, EV_READ, 1);
+}
+
 /* What the request may ask of its connection (request.c). */
 static const struct request_carrier conn_carrier = {
 	.output = conn_output,
 	.kick = conn_kick,
 	.end = conn_end,
 	.abort = conn_abort,
+	.resume = conn_resume,
 };
 
 /*
@@ -427,6 +441,84 @@ conn_fill_request(struct xz_conn *c)
 }
 
 /*
+ * Titan: the app took the upload. Its first bytes may have come with the
+ * line (c->line past CRLF); the rest is read as the handler takes them,
+ * under request_timeout for each wait on the client.
+ */
+static void
+conn_start_upload(struct xz_conn *c, size_t body_at)
+{
+	struct xz_request *req = &c->req;
+	size_t have = c->linelen - body_at;
+
+	if (have > req->url.size)
+		have = req->url.size;
+	c->uploading = true;
+	if (request_upload_add(req, c->line + body_at, have) != XZ_OK) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	conn_arm_timer(c, c->cfg->request_timeout);
+	event_active(c->ev_read, EV_READ, 1);
+}
+
+/* Reads the upload while the handler has room; see conn_start_upload. */
+static void
+conn_read_upload(struct xz_conn *c)
+{
+	struct xz_request *req = &c->req;
+	char buf[CONN_RECORD];
+	size_t want;
+	ssize_t n;
+
+	while (c->state == CONN_HANDLER && !req->ended &&
+	       req->upload_in < req->url.size) {
+		if ((want = request_upload_room(req)) == 0)
+			return; /* paused: conn_resume reads on */
+		if (want > req->url.size - req->upload_in)
+			want = req->url.size - req->upload_in;
+		if (want > sizeof(buf))
+			want = sizeof(buf);
+		n = c->io->read(c->t, buf, want);
+		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+			conn_want(c, (int)n);
+			return;
+		}
+		if (n <= 0) {
+			log_warnx("conn %u: upload dropped: %zu of %zu bytes, "
+			          "then %s",
+			    c->id, req->upload_in, req->url.size,
+			    n == TLS_EOF ? "the client closed" :
+			                   conn_io_error(c, "a read error"));
+			conn_close(c, "upload cut short");
+			return;
+		}
+		if (request_upload_add(req, buf, (size_t)n) != XZ_OK) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		if (!c->waiting)
+			conn_arm_timer(c, c->cfg->request_timeout);
+	}
+	/* All in, or the handler answered first: the rest is dropped. */
+	c->uploading = false;
+	if (!c->waiting && c->state != CONN_CLOSING)
+		conn_idle_timer(c);
+	conn_watch_after_request(c);
+}
+
+/* No upload bytes for request_timeout while the handler had room. */
+static void
+conn_upload_timeout(struct xz_conn *c)
+{
+	if (request_upload_room(&c->req) == 0)
+		return; /* the handler is slow, not the client */
+	log_warnx("conn %u: upload dropped: %zu of %zu bytes within %gs", c->id,
+	    c->req.upload_in, c->req.url.size, c->cfg->request_timeout);
+	conn_close(c, "upload timeout");
+}
+
+/*
  * The request line is read: parse, apply the server's own rules, then
  * hand it to the app.
  */
@@ -452,7 +544,7 @@ conn_start_request(struct xz_conn *c, size_t urllen)
 		return;
 	}
 	/* Behind a proxy, URLs name the proxy's port (public_port). */
-	if (strcmp(req->url.scheme, "gemini") != 0 ||
+	if ((strcmp(req->url.scheme, "gemini") != 0 && !req->url.titan) ||
 	    !conn_host_is_ours(c, req->url.host) ||
 	    (req->url.port != -1 &&
 	        req->url.port != (c->cfg->public_port > 0 ?
@@ -473,6 +565,8 @@ conn_start_request(struct xz_conn *c, size_t urllen)
 	}
 	conn_fill_request(c);
 	app_dispatch(c->cfg->app, req);
+	if (req->upload_admitted && c->state == CONN_HANDLER)
+		conn_start_upload(c, urllen + 2);
 }
 
 /* After the request line, a readable socket means the client left. */
@@ -587,7 +681,9 @@ conn_probe(struct xz_conn *c)
 static void
 conn_idle_timer(struct xz_conn *c)
 {
-	if (c->peer_done)
+	if (c->uploading)
+		conn_arm_timer(c, c->cfg->request_timeout);
+	else if (c->peer_done)
 		conn_arm_timer(c, CONN_PROBE_SECONDS);
 	else
 		event_del(c->ev_timer);
@@ -644,7 +740,10 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CONN_HANDLER:
 	case CONN_FLUSH:
-		conn_watch_client(c);
+		if (c->uploading)
+			conn_read_upload(c);
+		else
+			conn_watch_client(c);
 		break;
 	case CONN_BYE:
 		conn_flush(c);
@@ -785,7 +884,9 @@ conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, NULL);
 		break;
 	default:
-		if (c->waiting)
+		if (c->uploading && !c->waiting)
+			conn_upload_timeout(c);
+		else if (c->waiting)
 			conn_check_client(c);
 		else
 			conn_probe(c);

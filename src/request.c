@@ -61,6 +61,8 @@ request_clear(struct xz_request *req)
 	free(req->mw_data);
 	if (req->alt_ev != NULL)
 		event_free(req->alt_ev);
+	if (req->upload != NULL)
+		evbuffer_free(req->upload);
 	url_clear(&req->url);
 	cert_clear(&req->cert);
 	if (req->owner != NULL && req->owner->leave != NULL)
@@ -537,4 +539,132 @@ xz_request_set_mw_data(struct xz_request *req, const void *key, void *data,
 	req->mw_data = d;
 	d[req->nmw_data++] = (struct request_mw_data){ key, data, free_fn };
 	return XZ_OK;
+}
+
+/*
+ * Titan uploads. The carrier adds the body as it reads it; the handler
+ * takes it (xz_upload_read, request_upload_take); the carrier reads the
+ * client only while the handler has room (request_upload_room), so an
+ * upload never sits whole in memory unless a handler asks for it so.
+ */
+bool
+xz_request_is_upload(const struct xz_request *req)
+{
+	return req->url.titan;
+}
+
+size_t
+xz_upload_size(const struct xz_request *req)
+{
+	return req->url.titan ? req->url.size : 0;
+}
+
+const char *
+xz_upload_mime(const struct xz_request *req)
+{
+	return req->url.titan ? req->url.mime : NULL;
+}
+
+const char *
+xz_upload_token(const struct xz_request *req)
+{
+	return req->url.token;
+}
+
+static size_t
+request_upload_held(const struct xz_request *req)
+{
+	return req->upload != NULL ? evbuffer_get_length(req->upload) : 0;
+}
+
+size_t
+request_upload_room(const struct xz_request *req)
+{
+	size_t held = request_upload_held(req);
+	size_t window =
+	    req->upload_window ? req->upload_window : XZ_UPLOAD_WINDOW;
+
+	return held < window ? window - held : 0;
+}
+
+int
+request_upload_add(struct xz_request *req, const void *data, size_t len)
+{
+	void (*cb)(struct xz_request *, void *) = req->upload_cb;
+
+	if (req->upload == NULL && (req->upload = evbuffer_new()) == NULL)
+		return XZ_ENOMEM;
+	if (len > 0 && evbuffer_add(req->upload, data, len) == -1)
+		return XZ_ENOMEM;
+	req->upload_in += len;
+	if (cb != NULL && !req->ended)
+		cb(req, req->upload_arg);
+	return XZ_OK;
+}
+
+/* The handler took bytes: the carrier may read the client again. */
+static void
+request_upload_taken(struct xz_request *req)
+{
+	if (req->upload_in < req->url.size && request_upload_room(req) > 0 &&
+	    req->carrier->resume != NULL && !req->ended)
+		req->carrier->resume(req->carrier_arg);
+}
+
+size_t
+request_upload_take(struct xz_request *req, struct evbuffer *dst, size_t max)
+{
+	int n;
+
+	if (req->upload == NULL)
+		return 0;
+	n = evbuffer_remove_buffer(req->upload, dst, max);
+	if (n <= 0)
+		return 0;
+	request_upload_taken(req);
+	return (size_t)n;
+}
+
+bool
+request_upload_done(const struct xz_request *req)
+{
+	return req->upload_in == req->url.size && request_upload_held(req) == 0;
+}
+
+ssize_t
+xz_upload_read(struct xz_request *req, void *buf, size_t len)
+{
+	int n;
+
+	if (!req->url.titan)
+		return XZ_ESTATE;
+	if (request_upload_done(req) || len == 0)
+		return 0;
+	if (request_upload_held(req) == 0)
+		return XZ_EAGAIN;
+	if ((n = evbuffer_remove(req->upload, buf, len)) <= 0)
+		return XZ_EAGAIN;
+	request_upload_taken(req);
+	return n;
+}
+
+void
+xz_upload_on_data(struct xz_request *req,
+    void (*cb)(struct xz_request *, void *), void *arg)
+{
+	req->upload_cb = cb;
+	req->upload_arg = arg;
+}
+
+const void *
+xz_upload_body(struct xz_request *req, size_t *len)
+{
+	static const char none[1];
+
+	*len = 0;
+	if (!req->url.titan || req->upload_in != req->url.size)
+		return NULL;
+	if (req->upload == NULL || (*len = request_upload_held(req)) == 0)
+		return none;
+	return evbuffer_pullup(req->upload, -1);
 }

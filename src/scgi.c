@@ -36,6 +36,8 @@
 #define SCGI_STATUS 43 /* Gemini "proxy error" */
 #define META_CONNECT "Failed to connect to SCGI backend"
 #define META_CONNECT_TIMEOUT "SCGI connection timeout"
+/* Upload bytes queued for the backend at most (beside the request's). */
+#define SCGI_UPLOAD_CHUNK 65536
 
 /* One backend: where it is and how to talk to it. Read-only once made. */
 struct scgi_backend {
@@ -56,6 +58,7 @@ struct scgi_call {
 	struct event *ev_send;   /* waits for room for the rest of hdr */
 	struct relay *relay;     /* once the request is sent */
 	bool in_connect;         /* inside bufferevent_socket_connect() */
+	bool connected;          /* sending: the request, then any upload */
 	int connect_errno;       /* why it failed there */
 };
 
@@ -120,40 +123,66 @@ scgi_hand_over(struct scgi_call *call)
 }
 
 /*
- * Sends what is left of the request header. The socket is fresh, so the
- * whole header normally goes in one send(); only a header larger than
- * the socket buffer (a big inherited environment) waits for room.
+ * Sends what is left of the request: its header, then (Titan) the
+ * upload as the client's bytes come, never more than SCGI_UPLOAD_CHUNK
+ * of it queued here, so that an upload of any size passes in constant
+ * memory; the backend's reading paces the client's sending. The socket
+ * is fresh, so a Gemini request's header normally goes in one send().
  * MSG_NOSIGNAL: a backend that closes early must not SIGPIPE the server.
  */
 static void
 scgi_send(struct scgi_call *call)
 {
 	evutil_socket_t fd = bufferevent_getfd(call->bev);
+	struct xz_request *req = call->req;
 	size_t len = evbuffer_get_length(call->hdr);
 	struct timeval tv;
 	ssize_t n;
 
-	n = send(fd, evbuffer_pullup(call->hdr, -1), len, MSG_NOSIGNAL);
+	call->connected = true;
+	if (xz_request_is_upload(req) && len < SCGI_UPLOAD_CHUNK)
+		len += request_upload_take(req, call->hdr,
+		    SCGI_UPLOAD_CHUNK - len);
+	n = len == 0 ?
+	        0 :
+	        send(fd, evbuffer_pullup(call->hdr, -1), len, MSG_NOSIGNAL);
 	if (n == -1 && errno != EAGAIN && errno != EINTR) {
 		log_warn("%s: %s: sending the request", call->b->name,
-		    xz_request_url(call->req));
+		    xz_request_url(req));
 		scgi_fail(call, call->b->relay.meta_bad);
 		return;
 	}
 	if (n > 0)
 		evbuffer_drain(call->hdr, (size_t)n);
 	if (evbuffer_get_length(call->hdr) == 0) {
-		scgi_hand_over(call);
+		if (!xz_request_is_upload(req) || request_upload_done(req))
+			scgi_hand_over(call);
+		else if ((size_t)n == len && n > 0)
+			scgi_send(call); /* more may be held already */
+		/* else: the client's next bytes call scgi_on_upload */
 		return;
 	}
 	if (call->ev_send == NULL &&
-	    (call->ev_send = event_new(xz_request_base(call->req), fd, EV_WRITE,
+	    (call->ev_send = event_new(xz_request_base(req), fd, EV_WRITE,
 	         scgi_on_send, call)) == NULL) {
 		scgi_fail(call, call->b->relay.meta_bad);
 		return;
 	}
 	tv = xz_timeval(call->b->cfg.timeout);
 	event_add(call->ev_send, &tv);
+}
+
+/* Titan: more of the upload came; send it unless a send already waits. */
+static void
+scgi_on_upload(struct xz_request *req, void *arg)
+{
+	struct scgi_call *call = arg;
+
+	if (!call->connected || call->relay != NULL ||
+	    (call->ev_send != NULL &&
+	        event_pending(call->ev_send, EV_WRITE, NULL)))
+		return;
+	scgi_send(call);
 }
 
 static void
@@ -296,6 +325,8 @@ scgi_start(struct xz_request *req, void *state)
 		return XZ_ENOMEM;
 	call->b = state;
 	call->req = req;
+	if (xz_request_is_upload(req))
+		xz_upload_on_data(req, scgi_on_upload, call);
 	if ((rc = scgi_build_header(call)) == XZ_OK)
 		rc = scgi_connect(call, &now);
 	if (rc == XZ_ENOMEM) {
@@ -470,7 +501,9 @@ static struct xz_handler *
 scgi_handler_new(const struct xz_scgi_opts *o, char *why, size_t whylen,
     int *rc)
 {
+	struct xz_backend_config cfg;
 	struct scgi_backend *b;
+	struct xz_handler *h;
 	const char *reason;
 
 	*rc = XZ_EINVAL;
@@ -490,7 +523,10 @@ scgi_handler_new(const struct xz_scgi_opts *o, char *why, size_t whylen,
 	scgi_backend_finish(b);
 	*rc = XZ_ENOMEM;
 	snprintf(why, whylen, "out of memory");
-	return xz_handler_new(&scgi_ops, b); /* disposes b on failure */
+	cfg = b->cfg; /* b is disposed of on failure */
+	h = xz_handler_new(&scgi_ops, b);
+	backend_handler_titan(h, &cfg);
+	return h;
 }
 
 int

@@ -152,6 +152,9 @@ struct test_exchange {
 	struct evbuffer *in;
 	struct xz_conn *c;
 	struct event *ev;
+	struct event *ev_body; /* writes the upload body as room comes */
+	const unsigned char *body;
+	size_t body_len, body_sent;
 	bool conn_closed, eof, timed_out;
 };
 
@@ -279,11 +282,32 @@ test_parse(struct evbuffer *in, bool timed_out)
 	return r;
 }
 
-/* Runs one exchange: the line goes in, the loop runs until both ends close. */
-struct xz_test_response *
-xz_test_request(struct xz_test_client *tc, const char *line)
+/* The upload body, a socket buffer at a time, as the server reads it. */
+static void
+test_on_writable(evutil_socket_t fd, short what, void *arg)
 {
-	struct test_exchange x = { .tc = tc };
+	struct test_exchange *x = arg;
+	ssize_t n;
+
+	n = send(fd, x->body + x->body_sent, x->body_len - x->body_sent,
+	    MSG_NOSIGNAL);
+	if (n > 0)
+		x->body_sent += (size_t)n;
+	else if (n == -1 && errno != EAGAIN && errno != EINTR)
+		x->body_sent = x->body_len; /* the server closed: stop */
+	if (x->body_sent == x->body_len)
+		event_del(x->ev_body);
+}
+
+/*
+ * Runs one exchange: the line goes in, then body (len bytes, may be
+ * NULL) as the server takes it; the loop runs until both ends close.
+ */
+static struct xz_test_response *
+test_exchange(struct xz_test_client *tc, const char *line, const void *body,
+    size_t len)
+{
+	struct test_exchange x = { .tc = tc, .body = body, .body_len = len };
 	struct xz_test_response *r = NULL;
 	struct timeval tv;
 	int sv[2];
@@ -306,11 +330,23 @@ xz_test_request(struct xz_test_client *tc, const char *line)
 	}
 	x.ev =
 	    event_new(tc->base, sv[1], EV_READ | EV_PERSIST, test_on_read, &x);
+	x.ev_body = event_new(tc->base, sv[1], EV_WRITE | EV_PERSIST,
+	    test_on_writable, &x);
+	if (x.ev == NULL || x.ev_body == NULL) {
+		conn_close(x.c, "test client out of memory");
+		x.eof = true;
+	}
 	tv = xz_timeval(tc->timeout);
-	event_add(x.ev, &tv);
+	if (x.ev != NULL)
+		event_add(x.ev, &tv);
+	if (x.ev_body != NULL && len > 0)
+		event_add(x.ev_body, NULL);
 	while (!x.eof && !x.timed_out)
 		event_base_loop(tc->base, EVLOOP_ONCE);
-	event_free(x.ev);
+	if (x.ev != NULL)
+		event_free(x.ev);
+	if (x.ev_body != NULL)
+		event_free(x.ev_body);
 	close(sv[1]);
 	/* The server side may still hold the conn (e.g. a timeout). */
 	if (!x.conn_closed && x.c != NULL)
@@ -320,6 +356,12 @@ out:
 	if (x.in != NULL)
 		evbuffer_free(x.in);
 	return r;
+}
+
+struct xz_test_response *
+xz_test_request(struct xz_test_client *tc, const char *line)
+{
+	return test_exchange(tc, line, NULL, 0);
 }
 
 static char *
@@ -369,6 +411,28 @@ struct xz_test_response *
 xz_test_get(struct xz_test_client *tc, const char *path)
 {
 	return xz_test_get_query(tc, path, NULL);
+}
+
+struct xz_test_response *
+xz_test_upload(struct xz_test_client *tc, const char *path, const void *data,
+    size_t len, const char *mime, const char *token)
+{
+	struct xz_test_response *r;
+	char *line = NULL, *m = NULL, *t = NULL;
+
+	if ((mime != NULL && (m = test_encode(mime)) == NULL) ||
+	    (token != NULL && (t = test_encode(token)) == NULL) ||
+	    asprintf(&line, "titan://localhost%s;size=%zu%s%s%s%s", path, len,
+	        m ? ";mime=" : "", m ? m : "", t ? ";token=" : "",
+	        t ? t : "") == -1)
+		line = NULL;
+	free(m);
+	free(t);
+	if (line == NULL)
+		return NULL;
+	r = test_exchange(tc, line, data, len);
+	free(line);
+	return r;
 }
 
 void

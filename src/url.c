@@ -287,13 +287,109 @@ url_parse_authority(struct xz_url *u, const char **p, const char **why)
  * not a piece of URL. Slashes are merged last, so that no handler meets
  * an empty segment.
  */
+/*
+ * One decoded Titan parameter value: a new string in *out (not NULL on
+ * success), refused when it holds a NUL or a bad escape.
+ */
+static int
+url_titan_value(const char *v, size_t len, char **out, const char **why)
+{
+	size_t dlen;
+	int rc;
+
+	if ((rc = url_decode(v, len, out, &dlen)) == XZ_EPARSE)
+		return url_reject(why, "Titan parameter has a bad escape");
+	if (rc != XZ_OK)
+		return rc;
+	if (strlen(*out) != dlen)
+		return url_reject(why, "Titan parameter has %00");
+	return 0;
+}
+
+/* "size=N": decimal digits only, below 2^53 (any client's integer). */
+static int
+url_titan_size(struct xz_url *u, const char *v, size_t len, const char **why)
+{
+	size_t i;
+
+	u->size = 0;
+	if (len == 0 || len > 16)
+		return url_reject(why, "Titan size is not a number");
+	for (i = 0; i < len; i++) {
+		if (!url_digit(v[i]))
+			return url_reject(why, "Titan size is not a number");
+		u->size = u->size * 10 + (size_t)(v[i] - '0');
+	}
+	if (u->size >= (size_t)1 << 53)
+		return url_reject(why, "Titan size is not a number");
+	return 0;
+}
+
+/*
+ * The Titan parameters after the path: ";size=N;mime=T;token=X" in any
+ * order (the spec's), size required, mime "text/gemini" when absent;
+ * parameters we do not know are ignored, as the spec lets servers do.
+ */
+static int
+url_parse_titan(struct xz_url *u, const char *s, size_t n, const char **why)
+{
+	const char *end = s + n, *k, *eq, *v;
+	bool seen_size = false;
+	int rc = 0;
+
+	while (s < end && rc == 0) {
+		k = ++s; /* past ';' */
+		s = memchr(k, ';', (size_t)(end - k));
+		if (s == NULL)
+			s = end;
+		eq = memchr(k, '=', (size_t)(s - k));
+		v = eq != NULL ? eq + 1 : s;
+		if (eq == NULL)
+			eq = s;
+#define URL_KEY(name)                                                          \
+	((size_t)(eq - k) == strlen(name) && !memcmp(k, name, strlen(name)))
+		if (URL_KEY("size")) {
+			if (seen_size)
+				return url_reject(why,
+				    "Titan size given twice");
+			seen_size = true;
+			rc = url_titan_size(u, v, (size_t)(s - v), why);
+		} else if (URL_KEY("mime") || URL_KEY("token")) {
+			char **dst = k[0] == 'm' ? &u->mime : &u->token;
+
+			if (*dst != NULL)
+				return url_reject(why,
+				    "Titan parameter given twice");
+			rc = url_titan_value(v, (size_t)(s - v), dst, why);
+		}
+#undef URL_KEY
+	}
+	if (rc != 0)
+		return rc;
+	if (!seen_size)
+		return url_reject(why, "Titan upload without a size");
+	if (u->mime == NULL || u->mime[0] == '\0') {
+		free(u->mime);
+		if ((u->mime = strdup("text/gemini")) == NULL)
+			return XZ_ENOMEM;
+	}
+	return 0;
+}
+
 static int
 url_parse_path(struct xz_url *u, const char **p, const char **why)
 {
 	const char *s = *p;
-	size_t n = strcspn(s, "?"), dlen;
+	size_t n = strcspn(s, "?"), dlen, plen = n;
 	int rc;
 
+	if (strcmp(u->scheme, "titan") == 0) {
+		u->titan = true;
+		plen = strcspn(s, ";?");
+		if ((rc = url_parse_titan(u, s + plen, n - plen, why)) != 0)
+			return rc;
+	}
+	n = plen;
 	if ((rc = url_decode(s, n, &u->path, &dlen)) == XZ_EPARSE)
 		return url_reject(why, "URL has a bad percent escape");
 	if (rc != XZ_OK)
@@ -303,7 +399,7 @@ url_parse_path(struct xz_url *u, const char **p, const char **why)
 	if (url_remove_dots(u->path) != XZ_OK)
 		return url_reject(why, "URL path climbs above the root");
 	url_merge_slashes(u->path);
-	*p = s + n;
+	*p = s + strcspn(s, "?");
 	return 0;
 }
 
@@ -355,6 +451,8 @@ url_clear(struct xz_url *u)
 	free(u->host);
 	free(u->path);
 	free(u->query);
+	free(u->mime);
+	free(u->token);
 	memset(u, 0, sizeof(*u));
 }
 

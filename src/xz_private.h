@@ -85,6 +85,11 @@ struct xz_url {
 	int port;     /* -1 when the URL names none */
 	char *path;   /* percent-decoded, dot segments removed; "" when none */
 	char *query;  /* raw (still percent-encoded); NULL when absent */
+	/* titan:// only: the ";size=N;mime=T;token=X" after the path */
+	bool titan;
+	size_t size; /* bytes of the upload body; 0: a delete */
+	char *mime;  /* decoded; "text/gemini" when not given */
+	char *token; /* decoded; NULL when not given */
 };
 
 /*
@@ -97,6 +102,9 @@ struct xz_url {
  *              fragment, an empty or bad host (an unclosed '['), a bad
  *              port (0, > 65535, not digits), a malformed %-escape in path
  *              or query, %00 in the path, a path that climbs above "/";
+ *              for titan://, a size that is missing or not a decimal
+ *              number below 2^53, a parameter given twice, or a mime or
+ *              token with %00;
  *   XZ_ENOMEM  (negative) out of memory.
  * On any non-zero return *why (when why is not NULL) is a static English
  * reason for the log, and u holds nothing (all zero: url_clear() is safe
@@ -290,6 +298,8 @@ struct xz_request;
 struct xz_handler {
 	const struct xz_handler_ops *ops;
 	void *state;
+	bool titan;             /* takes Titan uploads (xz_backend_config) */
+	size_t max_upload_size; /* when titan: the largest body taken */
 };
 
 /* What a request may ask of whatever carries it; a const table. */
@@ -305,6 +315,11 @@ struct request_carrier {
 	 * the carrier's own next event (safe inside a handler's callback).
 	 */
 	void (*abort)(void *carrier, const char *reason);
+	/*
+	 * Titan: the handler took upload bytes and has room for more:
+	 * read the client again (may be NULL when there are no uploads).
+	 */
+	void (*resume)(void *carrier);
 };
 
 /* What a request needs from the app that dispatched it; a const table. */
@@ -375,7 +390,22 @@ struct xz_request {
 	void *alt_arg;
 	int alt_depth;
 	struct event *alt_ev; /* the swap, from the loop */
+	/*
+	 * Titan: the upload body, in pieces as the carrier reads them. It
+	 * holds at most upload_window bytes: the carrier reads no more
+	 * until the handler takes some (xz_upload_read), which is the
+	 * backpressure that keeps an upload in constant memory.
+	 */
+	struct evbuffer *upload;
+	size_t upload_window;
+	size_t upload_in;     /* body bytes the carrier has added so far */
+	bool upload_admitted; /* a mount or route takes it: read the body */
+	void (*upload_cb)(struct xz_request *, void *);
+	void *upload_arg;
 };
+
+/* Bytes of an upload held for a handler before the client is paused. */
+#define XZ_UPLOAD_WINDOW 65536
 
 /*
  * Zeroes req and gives it its carrier (borrowed: outlives req) and the
@@ -408,6 +438,22 @@ int request_write_buffer(struct xz_request *req, struct evbuffer *buf);
  */
 ssize_t request_read_file(struct xz_request *req, int fd, off_t off,
     size_t len);
+/*
+ * Titan, for the carrier: the upload's next len bytes from the client
+ * (XZ_OK or XZ_ENOMEM); the handler's callback runs. request_upload_room
+ * is how many more bytes the handler has room for now.
+ */
+int request_upload_add(struct xz_request *req, const void *data, size_t len);
+size_t request_upload_room(const struct xz_request *req);
+/*
+ * Titan, for handlers inside the library: moves up to max upload bytes
+ * into dst (no copy); returns the count (0 when none are there now).
+ */
+size_t request_upload_take(struct xz_request *req, struct evbuffer *dst,
+    size_t max);
+/* True when every byte of the upload has been taken by the handler. */
+bool request_upload_done(const struct xz_request *req);
+
 /*
  * For handlers: a streamed response that cannot complete (the backend
  * stalled or died after the header went out): the client's connection
@@ -629,6 +675,14 @@ struct cgienv_src {
 	const char *const *state_values;
 	size_t nstate;
 	bool inherit_environment;
+	/*
+	 * A Titan upload: CONTENT_LENGTH, CONTENT_TYPE, REQUEST_METHOD
+	 * POST, and TITAN_TOKEN when there is a token.
+	 */
+	bool upload;
+	size_t content_length;
+	const char *content_type;
+	const char *token; /* NULL: none */
 };
 
 /* An ordered set of unique names with values. */
@@ -665,8 +719,8 @@ const char *cgienv_get(const struct cgienv *env, const char *name);
 /* Appends "len:data," to out, whole or not at all. */
 int netstring_add(struct evbuffer *out, const void *data, size_t len);
 /*
- * Appends the SCGI request header: a netstring of CONTENT_LENGTH (0)
- * first, SCGI=1 second, then env's pairs with empty values left out, and
+ * Appends the SCGI request header: a netstring of CONTENT_LENGTH (env's,
+ * or 0) first, SCGI=1 second, then env's pairs with empty values left out, and
  * no body.
  */
 int cgienv_scgi_header(struct evbuffer *out, const struct cgienv *env);
@@ -742,6 +796,9 @@ int backend_config_copy(struct xz_backend_config *dst,
     const char **why);
 /* Frees what backend_config_copy gave dst; safe on a zeroed dst. */
 void backend_config_clear(struct xz_backend_config *cfg);
+/* Gives a handler made for cfg its Titan settings (h may be NULL). */
+void backend_handler_titan(struct xz_handler *h,
+    const struct xz_backend_config *cfg);
 /* The relay's view of cfg, with kind's metas; name is borrowed. */
 void backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
     const struct backend_kind *kind, const char *name);

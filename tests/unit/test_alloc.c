@@ -131,6 +131,27 @@ hello(struct xz_request *req, void *arg)
 	return xz_gemtext(req, "# Hello\n");
 }
 
+/* A Titan route reading as bytes come; answers once all are in. */
+static void
+upload_data(struct xz_request *req, void *arg)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = xz_upload_read(req, buf, sizeof(buf))) > 0)
+		;
+	if (n == 0)
+		(void)xz_gemtext(req, "got it");
+}
+
+static int
+upload(struct xz_request *req, void *arg)
+{
+	xz_upload_on_data(req, upload_data, NULL);
+	upload_data(req, NULL);
+	return XZ_OK;
+}
+
 /* Per-request data, and a 43 answered instead: each may fail too. */
 static int
 before(struct xz_request *req, void *arg)
@@ -184,7 +205,12 @@ build_app(struct xz_app **appp)
 	(void)xz_every(app, 3600, hourly, NULL);
 	(void)xz_rate_limit(app, NULL, 1000, 0);
 	(void)xz_rate_limit(app, "/api", 0, 0);
+	(void)xz_titan_route(app, "/up/{name}", upload, NULL);
+	(void)xz_titan_route_opts(app, "/whole",
+	    &(struct xz_titan_opts){ .tokens = keys, .whole = true }, hello,
+	    NULL);
 	xz_scgi_config_init(&cfg);
+	cfg.titan = true;
 	cfg.app_state_keys = keys;
 	(void)xz_mount(app, "/api", xz_scgi_unix("/nonexistent.sock", &cfg));
 	(void)xz_mount(app, "/tcp",
@@ -208,6 +234,20 @@ run_request(struct xz_test_client *tc, const char *path)
 }
 
 static void
+run_upload(struct xz_test_client *tc, const char *path, const char *token)
+{
+	static char data[100000];
+	struct xz_test_response *r;
+
+	r = xz_test_upload(tc, path, data, sizeof(data), "a/b", token);
+	if (r == NULL)
+		return;
+	cr_assert(r->status == 0 || (r->status >= 10 && r->status <= 69),
+	    "%s: status %d", path, r->status);
+	xz_test_response_free(r);
+}
+
+static void
 serve(struct xz_app *app)
 {
 	struct xz_test_client *tc;
@@ -220,6 +260,9 @@ serve(struct xz_app *app)
 	run_request(tc, "/api/x");
 	run_request(tc, "/missing");
 	run_request(tc, "/cgi/x");
+	run_upload(tc, "/up/a", "token");
+	run_upload(tc, "/whole", "k");
+	run_upload(tc, "/api/x", NULL);
 	xz_test_client_free(tc);
 }
 

@@ -47,8 +47,10 @@ c_abort(void *arg, const char *reason)
 	c->abort_reason = reason;
 }
 
-static const struct request_carrier carrier_ops = { c_output, c_kick, c_end,
-	c_abort };
+static const struct request_carrier carrier_ops = { .output = c_output,
+	.kick = c_kick,
+	.end = c_end,
+	.abort = c_abort };
 
 static struct carrier car;
 static struct xz_request req;
@@ -226,7 +228,7 @@ h_cancel(struct xz_request *r, void *state)
 static const struct xz_handler_ops h_ops = { .name = "t",
 	.start = h_start,
 	.cancel = h_cancel };
-static struct xz_handler handler = { &h_ops, NULL };
+static struct xz_handler handler = { .ops = &h_ops };
 
 Test(request, cancel_reaches_the_handler_once)
 {

@@ -516,3 +516,63 @@ ParameterizedTest(const struct slashes_case *t, url_merge_slashes, table)
 	url_merge_slashes(path);
 	cr_expect_str_eq(path, t->out, "%s -> %s", t->in, path);
 }
+
+/* Titan: the parameters after the path, and what is refused. */
+Test(url, titan_parameters)
+{
+	static const char line[] =
+	    "titan://h/wiki/a%20b;token=x%3By;size=12;mime=text/plain;x=1?q";
+	struct xz_url u;
+
+	cr_assert_eq(url_parse(&u, line, strlen(line), NULL), 0);
+	cr_assert(u.titan);
+	cr_assert_str_eq(u.path, "/wiki/a b");
+	cr_assert_eq(u.size, 12);
+	cr_assert_str_eq(u.mime, "text/plain");
+	cr_assert_str_eq(u.token, "x;y");
+	cr_assert_str_eq(u.query, "q");
+	url_clear(&u);
+
+	cr_assert_eq(url_parse(&u, "titan://h/a;size=0", 18, NULL), 0);
+	cr_assert_eq(u.size, 0);
+	cr_assert_str_eq(u.mime, "text/gemini");
+	cr_assert_null(u.token);
+	url_clear(&u);
+
+	/* Gemini URLs keep their ';' in the path. */
+	cr_assert_eq(url_parse(&u, "gemini://h/a;size=1", 19, NULL), 0);
+	cr_assert_not(u.titan);
+	cr_assert_str_eq(u.path, "/a;size=1");
+	url_clear(&u);
+}
+
+Test(url, titan_refused)
+{
+	static const char *const bad[] = {
+		"titan://h/a",
+		"titan://h/a;mime=text/plain",
+		"titan://h/a;size=",
+		"titan://h/a;size=-1",
+		"titan://h/a;size=1x",
+		"titan://h/a;size=9007199254740992", /* 2^53 */
+		"titan://h/a;size=12345678901234567",
+		"titan://h/a;size=1;size=1",
+		"titan://h/a;size=1;token=a;token=b",
+		"titan://h/a;size=1;token=%00",
+		"titan://h/a;size=1;mime=%zz",
+	};
+	struct xz_url u;
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		cr_assert_eq(url_parse(&u, bad[i], strlen(bad[i]), &why), 59,
+		    "%s", bad[i]);
+		cr_assert_not_null(why);
+		url_clear(&u);
+	}
+	cr_assert_eq(
+	    url_parse(&u, "titan://h/a;size=9007199254740991", 33, NULL), 0);
+	url_clear(&u);
+}
