@@ -615,7 +615,10 @@ cgi_in_close(struct cgi_proc *p)
 	if (p->inbuf != NULL)
 		evbuffer_free(p->inbuf);
 	p->inbuf = NULL;
-	p->req = NULL; /* its callback finds infd -1 and does nothing */
+	/* p may be freed before the request: it must not call us back. */
+	if (p->req != NULL && xz_request_is_upload(p->req))
+		xz_upload_on_data(p->req, NULL, NULL);
+	p->req = NULL;
 }
 
 /*

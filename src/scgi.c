@@ -91,6 +91,8 @@ scgi_fail(struct scgi_call *call, const char *meta)
 	struct xz_request *req = call->req;
 
 	xz_request_set_data(req, NULL);
+	if (xz_request_is_upload(req))
+		xz_upload_on_data(req, NULL, NULL); /* no more calls to call */
 	scgi_call_free(call);
 	xz_respond(req, SCGI_STATUS, meta);
 }
@@ -325,8 +327,6 @@ scgi_start(struct xz_request *req, void *state)
 		return XZ_ENOMEM;
 	call->b = state;
 	call->req = req;
-	if (xz_request_is_upload(req))
-		xz_upload_on_data(req, scgi_on_upload, call);
 	if ((rc = scgi_build_header(call)) == XZ_OK)
 		rc = scgi_connect(call, &now);
 	if (rc == XZ_ENOMEM) {
@@ -334,6 +334,8 @@ scgi_start(struct xz_request *req, void *state)
 		return rc; /* the client gets 40: the failure is ours */
 	}
 	xz_request_set_data(req, call);
+	if (xz_request_is_upload(req))
+		xz_upload_on_data(req, scgi_on_upload, call);
 	if (rc != XZ_OK)
 		scgi_fail(call, META_CONNECT);
 	else if (now)
@@ -350,6 +352,8 @@ scgi_cancel(struct xz_request *req, void *state)
 	if (call == NULL)
 		return;
 	xz_request_set_data(req, NULL);
+	if (xz_request_is_upload(req))
+		xz_upload_on_data(req, NULL, NULL);
 	if (call->relay != NULL)
 		relay_cancel(call->relay);
 	call->relay = NULL;
