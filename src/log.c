@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -256,10 +257,37 @@ log_client(const char *addr, char *buf, size_t len)
 	log_escape(buf, len, addr, strlen(addr), true);
 }
 
+/*
+ * A Titan upload's token is a password (titan://host/path;token=X): the
+ * log gets "token=-" instead. Out is at least as long as u.
+ */
+static size_t
+log_redact_token(const char *u, size_t ulen, char *out)
+{
+	const char *end = memchr(u, '?', ulen), *t, *v;
+	size_t n = 0;
+
+	if (end == NULL)
+		end = u + ulen;
+	if (ulen < 9 || strncasecmp(u, "titan://", 8) != 0 ||
+	    (t = memmem(u, (size_t)(end - u), ";token=", 7)) == NULL) {
+		memcpy(out, u, ulen);
+		return ulen;
+	}
+	v = t + 7;
+	memcpy(out, u, (size_t)(v - u));
+	n = (size_t)(v - u);
+	out[n++] = '-';
+	while (v < end && *v != ';')
+		v++;
+	memcpy(out + n, v, (size_t)(u + ulen - v));
+	return n + (size_t)(u + ulen - v);
+}
+
 void
 log_access_entry(const struct access_entry *e)
 {
-	char line[4096 + 512], client[64], url[4096], when[40];
+	char line[4096 + 512], client[64], url[4096], when[40], redacted[1100];
 	const char *u = e->url != NULL ? e->url : "";
 	size_t ulen = strlen(u), n;
 	struct tm tm;
@@ -267,6 +295,10 @@ log_access_entry(const struct access_entry *e)
 
 	if (log_level < 0 || log_acc.sink == SINK_OFF)
 		return;
+	if (ulen < sizeof(redacted)) {
+		ulen = log_redact_token(u, ulen, redacted);
+		u = redacted;
+	}
 	if (log_no_query && memchr(u, '?', ulen) != NULL)
 		ulen = (size_t)((const char *)memchr(u, '?', ulen) - u);
 	log_escape(url, sizeof(url), u, ulen, true);

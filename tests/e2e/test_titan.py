@@ -195,6 +195,12 @@ def test_scgi_python_backend_reads_the_body(xitzin, body_backend):
     assert (status, meta) == (20, "text/plain"), body
     assert body.decode() == (f"{3 * MIB + 11} {digest} image/png POST "
                              "s3cret /files/a.bin")
+    # The token is a password: the access line shows "token=-".
+    time.sleep(0.2)
+    access = [l for l in s.log().splitlines() if "/api/files/a.bin" in l
+              and '" 20 ' in l]
+    assert access and all("s3cret" not in l for l in access), access
+    assert "token=-" in access[0]
     # A delete: size 0, no body.
     status, _, body = titan_upload(s.port, "/api/files/a.bin", [])
     assert status == 20
