@@ -11,9 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "xz_private.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -12,15 +12,8 @@
 
 #include <event2/buffer.h>
 
+#include "fuzz.h"
 #include "xz_private.h"
-
-#define check(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Splits the input at NULs into up to n C strings. */
 static size_t

@@ -10,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "xz_private.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int
 fuzz_route_hit(struct xz_request *req, void *arg)
