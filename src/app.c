@@ -50,7 +50,6 @@ struct route {
 struct middleware {
 	struct xz_middleware mw;
 	void *arg;
-	void (*free_arg)(void *); /* app_middleware_own: freed with the app */
 };
 
 struct hook {
@@ -235,9 +234,6 @@ xz_app_free(struct xz_app *app)
 	state_free_list(app->graves[1]);
 	free(app->mounts);
 	free(app->routes);
-	for (i = 0; i < app->nmws; i++)
-		if (app->mws[i].free_arg != NULL)
-			app->mws[i].free_arg(app->mws[i].arg);
 	free(app->mws);
 	free(app->startup);
 	free(app->shutdown);
@@ -548,18 +544,6 @@ xz_titan_route(struct xz_app *app, const char *pattern, xz_route_fn fn,
 int
 xz_middleware(struct xz_app *app, const struct xz_middleware *mw, void *arg)
 {
-	return app_middleware_own(app, mw, arg, NULL);
-}
-
-/*
- * A middleware whose arg the app frees (free_arg, may be NULL) when it is
- * freed: for middleware that other files build (rate limits), so that app.c
- * never calls them.
- */
-int
-app_middleware_own(struct xz_app *app, const struct xz_middleware *mw,
-    void *arg, void (*free_arg)(void *))
-{
 	struct middleware *m;
 
 	if (mw == NULL || (mw->before == NULL && mw->after == NULL)) {
@@ -572,7 +556,6 @@ app_middleware_own(struct xz_app *app, const struct xz_middleware *mw,
 	}
 	m->mw = *mw;
 	m->arg = arg;
-	m->free_arg = free_arg;
 	return XZ_OK;
 }
 

@@ -302,13 +302,11 @@ ratelimit_add(struct xz_app *app, const char *prefix, double rate, double burst,
 		return XZ_EINVAL;
 	}
 	if (rl == NULL) {
-		if ((rl = calloc(1, sizeof(*rl))) == NULL)
+		/* The app frees rl (app_adopt), which app.c never calls. */
+		if ((rl = calloc(1, sizeof(*rl))) == NULL ||
+		    app_adopt(app, rl, ratelimit_free_arg) != XZ_OK ||
+		    xz_middleware(app, &rl_middleware, rl) != XZ_OK)
 			goto nomem;
-		if (app_middleware_own(app, &rl_middleware, rl,
-		        ratelimit_free_arg) != XZ_OK) {
-			free(rl);
-			goto nomem;
-		}
 	}
 	if ((r = ratelimit_rule_new(prefix, rate, burst)) == NULL)
 		goto nomem;

@@ -487,13 +487,7 @@ void task_free(struct tasks *ts);
 /* Sets the message xz_app_error() returns. */
 void app_set_error(struct xz_app *app, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/*
- * Middleware that another file builds: the app frees arg with free_arg
- * (may be NULL) when it is freed; app_middleware_arg finds the arg of the
- * first one registered with mw's hooks (NULL if none).
- */
-int app_middleware_own(struct xz_app *app, const struct xz_middleware *mw,
-    void *arg, void (*free_arg)(void *));
+/* The arg of the first middleware registered with mw's hooks, or NULL. */
 void *app_middleware_arg(const struct xz_app *app,
     const struct xz_middleware *mw);
 /*
@@ -530,9 +524,9 @@ void app_shutdown(struct xz_app *app);
 
 /*
  * ratelimit.c: per-client token buckets (xz_rate_limit, which registers
- * its middleware through app_middleware_own on its first call and adds a
- * rule per prefix). The rest is for tests: a rule alone, on an explicit
- * clock (milliseconds).
+ * its middleware (its state freed with the app: app_adopt) on its first call
+ * and adds a rule per prefix). The rest is for tests: a rule alone, on an
+ * explicit clock (milliseconds).
  */
 #define RL_SLOTS 65536 /* clients remembered per rule: 2 MiB */
 struct ratelimit;
