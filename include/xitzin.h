@@ -712,7 +712,15 @@ struct xz_server_opts {
 	 */
 	long send_min_rate;
 	double drain_timeout; /* graceful stop bound; 0: 10 */
-	bool quiet;           /* no access log */
+	/*
+	 * On SIGTERM/SIGINT or xz_server_stop(), keep accepting and serving
+	 * this many seconds more, announced as stopping (STOPPING=1), so
+	 * that a load balancer's health checks take the server out of
+	 * rotation first; then close the listeners and drain. A second
+	 * signal ends the delay at once. 0: none (close at once).
+	 */
+	double stop_delay;
+	bool quiet; /* no access log */
 	/*
 	 * Started as root: after binding and reading the keys, before the
 	 * startup hooks, chroot to chroot_dir (if set) and become user (if
@@ -742,7 +750,8 @@ struct xz_server_opts {
 	/*
 	 * Tell the service manager (the datagram socket named by
 	 * $NOTIFY_SOCKET, as sd_notify(3)) READY=1 once serving and
-	 * STOPPING=1 when the drain begins. No $NOTIFY_SOCKET: nothing.
+	 * STOPPING=1 when the stop begins (before any stop_delay). No
+	 * $NOTIFY_SOCKET: nothing.
 	 */
 	bool sd_notify;
 };
@@ -757,8 +766,9 @@ XZ_API struct xz_server *xz_server_new(struct xz_app *app,
 /*
  * Drops privileges (opts.user, opts.chroot_dir), sets up SIGTERM/SIGINT
  * handling, runs the startup hooks, starts the workers, serves until
- * SIGTERM/SIGINT or xz_server_stop(), lets in-flight requests finish (up
- * to drain_timeout), runs the shutdown hooks and returns XZ_OK.
+ * SIGTERM/SIGINT or xz_server_stop() (then opts.stop_delay more), lets
+ * in-flight requests finish (up to drain_timeout), runs the shutdown
+ * hooks and returns XZ_OK.
  * On failure (privileges, signals, a startup hook, a worker thread that
  * cannot start) it returns an error with the reason in xz_server_error():
  * the listeners are closed by then (connections are refused, none waits

@@ -608,6 +608,10 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 			o->send_min_rate = rate == 0 ? -1 : (long)rate;
 	} else if (strcmp(e->key, "drain_timeout") == 0)
 		rc = cfg_seconds(e->value, &o->drain_timeout);
+	else if (strcmp(e->key, "stop_delay") == 0)
+		rc = strcmp(e->value, "0") == 0 ?
+		         (o->stop_delay = 0, XZ_OK) :
+		         cfg_seconds(e->value, &o->stop_delay);
 	else if (strcmp(e->key, "max_connections") == 0)
 		rc = cfg_unsigned(e->value, &o->max_connections);
 	else if (strcmp(e->key, "max_connections_per_address") == 0)

@@ -11,10 +11,11 @@
  *
  * The main thread waits for SIGTERM/SIGINT or xz_server_stop() (a
  * self-pipe, so a signal handler may call it), reopening the log files on
- * SIGUSR1 meanwhile, then tells every worker to stop accepting and to
- * finish its connections within drain_timeout. A second SIGTERM/SIGINT cuts the
- * drain short, closing what is left as the drain timeout would (CGI groups
- * killed).
+ * SIGUSR1 meanwhile, serves on for stop_delay (a load balancer's checks
+ * see the stop and send no more), then tells every worker to stop
+ * accepting and to finish its connections within drain_timeout. A second
+ * SIGTERM/SIGINT cuts the drain short, closing what is left as the drain
+ * timeout would (CGI groups killed).
  */
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -161,6 +162,7 @@ struct stop_waiter {
 	struct xz_server *srv;
 	struct event_base *base;
 	struct event *sigterm, *sigint, *sigusr1, *pipe_ev;
+	bool delaying; /* in stop_delay */
 	bool draining;
 };
 
@@ -924,7 +926,9 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 	int i;
 
 	if (!sw->draining) {
-		log_info("%s: stopping", strsignal((int)sig));
+		log_info("%s%s", strsignal((int)sig),
+		    sw->delaying ? " again: skipping the stop delay" :
+		                   ": stopping");
 		event_base_loopbreak(sw->base);
 		return;
 	}
@@ -1167,6 +1171,45 @@ server_notify(const struct xz_server *srv, const char *state)
 		close(fd);
 }
 
+static void
+server_on_delay_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct stop_waiter *sw = arg;
+
+	event_base_loopbreak(sw->base);
+}
+
+/*
+ * stop_delay: the listeners stay open and the workers serve on while
+ * whoever balances the load sees the stop (STOPPING=1, the health check)
+ * and sends no more. Closing at once would reset the connections the
+ * kernel has queued in the listen backlog, whose requests a TCP proxy
+ * has already sent and cannot retry. A signal or xz_server_stop() ends
+ * the delay early (the loop breaks on either).
+ */
+static void
+server_stop_delay(struct xz_server *srv, struct stop_waiter *sw)
+{
+	struct timeval tv = xz_timeval(srv->opts.stop_delay);
+	struct event *ev;
+
+	if (srv->opts.stop_delay <= 0)
+		return;
+	if ((ev = evtimer_new(sw->base, server_on_delay_end, sw)) == NULL ||
+	    evtimer_add(ev, &tv) == -1) {
+		log_warnx("stop_delay: out of memory, stopping at once");
+		if (ev != NULL)
+			event_free(ev);
+		return;
+	}
+	log_info("closing the listeners in %g s (stop_delay)",
+	    srv->opts.stop_delay);
+	sw->delaying = true;
+	event_base_dispatch(sw->base);
+	sw->delaying = false;
+	event_free(ev);
+}
+
 /*
  * The main thread: wait for a signal or xz_server_stop(), tell the
  * workers to stop, then wait for them with the signals still caught (a
@@ -1178,6 +1221,7 @@ server_wait_and_drain(struct xz_server *srv, struct stop_waiter *sw)
 {
 	event_base_dispatch(sw->base);
 	server_notify(srv, "STOPPING=1");
+	server_stop_delay(srv, sw);
 	sw->draining = true;
 	server_signal_workers(srv);
 	if (__atomic_load_n(&srv->nrunning, __ATOMIC_ACQUIRE) > 0)
