@@ -1,0 +1,348 @@
+"""The deployment of examples/haproxy/, run as it is: Debian's HAProxy in
+TCP mode in front of two xitzin instances that share a certificate and a
+ticket key file, each mounting the same SCGI backends (the C echo
+backend, which answers with the variables it got). The example's files
+are copied with free loopback ports put in place of theirs, and nothing
+else changed. Every process is stopped by its PID.
+
+Requests succeed through HAProxy; a client resumes its TLS session on the
+other instance; SIGTERM to one instance under load (16 clients) loses no
+request (stop_delay keeps it serving while HAProxy takes it out of
+rotation); kill -9 of one loses at most the requests in flight on it.
+And stop_delay on its own: the server serves on, announced as stopping,
+then closes its listeners; a second SIGTERM ends the delay."""
+
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import (BIN, BUILD_DIR, ROOT, SANITIZER_REPORT, SLOW, Server,
+                      client_context, gemini_raw, start_server)
+
+EXAMPLE = ROOT / "examples" / "haproxy"
+HAPROXY = "/usr/sbin/haproxy"
+ECHO = BUILD_DIR / "scgi-echo-backend"
+# The example's ports: HAProxy's frontend, the two instances, the SCGI
+# backends. Each is replaced by a free one; the files say nothing else.
+FRONT, A, B, SCGI1 = 1965, 1966, 1967, 4000
+FILES = ("haproxy.cfg", "a.conf", "b.conf")
+CLIENTS = 16
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, pred, timeout=30):
+    deadline = time.time() + timeout * SLOW
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Deployment:
+    """The example's processes, on free ports in tmp."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.ports = {p: free_port() for p in (FRONT, A, B, SCGI1)}
+        self.procs = []  # (name, Popen), stopped in reverse order
+        self.instances = {}
+        for name in FILES:
+            text = (EXAMPLE / name).read_text()
+            for old, new in self.ports.items():
+                text = re.sub(rf"\b{old}\b", str(new), text)
+            (tmp / name).write_text(text)
+        self.front = self.ports[FRONT]
+
+    def spawn(self, name, argv, **kw):
+        log = open(self.tmp / f"{name}.log", "wb")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                             cwd=self.tmp, **kw)
+        log.close()
+        self.procs.append((name, p))
+        return p
+
+    def log(self, name):
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def start_backend(self, name, port):
+        self.spawn(name, [str(ECHO), f"127.0.0.1:{port}"])
+        wait_for(f"{name} listening",
+                 lambda: "listening on" in self.log(name))
+
+    def start_instance(self, name):
+        conf = self.tmp / f"{name}.conf"
+        p = self.spawn(name, [BIN, "-c", str(conf)])
+
+        def up():
+            assert p.poll() is None, self.log(name)
+            return "listening on" in self.log(name)
+        wait_for(f"instance {name}", up)
+        port = self.ports[A if name == "a" else B]
+        self.instances[name] = Server(p, self.tmp / f"{name}.log", conf,
+                                      port, self.tmp)
+
+    def start(self):
+        self.start_backend("scgi1", self.ports[SCGI1])
+        r = subprocess.run([BIN, "-k", str(self.tmp / "tickets.key")],
+                           capture_output=True, text=True,
+                           timeout=30 * SLOW)
+        assert r.returncode == 0, r
+        # a first: it generates the certificate that b then reads.
+        self.start_instance("a")
+        self.start_instance("b")
+        h = self.spawn("haproxy", [HAPROXY, "-f", "haproxy.cfg", "-db"])
+
+        def up():
+            assert h.poll() is None, self.log("haproxy")
+            return self.states() == {"a": "UP", "b": "UP"}
+        wait_for("both instances UP in HAProxy", up)
+
+    def stats(self):
+        """HAProxy's view of its servers: name -> the fields of show stat."""
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5 * SLOW)
+                s.connect(str(self.tmp / "haproxy.sock"))
+                s.sendall(b"show stat\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+        except OSError:
+            return {}
+        lines = data.decode().splitlines()
+        if not lines or not lines[0].startswith("# "):
+            return {}
+        head = lines[0][2:].split(",")
+        rows = [dict(zip(head, l.split(","))) for l in lines[1:] if l]
+        return {r["svname"]: r for r in rows if r["pxname"] == "xitzin"}
+
+    def states(self):
+        st = self.stats()
+        return {n: st[n]["status"] for n in ("a", "b") if n in st}
+
+    def stop(self):
+        """Stops everything by PID; returns what went wrong, if anything."""
+        problems = []
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30 * SLOW)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                    problems.append(f"{name} did not stop on SIGTERM")
+            if name in self.instances:
+                log = self.log(name)
+                if SANITIZER_REPORT.search(log):
+                    problems.append(f"{name}: {log}")
+                if p.returncode not in (0, -signal.SIGKILL):
+                    problems.append(f"{name} exited {p.returncode}: {log}")
+        return problems
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    d = Deployment(tmp_path)
+    try:
+        d.start()
+        yield d
+    finally:
+        problems = d.stop()
+    assert not problems, "\n".join(problems)
+
+
+def env_of(reply):
+    """The echo backend's answer: NAME -> value."""
+    return dict(l.split("=", 1) for l in reply.body.decode().splitlines()
+                if "=" in l)
+
+
+def get(port, path="/app/"):
+    return gemini_raw(port, f"gemini://localhost{path}\r\n".encode(),
+                      timeout=30)
+
+
+class Load:
+    """CLIENTS threads sending total requests through HAProxy, one at a
+    time each, every answer checked; failures kept with their reason."""
+
+    def __init__(self, port, total):
+        self.port, self.total = port, total
+        self.lock = threading.Lock()
+        self.started = 0
+        self.done = 0
+        self.failures = []
+        self.served = {}
+        self.threads = [threading.Thread(target=self.client)
+                        for _ in range(CLIENTS)]
+
+    def client(self):
+        while True:
+            with self.lock:
+                if self.started == self.total:
+                    return
+                self.started += 1
+            try:
+                r = get(self.port)
+                ok = (r.status == 20 and r.close_notify and
+                      "XITZIN_INSTANCE" in env_of(r))
+                why = None if ok else repr(r)
+            except (OSError, ssl.SSLError) as e:
+                ok, why = False, repr(e)
+            with self.lock:
+                self.done += 1
+                if ok:
+                    who = env_of(r)["XITZIN_INSTANCE"]
+                    self.served[who] = self.served.get(who, 0) + 1
+                else:
+                    self.failures.append(why)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def wait_done(self, n):
+        wait_for(f"{n} requests answered", lambda: self.done >= n,
+                 timeout=120)
+
+    def join(self):
+        for t in self.threads:
+            t.join(timeout=300 * SLOW)
+            assert not t.is_alive(), "a load client hung"
+        return self
+
+
+def test_requests_succeed_through_haproxy(deployment):
+    seen = set()
+    for _ in range(4):
+        r = get(deployment.front)
+        assert (r.status, r.meta) == (20, "text/plain"), r
+        assert r.close_notify
+        env = env_of(r)
+        assert env["SCRIPT_NAME"] == "/app"
+        seen.add(env["XITZIN_INSTANCE"])
+    assert seen == {"a", "b"}  # round robin
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3,
+                                     ssl.TLSVersion.TLSv1_2])
+def test_client_resumes_on_the_other_instance(deployment, version):
+    ctx = client_context()
+    ctx.minimum_version = ctx.maximum_version = version
+    session, reused, who = None, [], []
+    for _ in range(4):
+        with socket.create_connection(("127.0.0.1", deployment.front),
+                                      timeout=30 * SLOW) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost",
+                                 session=session) as s:
+                s.sendall(b"gemini://localhost/app/\r\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+                assert data.startswith(b"20 text/plain\r\n"), data
+                m = re.search(rb"XITZIN_INSTANCE=(\w)", data)
+                who.append(m.group(1).decode())
+                reused.append(s.session_reused)
+                session = s.session
+    # Round robin: each connection went to the other instance.
+    assert who[0] != who[1] and who[1] != who[2] and who[2] != who[3], who
+    assert reused == [False, True, True, True], (who, reused)
+    print(f"\nresumption {version.name}: instances {who}, reused {reused}")
+
+
+def test_kill_9_loses_only_what_was_in_flight(deployment):
+    total = 2000
+    a = deployment.instances["a"]
+    load = Load(deployment.front, total).start()
+    load.wait_done(total // 4)
+    a.proc.kill()
+    load.join()
+    print(f"\nkill -9 of a after {total // 4} requests: {load.done} "
+          f"answered, {len(load.failures)} failed, served {load.served}")
+    # At most one request in flight per client when a died; the ones
+    # after were refused at connect, which HAProxy retries elsewhere.
+    assert len(load.failures) <= CLIENTS, load.failures
+    assert load.done == total
+
+
+# stop_delay on its own, without HAProxy.
+
+def refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_stop_delay_serves_on_announced_then_closes(tmp_path, capsule):
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30 * SLOW)
+    delay = 2 * SLOW
+    s = start_server(tmp_path, f"[server]\nstop_delay = {delay}\n"
+                     f"[static /]\nroot = {capsule}\n",
+                     env=dict(os.environ, NOTIFY_SOCKET=str(tmp_path /
+                                                            "notify")))
+    try:
+        assert "READY=1" in notify.recv(4096).decode()
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert notify.recv(4096).decode() == "STOPPING=1"
+        # Announced as stopping, and serving all the same.
+        served = 0
+        while not refused(s.port):
+            if time.monotonic() - t0 < delay / 2:
+                assert s.get("/").status == 20
+                served += 1
+            time.sleep(0.05)
+        closed_after = time.monotonic() - t0
+        assert served > 0
+        assert closed_after >= delay  # never before the delay is over
+        assert s.proc.wait(timeout=30 * SLOW) == 0
+        print(f"\nstop_delay {delay}: {served} served while stopping, "
+              f"listeners closed after {closed_after:.2f} s")
+    finally:
+        notify.close()
+        rc = s.stop()
+    log = s.log()
+    assert rc == 0 and not SANITIZER_REPORT.search(log), log
+    assert f"closing the listeners in {delay:g} s (stop_delay)" in log, log
+
+
+def test_second_sigterm_ends_the_stop_delay(xitzin, capsule):
+    s = xitzin(f"[server]\nstop_delay = 3600\n[static /]\nroot = {capsule}\n")
+    s.proc.send_signal(signal.SIGTERM)
+    wait_for("the stop delay", lambda: "(stop_delay)" in s.log())
+    assert s.get("/").status == 20
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=30 * SLOW) == 0
+    assert "again: skipping the stop delay" in s.log(), s.log()
+
+
+@pytest.mark.parametrize("value,ok", [("0", True), ("0.5", True),
+                                      ("-1", False), ("soon", False)])
+def test_stop_delay_values(tmp_path, value, ok):
+    conf = tmp_path / "x.conf"
+    conf.write_text(f"[server]\nstop_delay = {value}\n[static /]\n"
+                    f"root = {tmp_path}\n")
+    r = subprocess.run([BIN, "-t", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=30 * SLOW)
+    assert (r.returncode == 0) == ok, r
+    if not ok:
+        assert f"stop_delay: invalid value '{value}'" in r.stderr, r
