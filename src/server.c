@@ -12,8 +12,8 @@
  * The main thread waits for SIGTERM/SIGINT or xz_server_stop() (a
  * self-pipe, so a signal handler may call it), reopening the log files on
  * SIGUSR1 meanwhile, serves on for stop_delay (a load balancer's checks
- * see the stop and send no more), then tells every worker to stop
- * accepting and to finish its connections within drain_timeout. A second
+ * see the stop and send no more), then tells every worker to close its
+ * listeners and to finish its connections within drain_timeout. A second
  * SIGTERM/SIGINT cuts the drain short, closing what is left as the drain
  * timeout would (CGI groups killed).
  */
@@ -328,6 +328,35 @@ worker_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(w->base, NULL);
 }
 
+/*
+ * Closes a listener, taking first what the kernel has queued on it: a
+ * connection left in the backlog would be reset by the close, after a
+ * TCP proxy had sent it a request it cannot retry. Once closed, the port
+ * refuses connections, which a proxy retries elsewhere. One that comes
+ * between the last accept and the close is still reset: stop_delay lets
+ * the balancer stop sending first.
+ */
+static void
+worker_close_listener(struct listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd, lfd;
+
+	if (l->evl == NULL)
+		return;
+	evconnlistener_disable(l->evl);
+	lfd = evconnlistener_get_fd(l->evl);
+	while ((fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+	            SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+		server_on_accept(l->evl, fd, (struct sockaddr *)&ss, (int)len,
+		    l);
+		len = sizeof(ss);
+	}
+	evconnlistener_free(l->evl);
+	l->evl = NULL;
+}
+
 /* Runs in the worker: stop accepting, finish what is in flight. */
 static void
 worker_on_stop(evutil_socket_t fd, short what, void *arg)
@@ -339,7 +368,7 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
 
 	w->stopping = true;
 	for (i = 0; i < w->srv->naddrs; i++)
-		evconnlistener_disable(w->listeners[i].evl);
+		worker_close_listener(&w->listeners[i]);
 	if (w->nconns == 0) {
 		event_base_loopexit(w->base, NULL);
 		return;

@@ -264,6 +264,52 @@ Test(server, runs_and_stops_when_nothing_fails)
 	xz_app_free(app);
 }
 
+/*
+ * stop_delay: after the first xz_server_stop() the listener still takes
+ * connections; the second ends the delay, and the run returns with the
+ * port closed.
+ */
+static int delayed_port, accepted_in_delay = -1;
+
+static void *
+stop_twice(void *arg)
+{
+	usleep(200 * 1000);
+	xz_server_stop(arg);
+	usleep(200 * 1000);
+	accepted_in_delay = try_connect(delayed_port);
+	xz_server_stop(arg);
+	return NULL;
+}
+
+Test(server, stop_delay_accepts_until_a_second_stop)
+{
+	static const char *const listen[] = { "127.0.0.1:0", NULL };
+	struct xz_server_opts o = { .listen = listen,
+		.cert_file = cert,
+		.key_file = key,
+		.workers = 1,
+		.quiet = true,
+		.stop_delay = 3600 };
+	struct xz_app *app = app_with_hooks(false);
+	struct xz_server *srv;
+	char err[256] = "";
+	pthread_t t;
+
+	srv = xz_server_new(app, &o, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+	delayed_port = xz_server_port(srv, 0);
+	cr_assert_eq(pthread_create(&t, NULL, stop_twice, srv), 0);
+	cr_assert_eq(xz_server_run(srv), XZ_OK);
+	pthread_join(t, NULL);
+	cr_expect_eq(accepted_in_delay, 0, "refused during the delay: %s",
+	    strerror(accepted_in_delay));
+	cr_expect_eq(try_connect(delayed_port), ECONNREFUSED);
+	cr_expect_eq(shutdowns, 1);
+	xz_server_free(srv);
+	xz_app_free(app);
+}
+
 /* A free TCP port on 127.0.0.1 (bound once, then closed). */
 static int
 free_port(void)
