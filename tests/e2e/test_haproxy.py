@@ -139,6 +139,13 @@ class Deployment:
         for name, p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
+                if name in self.instances:
+                    # A second one ends the stop delay: nobody is left
+                    # to balance the load.
+                    wait_for(f"{name}'s stop delay",
+                             lambda: "(stop_delay)" in self.log(name) or
+                             p.poll() is not None)
+                    p.send_signal(signal.SIGTERM)
                 try:
                     p.wait(timeout=30 * SLOW)
                 except subprocess.TimeoutExpired:
@@ -263,6 +270,29 @@ def test_client_resumes_on_the_other_instance(deployment, version):
     assert who[0] != who[1] and who[1] != who[2] and who[2] != who[3], who
     assert reused == [False, True, True, True], (who, reused)
     print(f"\nresumption {version.name}: instances {who}, reused {reused}")
+
+
+def test_sigterm_under_load_loses_nothing(deployment):
+    total = 3000
+    a = deployment.instances["a"]
+    load = Load(deployment.front, total).start()
+    load.wait_done(total // 4)
+    t0 = time.monotonic()
+    a.proc.send_signal(signal.SIGTERM)
+    wait_for("a DOWN in HAProxy",
+             lambda: deployment.states().get("a", "").startswith("DOWN"))
+    down = time.monotonic() - t0
+    assert a.proc.wait(timeout=60 * SLOW) == 0, a.log()
+    exited = time.monotonic() - t0
+    load.join()
+    st = deployment.stats()["a"]
+    print(f"\nSIGTERM to a after {total // 4} requests: {load.done} "
+          f"answered, {len(load.failures)} failed, served {load.served}; "
+          f"a DOWN in HAProxy after {down:.2f} s, exited after "
+          f"{exited:.2f} s; HAProxy redispatched {st['wredis']}")
+    assert load.failures == [], load.failures[:5]
+    assert load.done == total
+    assert load.served.get("b", 0) > total // 2
 
 
 def test_kill_9_loses_only_what_was_in_flight(deployment):
