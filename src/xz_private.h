@@ -219,14 +219,36 @@ int cert_validity(const void *der, size_t len, char not_before[21],
     char not_after[21]);
 
 /*
- * Loads the certificate and key; when neither file exists, generates a
- * self-signed one for hostname (key file mode 0600) first. NULL with a
- * reason in err ("certs/x.crt: reason") on failure. A context may be shared
- * by threads; free it after its last connection.
+ * One site's certificate and key (opts' files and hostname; ed25519):
+ * loaded as tls_ctx_new would, generated first when neither file exists.
+ * NULL with "certs/x.crt: reason" in err. Read-only once made.
+ */
+struct tls_cert;
+struct tls_cert *tls_cert_new(const struct tls_opts *opts, char *err,
+    size_t errlen);
+void tls_cert_free(struct tls_cert *tc); /* NULL is a no-op */
+/* "SHA256:" + lowercase hex of the certificate's DER. */
+const char *tls_cert_fingerprint(const struct tls_cert *tc);
+
+/*
+ * The shared part of every handshake: priorities, the ticket master key,
+ * and (when opts->cert_file is set) the certificate and key, loaded as
+ * tls_cert_new does. NULL with a reason in err ("certs/x.crt: reason") on
+ * failure. A context may be shared by threads; free it after its last
+ * connection.
  */
 struct tls_ctx *tls_ctx_new(const struct tls_opts *opts, char *err,
     size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx); /* NULL is a no-op */
+/*
+ * Virtual hosts: sessions start with dflt (borrowed; replaces the one
+ * tls_ctx_new loaded); when pick is not NULL, it is called after each
+ * ClientHello with the SNI (NULL: none) and returns the certificate to
+ * use (NULL: dflt). Call before the first connection; pick runs on the
+ * worker threads and must only read.
+ */
+void tls_ctx_set_certs(struct tls_ctx *ctx, struct tls_cert *dflt,
+    struct tls_cert *(*pick)(void *arg, const char *sni), void *arg);
 /* GnuTLS's session-ticket master key: 64 raw bytes. */
 #define TLS_TICKET_KEY_SIZE 64
 /*
@@ -285,6 +307,43 @@ const char *tls_conn_cipher(struct tls_conn *tc);  /* IANA name */
 /* The host name the client sent (SNI) into buf; NULL when it sent none. */
 const char *tls_conn_sni(struct tls_conn *tc, char *buf, size_t len);
 const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
+
+/*
+ * site.c: the sites (virtual hosts) of a server, each its names, its app
+ * and its certificate; the set is built before the workers start and only
+ * read afterwards. The first site added is the default: a client that
+ * sends no SNI, or an unknown one, gets its certificate.
+ */
+struct site {
+	char **names;          /* lower-case, no final dot; NULL-ended */
+	struct xz_app *app;    /* borrowed */
+	struct tls_cert *cert; /* owned; NULL for the test client */
+};
+struct site_set;
+struct site_set *site_set_new(void);
+void site_set_free(struct site_set *set); /* NULL is a no-op */
+/*
+ * Adds a site for names ("a.example, *.a.example": exact names,
+ * single-label "*." wildcards, "*" for any host at all), app (borrowed)
+ * and cert (taken, freed even on failure; may be NULL). XZ_OK; XZ_EINVAL
+ * with a static *why ("no name given", "a wildcard is '*.' and a name",
+ * "a name is in two sites") or XZ_ENOMEM; *bad then names the offending
+ * name (valid until the set is freed or the next call), or NULL.
+ */
+int site_set_add(struct site_set *set, const char *names, struct xz_app *app,
+    struct tls_cert *cert, const char **why, char *bad, size_t badlen);
+size_t site_set_count(const struct site_set *set);
+const struct site *site_set_get(const struct site_set *set, size_t i);
+/*
+ * The site a host name belongs to: an exact name first, then a
+ * "*.rest" wildcard for "label.rest", then a "*" site; NULL for none.
+ * Case and a final dot do not matter.
+ */
+const struct site *site_for_name(const struct site_set *set, const char *host);
+/* The site of a handshake's SNI (NULL: none): site_for_name or the default. */
+const struct site *site_for_sni(const struct site_set *set, const char *sni);
+/* tls_ctx_set_certs's pick over a site set (arg). */
+struct tls_cert *site_pick_cert(void *arg, const char *sni);
 
 /*
  * request.c: one request, from its parsed line to xz_end (accessors,
@@ -578,15 +637,18 @@ extern const struct conn_io conn_io_tls;
 
 /* What a connection needs from its listener; shared, read-only. */
 struct conn_cfg {
-	struct xz_app *app;
-	const struct conn_io *io;     /* the transport */
-	void *io_ctx;                 /* its open()'s ctx */
-	const char *const *hostnames; /* lower-case, NULL-ended */
-	int port;                     /* the listener's port */
-	int public_port;              /* the port URLs carry; 0: port */
-	double request_timeout;       /* handshake + request line */
-	double write_timeout;         /* a client that takes no bytes */
-	size_t send_min_rate;         /* bytes/s while output waits; 0: none */
+	/*
+	 * The sites: the SNI's site must be the request host's (else 53),
+	 * and its app answers.
+	 */
+	const struct site_set *sites;
+	const struct conn_io *io; /* the transport */
+	void *io_ctx;             /* its open()'s ctx */
+	int port;                 /* the listener's port */
+	int public_port;          /* the port URLs carry; 0: port */
+	double request_timeout;   /* handshake + request line */
+	double write_timeout;     /* a client that takes no bytes */
+	size_t send_min_rate;     /* bytes/s while output waits; 0: none */
 	bool access_log;
 };
 
