@@ -44,7 +44,6 @@ struct cfg_section {
 	char *host;   /* [host NAME], [state NAME], [static NAME /]; or NULL */
 	char *prefix; /* the mount prefix; NULL for [server] and [state] */
 	int line;     /* of its [header] */
-	bool nomem;   /* its name could not be kept */
 	struct cfg_entry *entries;
 	size_t nentries;
 };
@@ -264,11 +263,16 @@ cfg_section_add(struct xz_config *cfg, const char *name, int line)
 	if (s == NULL)
 		return NULL;
 	cfg->sections = s;
-	s = &s[cfg->nsections++];
+	s = &s[cfg->nsections];
 	memset(s, 0, sizeof(*s));
 	s->line = line;
-	if (!cfg_split_name(name, &s->kind, &s->host, &s->prefix))
-		s->nomem = true;
+	if (!cfg_split_name(name, &s->kind, &s->host, &s->prefix)) {
+		free(s->kind);
+		free(s->host);
+		free(s->prefix);
+		return NULL;
+	}
+	cfg->nsections++;
 	return s;
 }
 
@@ -327,9 +331,7 @@ cfg_key_section(struct xz_config *cfg, const char *name, bool *nomem)
 		*nomem = true;
 		return NULL;
 	}
-	if (s->nomem)
-		*nomem = true;
-	return *nomem ? NULL : s;
+	return s;
 }
 
 static int
@@ -362,15 +364,21 @@ cfg_on_line(void *user, const char *section, const char *key, const char *value,
 	if (e == NULL)
 		return 0;
 	s->entries = e;
-	e = &e[s->nentries++];
+	e = &e[s->nentries];
 	e->key = strdup(key);
 	e->value = strdup(value);
+	if (e->key == NULL || e->value == NULL) {
+		free(e->key);
+		free(e->value);
+		return 0;
+	}
+	s->nentries++;
 	e->line = line;
 	/* [state] values are the app's; elsewhere an empty one is a slip. */
 	e->said = value[0] == '\0' && strcmp(s->kind, "state") != 0;
 	if (e->said)
 		cfg_error(cfg, line, "%s: no value given", key);
-	return e->key != NULL && e->value != NULL;
+	return 1;
 }
 
 /*
