@@ -7,6 +7,10 @@
  * own keys, so every error names the file and line. Relative paths are
  * taken from the config file's directory, not the working directory.
  *
+ * [host NAME] sections are sites of their own: each gets an app (ours,
+ * freed with the config) for its [state NAME] and its mounts
+ * ([static NAME /]), and joins the server through xz_config_add_sites.
+ *
  * Loading also checks what starting the server would find wrong (listen
  * addresses, the user, the chroot, the certificate and key), so that
  * `xitzin -t` says all of it; and every error is reported, not the first
