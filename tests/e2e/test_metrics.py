@@ -16,7 +16,9 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BIN, SLOW, client_context, gemini_raw, write_config
+from conftest import BIN, SLOW, client_context, write_config
+from test_hostile_backends import hostile  # noqa: F401 (fixture)
+from test_scgi import backends  # noqa: F401 (fixture)
 
 
 def free_port():
@@ -193,6 +195,28 @@ def test_hello_retry_counted(xitzin, capsule):
     _, _, smp = scrape_when(metrics_port(s), lambda m: value(
         m, "xitzin_request_duration_seconds_count") == 1)
     assert value(smp, "xitzin_tls_hello_retry_requests_total") == 1
+
+
+def test_backend_timeout_counted(xitzin, hostile):  # noqa: F811
+    """A backend that takes the connection and never answers: 43 after
+    its timeout, counted for that backend as a timeout, not a connect
+    failure."""
+    deaf = hostile("deaf")
+    s = xitzin("[server]\nmetrics_listen = 127.0.0.1:0\n"
+               f"[scgi /deaf]\nhost = 127.0.0.1\nport = {deaf}\n"
+               "timeout = 0.5\n")
+    r = s.get("/deaf/x")
+    assert (r.status, r.meta) == (43, "SCGI backend timeout")
+    _, text, smp = scrape_when(metrics_port(s), lambda m: value(
+        m, "xitzin_request_duration_seconds_count") == 1)
+    promtool_check(text)
+    be = f"127.0.0.1:{deaf}"
+    assert value(smp, "xitzin_backend_failures_total", backend=be,
+                 kind="timeout") == 1
+    assert value(smp, "xitzin_backend_failures_total", backend=be,
+                 kind="connect") == 0
+    assert value(smp, "xitzin_requests_total", mount="/deaf",
+                 status="43") == 1
 
 
 def test_two_workers_are_summed(xitzin, capsule):
