@@ -745,6 +745,18 @@ struct xz_server_opts {
 	 * STOPPING=1 when the drain begins. No $NOTIFY_SOCKET: nothing.
 	 */
 	bool sd_notify;
+	/*
+	 * Metrics: "127.0.0.1:9165" serves, over plain HTTP on the thread
+	 * that runs xz_server_run, GET /metrics (the Prometheus text format
+	 * 0.0.4: requests by mount and status, a latency histogram, bytes,
+	 * connections, TLS handshakes, backend failures, CGI processes,
+	 * rate-limited answers, reloads) and GET /health (200 "ok" while
+	 * serving, 503 "stopping" once the drain has begun). NULL: off.
+	 * xz_server_new refuses an address that is not loopback unless
+	 * metrics_allow_remote (the labels name mounts and backends).
+	 */
+	const char *metrics_listen;
+	bool metrics_allow_remote;
 };
 
 /*
@@ -807,6 +819,8 @@ XZ_API const char *xz_server_error(const struct xz_server *srv);
 XZ_API void xz_server_stop(struct xz_server *srv);
 /* The port a listener was bound to (useful with port 0), or -1. */
 XZ_API int xz_server_port(const struct xz_server *srv, size_t listener);
+/* The port metrics_listen was bound to (useful with port 0), or -1. */
+XZ_API int xz_server_metrics_port(const struct xz_server *srv);
 XZ_API void xz_server_free(struct xz_server *srv);
 /*
  * Writes a new random session-ticket master key to path, mode 0600; an

@@ -62,6 +62,7 @@ struct xz_config {
 	size_t nlisten;
 	char *hostname, *cert, *key, *user, *chroot_dir;
 	char *ticket_key; /* ticket_key_file, resolved */
+	char *metrics_listen;
 	struct xz_log_opts log;
 	char *access_log, *error_log; /* files, or stderr, syslog, off */
 	/* while reading */
@@ -683,6 +684,12 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 			o->send_min_rate = rate == 0 ? -1 : (long)rate;
 	} else if (strcmp(e->key, "drain_timeout") == 0)
 		rc = cfg_seconds(e->value, &o->drain_timeout);
+	else if (strcmp(e->key, "metrics_listen") == 0) {
+		free(cfg->metrics_listen);
+		cfg->metrics_listen = strdup(e->value);
+		rc = cfg->metrics_listen != NULL ? XZ_OK : XZ_ENOMEM;
+	} else if (strcmp(e->key, "metrics_allow_remote") == 0)
+		rc = cfg_bool(e->value, &o->metrics_allow_remote);
 	else if (strcmp(e->key, "max_connections") == 0)
 		rc = cfg_unsigned(e->value, &o->max_connections);
 	else if (strcmp(e->key, "max_connections_per_address") == 0)
@@ -734,6 +741,19 @@ cfg_key_line(const struct cfg_section *s, const char *key)
 	return s != NULL ? s->line : 1;
 }
 
+/* metrics_listen as xz_server_new would take it (loopback, or allowed). */
+static void
+cfg_check_metrics(struct xz_config *cfg, const struct cfg_section *server)
+{
+	char why[512];
+
+	if (cfg->metrics_listen != NULL &&
+	    metrics_check_listen(cfg->metrics_listen,
+	        cfg->opts.metrics_allow_remote, why, sizeof(why)) != XZ_OK)
+		cfg_error(cfg, cfg_key_line(server, "metrics_listen"), "%s",
+		    why);
+}
+
 /*
  * The certificate and key as the server would load them: both parse and
  * match, or neither exists (generated at start).
@@ -770,6 +790,7 @@ cfg_finish_opts(struct xz_config *cfg)
 	cfg->opts.cert_file = cfg->cert;
 	cfg->opts.key_file = cfg->key;
 	cfg->opts.ticket_key_file = cfg->ticket_key;
+	cfg->opts.metrics_listen = cfg->metrics_listen;
 	cfg->opts.user = cfg->user;
 	cfg->opts.chroot_dir = cfg->chroot_dir;
 	return XZ_OK;
@@ -1012,6 +1033,7 @@ xz_config_load(const char *path, char *err, size_t errlen)
 		cfg_check_cert(cfg, server);
 		if (cfg_read_hosts(cfg, server) != XZ_OK)
 			cfg->nomem = true;
+		cfg_check_metrics(cfg, server);
 	}
 	if (cfg_failed(cfg)) {
 		cfg_check_mounts(cfg);
@@ -1826,6 +1848,7 @@ xz_config_free(struct xz_config *cfg)
 	free(cfg->cert);
 	free(cfg->key);
 	free(cfg->ticket_key);
+	free(cfg->metrics_listen);
 	free(cfg->user);
 	free(cfg->chroot_dir);
 	cfg_clear_errors(cfg);

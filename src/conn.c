@@ -187,6 +187,8 @@ tls_io_handshake(void *t)
 	if (rc == TLS_DONE && tls_conn_retried(t))
 		log_debug("HelloRetryRequest sent: no key share the server "
 		          "takes");
+	if (rc == TLS_DONE)
+		metrics_handshake(tls_conn_resumed(t), tls_conn_retried(t));
 	return rc;
 }
 
@@ -371,6 +373,17 @@ conn_log_access(struct xz_conn *c, const char *reason)
 	log_access_entry(&e);
 }
 
+/* The worker's counters (metrics.c): status, mount, bytes, duration. */
+static void
+conn_count(const struct xz_conn *c)
+{
+	const struct xz_request *req = &c->req;
+
+	metrics_request(req->status,
+	    req->counted_as != NULL ? req->counted_as : "none", c->bytes_sent,
+	    conn_elapsed_ms(c));
+}
+
 void
 conn_close(struct xz_conn *c, const char *reason)
 {
@@ -380,6 +393,8 @@ conn_close(struct xz_conn *c, const char *reason)
 	if (c->has_request && !c->req.ended)
 		request_cancel(&c->req);
 	conn_log_access(c, reason);
+	if (c->has_request)
+		conn_count(c);
 	log_debug("conn %u: closed: %s", c->id, reason);
 	if (c->has_request)
 		request_clear(&c->req);

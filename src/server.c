@@ -149,6 +149,7 @@ struct xz_server {
 	struct accept_failures accept_failures;
 	char error[256];   /* why xz_server_run failed (xz_server_error) */
 	char *notify_path; /* $NOTIFY_SOCKET, with opts.sd_notify */
+	struct metrics *metrics; /* opts.metrics_listen; NULL: off */
 };
 
 /*
@@ -184,6 +185,7 @@ server_conn_closed(struct xz_conn *c, void *arg)
 	TAILQ_REMOVE(&w->conns, e, link);
 	admit_release(w->srv->admit, &e->key);
 	free(e);
+	metrics_conn_closed();
 	/* A descriptor came free: a paused listener need not wait. */
 	for (i = 0; i < w->srv->naddrs; i++)
 		if (w->listeners[i].backing_off) {
@@ -283,12 +285,14 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	e->w = w;
 	TAILQ_INSERT_TAIL(&w->conns, e, link);
 	w->nconns++;
+	metrics_conn_opened(); /* before conn_new: its failure closes it */
 	e->c = conn_new(w->base, fd, l->cfg, sa, server_conn_closed, e);
 	if (e->c == NULL) {
 		TAILQ_REMOVE(&w->conns, e, link);
 		admit_release(w->srv->admit, &e->key);
 		w->nconns--;
 		free(e);
+		metrics_conn_closed();
 	}
 }
 
@@ -356,9 +360,11 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	metrics_worker_enter(w->srv->metrics, (int)(w - w->srv->workers));
 	event_base_dispatch(w->base);
 	/* Stopped: anything left (the drain timed out) is closed here. */
 	worker_close_all(w);
+	metrics_worker_leave();
 	/* The main thread waits on the stop pipe for the last worker. */
 	__atomic_sub_fetch(&w->srv->nrunning, 1, __ATOMIC_RELEASE);
 	xz_server_stop(w->srv);
@@ -917,6 +923,11 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], err, errlen) != XZ_OK)
 			goto fail;
+	if (srv->opts.metrics_listen != NULL &&
+	    (srv->metrics = metrics_new(srv->opts.metrics_listen,
+	         srv->opts.metrics_allow_remote, srv->nworkers, err, errlen)) ==
+	        NULL)
+		goto fail;
 	server_set_max_connections(srv);
 	srv->admit = admit_new(srv->opts.max_connections,
 	    srv->opts.max_connections_per_address);
@@ -934,6 +945,12 @@ int
 xz_ticket_key_new(const char *path, char *errbuf, size_t errlen)
 {
 	return tls_ticket_key_write(path, errbuf, errlen) == 0 ? XZ_OK : XZ_EIO;
+}
+
+int
+xz_server_metrics_port(const struct xz_server *srv)
+{
+	return srv != NULL ? metrics_port(srv->metrics) : -1;
 }
 
 int
@@ -1019,6 +1036,8 @@ xz_server_error(const struct xz_server *srv)
 static void
 stop_waiter_free(struct stop_waiter *sw)
 {
+	if (sw->srv != NULL)
+		metrics_stop(sw->srv->metrics); /* it runs on sw->base */
 	if (sw->sigterm != NULL)
 		event_free(sw->sigterm);
 	if (sw->sigint != NULL)
@@ -1218,6 +1237,8 @@ static void
 server_wait_and_drain(struct xz_server *srv, struct stop_waiter *sw)
 {
 	event_base_dispatch(sw->base);
+	/* /health says 503 from now: balancers stop sending clients. */
+	metrics_set_stopping(srv->metrics);
 	server_notify(srv, "STOPPING=1");
 	sw->draining = true;
 	server_signal_workers(srv);
@@ -1339,6 +1360,12 @@ xz_server_run(struct xz_server *srv)
 		server_close_listeners(srv);
 		return rc;
 	}
+	if ((rc = metrics_start(srv->metrics, sw.base)) != XZ_OK) {
+		stop_waiter_free(&sw);
+		server_close_listeners(srv);
+		return server_fail(srv, rc, "cannot serve metrics: %s",
+		    xz_strerror(rc));
+	}
 	if ((rc = server_apps_startup(srv)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
@@ -1377,6 +1404,7 @@ xz_server_free(struct xz_server *srv)
 	site_set_free(srv->sites);
 	free(srv->notify_path);
 	admit_free(srv->admit);
+	metrics_free(srv->metrics);
 	if (srv->stop_pipe[0] != -1)
 		close(srv->stop_pipe[0]);
 	if (srv->stop_pipe[1] != -1)

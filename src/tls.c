@@ -1274,6 +1274,12 @@ tls_conn_retried(const struct tls_conn *tc)
 	return tc->hellos > 1;
 }
 
+bool
+tls_conn_resumed(const struct tls_conn *tc)
+{
+	return gnutls_session_is_resumed(tc->s) != 0;
+}
+
 ssize_t
 tls_conn_read(struct tls_conn *tc, void *buf, size_t len)
 {

@@ -68,6 +68,64 @@ size_t log_escape(char *dst, size_t dstlen, const char *src, size_t srclen,
     bool quote);
 
 /*
+ * metrics.c: counters for operators, served in the Prometheus text format
+ * (GET /metrics) with a health check (GET /health) over HTTP on the main
+ * thread's loop. Each worker thread bumps its own counters (no lock);
+ * a scrape sums them. The bumps (metrics_request ... metrics_rate_limited)
+ * count for the worker the calling thread entered (metrics_worker_enter)
+ * and do nothing on any other thread (the test client's).
+ */
+#define METRICS_MAX_NAMES 64 /* mounts, and backends; more: "other" */
+#define METRICS_STATUSES 61  /* none, 10..69 */
+#define METRICS_BUCKETS 12   /* latency buckets before +Inf */
+struct metrics;
+enum metrics_fail {
+	METRICS_CONNECT,         /* refused, unreachable, no such socket */
+	METRICS_CONNECT_TIMEOUT, /* the connect took longer than timeout */
+	METRICS_TIMEOUT,         /* silent (or slow to take) past timeout */
+	METRICS_NFAILS,
+};
+/*
+ * XZ_OK when spec ("127.0.0.1:9165", "[::1]:9165") resolves to a loopback
+ * address, or to any with allow_remote; XZ_EINVAL with the reason in err.
+ */
+int metrics_check_listen(const char *spec, bool allow_remote, char *err,
+    size_t errlen);
+/*
+ * Counters for nworkers workers, and the listening socket bound on spec
+ * (checked as metrics_check_listen; no SO_REUSEPORT: a second process is
+ * refused). NULL with the reason in err.
+ */
+struct metrics *metrics_new(const char *spec, bool allow_remote, int nworkers,
+    char *err, size_t errlen);
+/* Serves HTTP on base (the main thread's) until metrics_stop. */
+int metrics_start(struct metrics *m, struct event_base *base);
+void metrics_stop(struct metrics *m); /* before base is freed */
+void metrics_free(struct metrics *m); /* NULL is a no-op */
+int metrics_port(const struct metrics *m);
+/* The calling thread is worker i of m (m NULL: none) until _leave. */
+void metrics_worker_enter(struct metrics *m, int worker);
+void metrics_worker_leave(void);
+/* From any thread: /health answers 503 from now; a reload took effect. */
+void metrics_set_stopping(struct metrics *m);
+void metrics_reload(struct metrics *m);
+/*
+ * A backend's id for metrics_backend_failed ("127.0.0.1:4000",
+ * "unix:/run/app.sock"), given once when the backend is made; its
+ * counters show from then on, zeros included. Never 0 but when full.
+ */
+int metrics_backend_id(const char *name);
+/* The bumps, for the calling worker. mount: a prefix, "routes", "none". */
+void metrics_request(int status, const char *mount, size_t bytes, double ms);
+void metrics_conn_opened(void);
+void metrics_conn_closed(void);
+void metrics_handshake(bool resumed, bool retried);
+void metrics_backend_failed(int backend, enum metrics_fail kind);
+void metrics_rate_limited(void);
+/* A CGI script was spawned (+1) or reaped (-1); any thread. */
+void metrics_cgi_process(int delta);
+
+/*
  * strlist.c: "a, b c" -> { "a", "b", "c", NULL }: items are separated by
  * commas and white space; empty items are dropped. NULL when out of
  * memory. Free with strlist_free (NULL is a no-op).
@@ -281,6 +339,8 @@ int tls_conn_handshake(struct tls_conn *tc);
 size_t tls_key_share_pick(const void *hello, size_t len);
 /* After TLS_DONE: true when the server sent a HelloRetryRequest. */
 bool tls_conn_retried(const struct tls_conn *tc);
+/* After TLS_DONE: true when the client resumed a session (a ticket). */
+bool tls_conn_resumed(const struct tls_conn *tc);
 /* Bytes read (> 0; len > 0), or TLS_WANT_*, TLS_EOF, TLS_ERROR. */
 ssize_t tls_conn_read(struct tls_conn *tc, void *buf, size_t len);
 /*
@@ -414,7 +474,9 @@ struct xz_request {
 	struct xz_cert cert;     /* the client's certificate facts */
 	const char *tls_version; /* static strings; NULL without TLS */
 	const char *tls_cipher;
-	const char *mount;     /* the matched mount prefix, or "" */
+	const char *mount; /* the matched mount prefix, or "" */
+	/* For metrics: the mount ("/" the root's) or "routes"; NULL: none */
+	const char *counted_as;
 	const char *path_info; /* into url.path */
 	char **param_names;    /* route parameters (names borrowed) */
 	char **param_values;
@@ -808,6 +870,7 @@ struct relay_cfg {
 	const char *meta_too_big; /* "SCGI response exceeds maximum size" */
 	const char *meta_bad;     /* "SCGI backend error" */
 	const char *name;         /* for the log: "scgi /api" */
+	int backend_id;           /* metrics_backend_id; 0: not counted */
 };
 
 enum relay_end {

@@ -419,3 +419,39 @@ Test(server, sites_run_each_apps_hooks_once)
 	remove(c2);
 	remove(k2);
 }
+
+/*
+ * metrics_listen through the library: a non-loopback address is refused
+ * by xz_server_new unless allowed; a loopback one is bound at once (its
+ * port known before xz_server_run), and closed by xz_server_free.
+ */
+Test(server, metrics_listen_checked_and_bound)
+{
+	static const char *const listen[] = { "127.0.0.1:0", NULL };
+	struct xz_app *app = xz_app_new();
+	struct xz_server_opts o = { 0 };
+	struct xz_server *srv;
+	char err[256] = "";
+	int port;
+
+	o.listen = listen;
+	o.cert_file = cert;
+	o.key_file = key;
+	o.workers = 2;
+	o.quiet = true;
+	o.metrics_listen = "0.0.0.0:0";
+	cr_assert_null(xz_server_new(app, &o, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "not a loopback address"), "%s", err);
+	o.metrics_listen = "127.0.0.1:0";
+	srv = xz_server_new(app, &o, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+	port = xz_server_metrics_port(srv);
+	cr_assert_gt(port, 0);
+	cr_assert_eq(try_connect(port), 0);
+	xz_server_free(srv);
+	cr_assert_eq(try_connect(port), ECONNREFUSED);
+	srv = server_new(app, 1);
+	cr_assert_eq(xz_server_metrics_port(srv), -1); /* off */
+	xz_server_free(srv);
+	xz_app_free(app);
+}
