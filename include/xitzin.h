@@ -754,6 +754,18 @@ struct xz_server_opts {
 	 * $NOTIFY_SOCKET: nothing.
 	 */
 	bool sd_notify;
+	/*
+	 * Metrics: "127.0.0.1:9165" serves, over plain HTTP on the thread
+	 * that runs xz_server_run, GET /metrics (the Prometheus text format
+	 * 0.0.4: requests by mount and status, a latency histogram, bytes,
+	 * connections, TLS handshakes, backend failures, CGI processes,
+	 * rate-limited answers, reloads) and GET /health (200 "ok" while
+	 * serving, 503 "stopping" once the drain has begun). NULL: off.
+	 * xz_server_new refuses an address that is not loopback unless
+	 * metrics_allow_remote (the labels name mounts and backends).
+	 */
+	const char *metrics_listen;
+	bool metrics_allow_remote;
 };
 
 /*
@@ -763,6 +775,40 @@ struct xz_server_opts {
  */
 XZ_API struct xz_server *xz_server_new(struct xz_app *app,
     const struct xz_server_opts *opts, char *errbuf, size_t errlen);
+/*
+ * Several sites (virtual hosts) on one server. The server made by
+ * xz_server_new serves its app under opts.hostname: that is the default
+ * site, whose certificate a client gets when it sends no server name
+ * (SNI), as for an IP literal, or one no site has. Each site added here
+ * has its own names, app and certificate; the handshake picks the
+ * certificate by SNI, and a request is answered by the app of the site
+ * its URL's host belongs to, which must be the site the SNI chose
+ * (53 "Proxy request refused" otherwise, and for a host no site has).
+ * Names are matched as the original framework's vhost mapping does:
+ * exact names first ("example.org"), then single-label wildcards
+ * ("*.example.org" matches "a.example.org", neither "example.org" nor
+ * "a.b.example.org"), then a site named "*" (any host: a fallback).
+ */
+struct xz_site_opts {
+	const char *hostname; /* "example.org, *.example.org"; required */
+	/*
+	 * PEM files, as in xz_server_opts: generated (both, for all the
+	 * names) when neither exists; neither given: certs/NAME.crt and
+	 * .key, NAME the first name with '*' written '_'.
+	 */
+	const char *cert_file;
+	const char *key_file;
+};
+/*
+ * Adds a site serving app (borrowed: it must outlive the server; one app
+ * may serve several sites) before xz_server_run, which runs each app's
+ * startup hooks once. The certificate is loaded (or generated) now.
+ * XZ_OK; XZ_EINVAL with the reason in errbuf (a bad or empty name, a
+ * name another site has, a wildcard of more than one label, the
+ * certificate); XZ_ESTATE once the server has run; XZ_ENOMEM.
+ */
+XZ_API int xz_server_add_site(struct xz_server *srv, struct xz_app *app,
+    const struct xz_site_opts *opts, char *errbuf, size_t errlen);
 /*
  * Drops privileges (opts.user, opts.chroot_dir), sets up SIGTERM/SIGINT
  * handling, runs the startup hooks, starts the workers, serves until
@@ -783,6 +829,8 @@ XZ_API const char *xz_server_error(const struct xz_server *srv);
 XZ_API void xz_server_stop(struct xz_server *srv);
 /* The port a listener was bound to (useful with port 0), or -1. */
 XZ_API int xz_server_port(const struct xz_server *srv, size_t listener);
+/* The port metrics_listen was bound to (useful with port 0), or -1. */
+XZ_API int xz_server_metrics_port(const struct xz_server *srv);
 XZ_API void xz_server_free(struct xz_server *srv);
 /*
  * Writes a new random session-ticket master key to path, mode 0600; an
@@ -874,11 +922,21 @@ XZ_API const struct xz_log_opts *xz_config_log_opts(
 /*
  * Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app,
  * with a middleware for their client-certificate rules (require_cert,
- * allowed_certs) when a section has one; app owns what it needs, so cfg
- * may be freed at once. On failure, every error in errbuf as
- * xz_config_load writes them.
+ * allowed_certs) when a section has one; app owns what it needs. Each
+ * [host NAME] gets an app of its own, which cfg owns, with its [state
+ * NAME] and [static|scgi|cgi NAME PREFIX] sections: free cfg only after
+ * the server when the file has [host] sections (xz_config_add_sites).
+ * On failure, every error in errbuf as xz_config_load writes them.
  */
 XZ_API int xz_config_apply(struct xz_config *cfg, struct xz_app *app,
+    char *errbuf, size_t errlen);
+/*
+ * After xz_config_apply: each [host] section becomes a site of srv
+ * (xz_server_add_site) with its app, names and certificate (generated
+ * for all its names when neither file exists). XZ_OK, or the error with
+ * "file:line: [host NAME]: reason" in errbuf.
+ */
+XZ_API int xz_config_add_sites(struct xz_config *cfg, struct xz_server *srv,
     char *errbuf, size_t errlen);
 XZ_API void xz_config_free(struct xz_config *cfg);
 

@@ -203,6 +203,9 @@ main(int argc, char **argv)
 	so.sd_notify = true;
 	if ((srv = xz_server_new(app, &so, errbuf, sizeof(errbuf))) == NULL)
 		errx(1, "%s", errbuf);
+	if (cfg != NULL &&
+	    xz_config_add_sites(cfg, srv, errbuf, sizeof(errbuf)) != XZ_OK)
+		errx(1, "%s", errbuf);
 	for (size_t i = 0; i < so.nlisten_fds; i++)
 		close(fds[i]);   /* each worker listens on its own dup */
 	rc = xz_server_run(srv); /* a failure is logged, with its reason */

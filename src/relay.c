@@ -274,6 +274,7 @@ relay_on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		relay_on_eof(r);
 	} else if (what & BEV_EVENT_TIMEOUT) {
+		metrics_backend_failed(r->cfg->backend_id, METRICS_TIMEOUT);
 		relay_fail(r, r->cfg->meta_timeout,
 		    (what & BEV_EVENT_READING) ? "silent past the timeout" :
 		                                 "took no request bytes");
@@ -297,6 +298,7 @@ relay_on_max_duration(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
 
+	metrics_backend_failed(r->cfg->backend_id, METRICS_TIMEOUT);
 	relay_fail(r, r->cfg->meta_timeout, "answer took over max_duration");
 }
 

@@ -195,6 +195,8 @@ scgi_on_send(evutil_socket_t fd, short what, void *arg)
 	if (what & EV_TIMEOUT) {
 		log_warnx("%s: %s: took no request bytes within the timeout",
 		    call->b->name, xz_request_url(call->req));
+		metrics_backend_failed(call->b->relay.backend_id,
+		    METRICS_TIMEOUT);
 		scgi_fail(call, call->b->relay.meta_timeout);
 		return;
 	}
@@ -224,11 +226,14 @@ scgi_on_connect(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_warnx("%s: %s: connect timed out after %gs", call->b->name,
 		    xz_request_url(call->req), call->b->cfg.timeout);
+		metrics_backend_failed(call->b->relay.backend_id,
+		    METRICS_CONNECT_TIMEOUT);
 		scgi_fail(call, META_CONNECT_TIMEOUT);
 		return;
 	}
 	/* libevent restores the connect's errno for this callback. */
 	log_warn("%s: %s: connect", call->b->name, xz_request_url(call->req));
+	metrics_backend_failed(call->b->relay.backend_id, METRICS_CONNECT);
 	scgi_fail(call, META_CONNECT);
 }
 
@@ -336,9 +341,11 @@ scgi_start(struct xz_request *req, void *state)
 	xz_request_set_data(req, call);
 	if (xz_request_is_upload(req))
 		xz_upload_on_data(req, scgi_on_upload, call);
-	if (rc != XZ_OK)
+	if (rc != XZ_OK) {
+		metrics_backend_failed(call->b->relay.backend_id,
+		    METRICS_CONNECT);
 		scgi_fail(call, META_CONNECT);
-	else if (now)
+	} else if (now)
 		scgi_send(call);
 	return XZ_OK;
 }
@@ -416,6 +423,7 @@ scgi_backend_finish(struct scgi_backend *b)
 {
 	snprintf(b->name, sizeof(b->name), "scgi %s", b->where);
 	backend_relay_cfg(&b->relay, &b->cfg, &scgi_kind, b->name);
+	b->relay.backend_id = metrics_backend_id(b->where);
 }
 
 /*

@@ -136,10 +136,10 @@ struct accept_failures {
 };
 
 struct xz_server {
-	struct xz_app *app;
 	struct xz_server_opts opts;
 	struct tls_ctx *tls;
-	char **hostnames;
+	struct site_set *sites; /* [0]: the default, opts.hostname and app */
+	bool ran;               /* xz_server_run was called: sites are fixed */
 	struct listen_addr *addrs;
 	size_t naddrs;
 	struct worker *workers;
@@ -148,9 +148,9 @@ struct xz_server {
 	int nrunning; /* workers whose thread has not returned (atomic) */
 	struct admit *admit;
 	struct accept_failures accept_failures;
-	char error[256]; /* why xz_server_run failed (xz_server_error) */
-	char *cert_path, *key_path; /* the defaults, when opts gave none */
-	char *notify_path;          /* $NOTIFY_SOCKET, with opts.sd_notify */
+	char error[256];   /* why xz_server_run failed (xz_server_error) */
+	char *notify_path; /* $NOTIFY_SOCKET, with opts.sd_notify */
+	struct metrics *metrics; /* opts.metrics_listen; NULL: off */
 };
 
 /*
@@ -187,6 +187,7 @@ server_conn_closed(struct xz_conn *c, void *arg)
 	TAILQ_REMOVE(&w->conns, e, link);
 	admit_release(w->srv->admit, &e->key);
 	free(e);
+	metrics_conn_closed();
 	/* A descriptor came free: a paused listener need not wait. */
 	for (i = 0; i < w->srv->naddrs; i++)
 		if (w->listeners[i].backing_off) {
@@ -286,12 +287,14 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	e->w = w;
 	TAILQ_INSERT_TAIL(&w->conns, e, link);
 	w->nconns++;
+	metrics_conn_opened(); /* before conn_new: its failure closes it */
 	e->c = conn_new(w->base, fd, l->cfg, sa, server_conn_closed, e);
 	if (e->c == NULL) {
 		TAILQ_REMOVE(&w->conns, e, link);
 		admit_release(w->srv->admit, &e->key);
 		w->nconns--;
 		free(e);
+		metrics_conn_closed();
 	}
 }
 
@@ -388,9 +391,11 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	metrics_worker_enter(w->srv->metrics, (int)(w - w->srv->workers));
 	event_base_dispatch(w->base);
 	/* Stopped: anything left (the drain timed out) is closed here. */
 	worker_close_all(w);
+	metrics_worker_leave();
 	/* The main thread waits on the stop pipe for the last worker. */
 	__atomic_sub_fetch(&w->srv->nrunning, 1, __ATOMIC_RELEASE);
 	xz_server_stop(w->srv);
@@ -633,18 +638,6 @@ worker_free(struct worker *w, size_t naddrs)
 		event_base_free(w->base);
 }
 
-/* "a.example, B.example" -> { "a.example", "b.example", NULL }. */
-static char **
-server_split_names(const char *names)
-{
-	char **list = strlist_split(names);
-
-	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
-		for (char *q = list[i]; *q != '\0'; q++)
-			*q = (char)tolower((unsigned char)*q);
-	return list;
-}
-
 static void
 server_defaults(struct xz_server_opts *o)
 {
@@ -666,50 +659,110 @@ server_defaults(struct xz_server_opts *o)
 }
 
 /*
- * No certificate given: the program's choice, certs/HOST.crt and
- * certs/HOST.key under the working directory (HOST the first hostname),
- * generated when neither exists, so that a first program runs as is.
- * One file without the other is a mistake worth naming.
+ * A site's certificate: cert_file and key_file, or, neither given, the
+ * program's choice, certs/NAME.crt and certs/NAME.key under the working
+ * directory (NAME the site's first name, a '*' written '_'), generated
+ * when neither exists, so that a first program runs as is; a generated
+ * certificate holds all the site's names. One file without the other is
+ * a mistake worth naming.
  */
-static int
-server_default_cert(struct xz_server *srv, char *err, size_t errlen)
+static struct tls_cert *
+server_site_cert(const struct xz_server *srv, const char *names,
+    const char *cert_file, const char *key_file, char *err, size_t errlen)
 {
-	const char *host = srv->hostnames[0];
-	struct xz_server_opts *o = &srv->opts;
+	struct tls_opts topts = { .cert_file = cert_file,
+		.key_file = key_file,
+		.hostname = names,
+		.ed25519 = srv->opts.key_ed25519 };
+	char **list = strlist_split(names), *cpath = NULL, *kpath = NULL;
+	struct tls_cert *cert = NULL;
 
-	if (o->cert_file != NULL && o->key_file != NULL)
-		return XZ_OK;
-	if (o->cert_file != NULL || o->key_file != NULL) {
+	if (list == NULL || list[0] == NULL) {
+		snprintf(err, errlen, "hostname: none given, or out of memory");
+		goto out;
+	}
+	for (char *q = list[0]; *q != '\0'; q++)
+		*q = *q == '*' ? '_' : (char)tolower((unsigned char)*q);
+	if ((cert_file == NULL) != (key_file == NULL)) {
 		snprintf(err, errlen,
 		    "%s given without %s (give both, or neither "
 		    "to use certs/%s.crt and .key)",
-		    o->cert_file != NULL ? "cert_file" : "key_file",
-		    o->cert_file != NULL ? "key_file" : "cert_file", host);
-		return XZ_EINVAL;
+		    cert_file != NULL ? "cert_file" : "key_file",
+		    cert_file != NULL ? "key_file" : "cert_file", list[0]);
+		goto out;
 	}
-	if (strchr(host, '/') != NULL || host[0] == '.') {
+	if (cert_file == NULL &&
+	    (strchr(list[0], '/') != NULL || list[0][0] == '.')) {
 		snprintf(err, errlen,
 		    "cert_file and key_file: none given, and "
 		    "hostname '%s' cannot name them",
-		    host);
+		    list[0]);
+		goto out;
+	}
+	if (cert_file == NULL) {
+		if (asprintf(&cpath, "certs/%s.crt", list[0]) == -1 ||
+		    asprintf(&kpath, "certs/%s.key", list[0]) == -1) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		topts.cert_file = cpath;
+		topts.key_file = kpath;
+		log_info("no cert_file given: using %s and %s (generated when "
+		         "missing)",
+		    cpath, kpath);
+	}
+	cert = tls_cert_new(&topts, err, errlen);
+out:
+	strlist_free(list);
+	free(cpath);
+	free(kpath);
+	return cert;
+}
+
+/* Adds a site to srv->sites; the TLS layer picks among several by SNI. */
+static int
+server_add_site(struct xz_server *srv, const char *names, struct xz_app *app,
+    const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+	struct tls_cert *cert;
+	const char *why;
+	char bad[256];
+	int rc;
+
+	if (app == NULL) {
+		snprintf(err, errlen, "site %s: no app", names ? names : "");
 		return XZ_EINVAL;
 	}
-	if (asprintf(&srv->cert_path, "certs/%s.crt", host) == -1) {
-		srv->cert_path = NULL;
-		goto nomem;
+	if ((cert = server_site_cert(srv, names != NULL ? names : "", cert_file,
+	         key_file, err, errlen)) == NULL)
+		return XZ_EINVAL;
+	if ((rc = site_set_add(srv->sites, names, app, cert, &why, bad,
+	         sizeof(bad))) != XZ_OK) {
+		snprintf(err, errlen, "hostname: %s%s%s%s", why,
+		    bad[0] != '\0' ? " ('" : "", bad,
+		    bad[0] != '\0' ? "')" : "");
+		return rc;
 	}
-	if (asprintf(&srv->key_path, "certs/%s.key", host) == -1) {
-		srv->key_path = NULL;
-		goto nomem;
-	}
-	o->cert_file = srv->cert_path;
-	o->key_file = srv->key_path;
-	log_info("no cert_file given: using %s and %s (generated when missing)",
-	    o->cert_file, o->key_file);
+	tls_ctx_set_certs(srv->tls, site_set_get(srv->sites, 0)->cert,
+	    site_set_count(srv->sites) > 1 ? site_pick_cert : NULL, srv->sites);
 	return XZ_OK;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return XZ_ENOMEM;
+}
+
+int
+xz_server_add_site(struct xz_server *srv, struct xz_app *app,
+    const struct xz_site_opts *opts, char *errbuf, size_t errlen)
+{
+	if (opts == NULL || opts->hostname == NULL) {
+		snprintf(errbuf, errlen, "hostname: none given");
+		return XZ_EINVAL;
+	}
+	if (srv->ran) {
+		snprintf(errbuf, errlen, "site %s: the server runs already",
+		    opts->hostname);
+		return XZ_ESTATE;
+	}
+	return server_add_site(srv, opts->hostname, app, opts->cert_file,
+	    opts->key_file, errbuf, errlen);
 }
 
 /* Descriptors open now, which connections cannot have. */
@@ -832,10 +885,9 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 			return XZ_EIO;
 		else
 			close(fd);
-		cfg->app = srv->app;
+		cfg->sites = srv->sites;
 		cfg->io = &conn_io_tls;
 		cfg->io_ctx = srv->tls;
-		cfg->hostnames = (const char *const *)srv->hostnames;
 		cfg->public_port = srv->opts.public_port;
 		cfg->request_timeout = srv->opts.request_timeout;
 		cfg->write_timeout = srv->opts.write_timeout;
@@ -861,7 +913,6 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	}
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	pthread_mutex_init(&srv->accept_failures.lock, NULL);
-	srv->app = app;
 	srv->opts = *opts;
 	server_defaults(&srv->opts);
 	if (opts->sd_notify && getenv("NOTIFY_SOCKET") != NULL &&
@@ -877,24 +928,20 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 		snprintf(err, errlen, "stop pipe: %s", strerror(errno));
 		goto fail;
 	}
-	if ((srv->hostnames = server_split_names(srv->opts.hostname)) == NULL ||
-	    srv->hostnames[0] == NULL) {
-		snprintf(err, errlen, "hostname: none given, or out of memory");
-		goto fail;
-	}
 	if (srv->opts.public_port < 0 || srv->opts.public_port > 65535) {
 		snprintf(err, errlen, "public_port %d out of range 1..65535",
 		    srv->opts.public_port);
 		goto fail;
 	}
-	if (server_default_cert(srv, err, errlen) != XZ_OK)
-		goto fail;
-	topts.cert_file = srv->opts.cert_file;
-	topts.key_file = srv->opts.key_file;
-	topts.hostname = srv->hostnames[0];
-	topts.ed25519 = srv->opts.key_ed25519;
+	/* The ticket key is the server's: every site's sessions resume. */
 	topts.ticket_key_file = srv->opts.ticket_key_file;
-	if ((srv->tls = tls_ctx_new(&topts, err, errlen)) == NULL)
+	if ((srv->sites = site_set_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((srv->tls = tls_ctx_new(&topts, err, errlen)) == NULL ||
+	    server_add_site(srv, srv->opts.hostname, app, srv->opts.cert_file,
+	        srv->opts.key_file, err, errlen) != XZ_OK)
 		goto fail;
 	if (server_setup_addrs(srv, err, errlen) != XZ_OK)
 		goto fail;
@@ -907,6 +954,11 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], err, errlen) != XZ_OK)
 			goto fail;
+	if (srv->opts.metrics_listen != NULL &&
+	    (srv->metrics = metrics_new(srv->opts.metrics_listen,
+	         srv->opts.metrics_allow_remote, srv->nworkers, err, errlen)) ==
+	        NULL)
+		goto fail;
 	server_set_max_connections(srv);
 	srv->admit = admit_new(srv->opts.max_connections,
 	    srv->opts.max_connections_per_address);
@@ -924,6 +976,12 @@ int
 xz_ticket_key_new(const char *path, char *errbuf, size_t errlen)
 {
 	return tls_ticket_key_write(path, errbuf, errlen) == 0 ? XZ_OK : XZ_EIO;
+}
+
+int
+xz_server_metrics_port(const struct xz_server *srv)
+{
+	return srv != NULL ? metrics_port(srv->metrics) : -1;
 }
 
 int
@@ -1011,6 +1069,8 @@ xz_server_error(const struct xz_server *srv)
 static void
 stop_waiter_free(struct stop_waiter *sw)
 {
+	if (sw->srv != NULL)
+		metrics_stop(sw->srv->metrics); /* it runs on sw->base */
 	if (sw->sigterm != NULL)
 		event_free(sw->sigterm);
 	if (sw->sigint != NULL)
@@ -1249,6 +1309,8 @@ static void
 server_wait_and_drain(struct xz_server *srv, struct stop_waiter *sw)
 {
 	event_base_dispatch(sw->base);
+	/* /health says 503 from now: balancers stop sending clients. */
+	metrics_set_stopping(srv->metrics);
 	server_notify(srv, "STOPPING=1");
 	server_stop_delay(srv, sw);
 	sw->draining = true;
@@ -1292,6 +1354,68 @@ server_start_workers(struct xz_server *srv)
 	    strerror(err));
 }
 
+/* Whether site i's app is an earlier site's too (its hooks ran then). */
+static bool
+server_app_seen(const struct xz_server *srv, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (site_set_get(srv->sites, j)->app ==
+		    site_set_get(srv->sites, i)->app)
+			return true;
+	return false;
+}
+
+/* Shutdown hooks of the first n sites' apps, the last started first. */
+static void
+server_apps_shutdown(struct xz_server *srv, size_t n)
+{
+	while (n-- > 0)
+		if (!server_app_seen(srv, n))
+			app_shutdown(site_set_get(srv->sites, n)->app);
+}
+
+/* Each site's app's startup hooks, once an app; undone when one fails. */
+static int
+server_apps_startup(struct xz_server *srv)
+{
+	size_t i, n = site_set_count(srv->sites);
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if (server_app_seen(srv, i))
+			continue;
+		if ((rc = app_startup(site_set_get(srv->sites, i)->app)) !=
+		    XZ_OK) {
+			server_apps_shutdown(srv, i);
+			return rc;
+		}
+	}
+	return XZ_OK;
+}
+
+/* Each site's names and certificate fingerprint, which TOFU clients pin. */
+static void
+server_log_sites(const struct xz_server *srv)
+{
+	const struct site *s;
+	size_t i, j;
+	char names[512];
+	int len;
+
+	for (i = 0; i < site_set_count(srv->sites); i++) {
+		s = site_set_get(srv->sites, i);
+		names[0] = '\0';
+		for (j = 0, len = 0;
+		     s->names[j] != NULL && (size_t)len < sizeof(names); j++)
+			len +=
+			    snprintf(names + len, sizeof(names) - (size_t)len,
+			        "%s%s", j > 0 ? ", " : "", s->names[j]);
+		log_info("site %s%s: certificate %s", names,
+		    i == 0 ? " (default)" : "",
+		    s->cert != NULL ? tls_cert_fingerprint(s->cert) : "none");
+	}
+}
+
 int
 xz_server_run(struct xz_server *srv)
 {
@@ -1299,6 +1423,7 @@ xz_server_run(struct xz_server *srv)
 	int rc;
 
 	srv->error[0] = '\0';
+	srv->ran = true;
 	if ((rc = server_drop_privileges(srv)) != XZ_OK) {
 		server_close_listeners(srv);
 		return server_fail(srv, rc, "cannot drop privileges: %s",
@@ -1308,7 +1433,13 @@ xz_server_run(struct xz_server *srv)
 		server_close_listeners(srv);
 		return rc;
 	}
-	if ((rc = app_startup(srv->app)) != XZ_OK) {
+	if ((rc = metrics_start(srv->metrics, sw.base)) != XZ_OK) {
+		stop_waiter_free(&sw);
+		server_close_listeners(srv);
+		return server_fail(srv, rc, "cannot serve metrics: %s",
+		    xz_strerror(rc));
+	}
+	if ((rc = server_apps_startup(srv)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
 		return server_fail(srv, rc, "a startup hook failed: %s",
@@ -1317,14 +1448,16 @@ xz_server_run(struct xz_server *srv)
 	if ((rc = server_start_workers(srv)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
-		app_shutdown(srv->app); /* the startup hooks ran */
+		/* the startup hooks ran */
+		server_apps_shutdown(srv, site_set_count(srv->sites));
 		return rc;
 	}
+	server_log_sites(srv);
 	server_log_listening(srv);
 	server_notify(srv, "READY=1\nSTATUS=serving");
 	server_wait_and_drain(srv, &sw);
 	stop_waiter_free(&sw);
-	app_shutdown(srv->app);
+	server_apps_shutdown(srv, site_set_count(srv->sites));
 	log_info("stopped");
 	return XZ_OK;
 }
@@ -1340,15 +1473,11 @@ xz_server_free(struct xz_server *srv)
 		worker_free(&srv->workers[i], srv->naddrs);
 	free(srv->workers);
 	free(srv->addrs);
-	if (srv->hostnames != NULL)
-		for (i = 0; srv->hostnames[i] != NULL; i++)
-			free(srv->hostnames[i]);
-	free(srv->hostnames);
 	tls_ctx_free(srv->tls);
-	free(srv->cert_path);
-	free(srv->key_path);
+	site_set_free(srv->sites);
 	free(srv->notify_path);
 	admit_free(srv->admit);
+	metrics_free(srv->metrics);
 	if (srv->stop_pipe[0] != -1)
 		close(srv->stop_pipe[0]);
 	if (srv->stop_pipe[1] != -1)
