@@ -30,8 +30,10 @@ EXAMPLE = ROOT / "examples" / "haproxy"
 HAPROXY = "/usr/sbin/haproxy"
 ECHO = BUILD_DIR / "scgi-echo-backend"
 # The example's ports: HAProxy's frontend, the two instances, the SCGI
-# backends. Each is replaced by a free one; the files say nothing else.
+# backends, the instances' metrics (/health for HAProxy's checks). Each is
+# replaced by a free one; the files say nothing else.
 FRONT, A, B, SCGI1 = 1965, 1966, 1967, 4000
+METRICS_A, METRICS_B = 9101, 9102
 FILES = ("haproxy.cfg", "a.conf", "b.conf")
 CLIENTS = 16
 
@@ -56,11 +58,14 @@ class Deployment:
 
     def __init__(self, tmp):
         self.tmp = tmp
-        self.ports = {p: free_port() for p in (FRONT, A, B, SCGI1)}
+        self.ports = {p: free_port() for p in (FRONT, A, B, SCGI1, METRICS_A,
+                                                  METRICS_B)}
         self.procs = []  # (name, Popen), stopped in reverse order
         self.instances = {}
-        for name in FILES:
-            text = (EXAMPLE / name).read_text()
+        texts = {name: (EXAMPLE / name).read_text() for name in FILES}
+        for old in self.ports:  # a port the example lost: fix the test
+            assert any(re.search(rf"\b{old}\b", t) for t in texts.values())
+        for name, text in texts.items():
             for old, new in self.ports.items():
                 text = re.sub(rf"\b{old}\b", str(new), text)
             (tmp / name).write_text(text)
@@ -282,6 +287,11 @@ def test_sigterm_under_load_loses_nothing(deployment):
     wait_for("a DOWN in HAProxy",
              lambda: deployment.states().get("a", "").startswith("DOWN"))
     down = time.monotonic() - t0
+    # Taken out by its /health answering 503 (L7STS), while it still
+    # served (stop_delay, 5 s: the checks need 0.4), not by a refused
+    # connect (L4CON).
+    assert deployment.stats()["a"]["check_status"] == "L7STS"
+    assert a.proc.poll() is None
     assert a.proc.wait(timeout=60 * SLOW) == 0, a.log()
     exited = time.monotonic() - t0
     load.join()
