@@ -305,15 +305,25 @@ def test_sigterm_under_load_loses_nothing(deployment):
     assert load.served.get("b", 0) > total // 2
 
 
+def established(port):
+    """Connections open to 127.0.0.1:port (accepted or queued)."""
+    with open("/proc/net/tcp") as f:
+        rows = [l.split() for l in f.readlines()[1:]]
+    return sum(1 for r in rows
+               if r[1] == f"0100007F:{port:04X}" and r[3] == "01")
+
+
 def test_kill_9_loses_only_what_was_in_flight(deployment):
     total = 2000
     a = deployment.instances["a"]
     load = Load(deployment.front, total).start()
     load.wait_done(total // 4)
+    in_flight = established(deployment.ports[A])
     a.proc.kill()
     load.join()
-    print(f"\nkill -9 of a after {total // 4} requests: {load.done} "
-          f"answered, {len(load.failures)} failed, served {load.served}")
+    print(f"\nkill -9 of a after {total // 4} requests, with {in_flight} "
+          f"connections open on it: {load.done} answered, "
+          f"{len(load.failures)} failed, served {load.served}")
     # At most one request in flight per client when a died; the ones
     # after were refused at connect, which HAProxy retries elsewhere.
     assert len(load.failures) <= CLIENTS, load.failures
