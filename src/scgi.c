@@ -647,7 +647,11 @@ scgi_pool_new(size_t n, const struct xz_backend_config *cfg,
 static void
 scgi_backend_finish(struct scgi_backend *b, const struct xz_backend_config *cfg)
 {
-	snprintf(b->name, sizeof(b->name), "scgi %s", b->where);
+	char where[sizeof(b->where)];
+
+	/* A copy: gcc -O2 with ASan cannot tell b->name from b->where. */
+	memcpy(where, b->where, sizeof(where));
+	snprintf(b->name, sizeof(b->name), "scgi %s", where);
 	backend_relay_cfg(&b->relay, cfg, &scgi_kind, b->name);
 	b->relay.unanswered_returns = true; /* scgi_on_relay_done decides */
 }

@@ -23,11 +23,21 @@ PYTHON = "/usr/bin/python3"
 
 # A threaded SCGI backend: argv ADDR NAME DELAY. ADDR is HOST:PORT or
 # unix:PATH; each request is answered "20 text/plain" with NAME after
-# DELAY seconds. Prints "ready" once listening.
+# DELAY seconds, or, when DELAY is gate:PATH, once PATH exists (each
+# request then adds a line to PATH.log as it arrives). Prints "ready"
+# once listening.
 BACKEND = r'''
 import os, socket, sys, threading, time
 
-addr, name, delay = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3])
+addr, name, delay = sys.argv[1], sys.argv[2].encode(), sys.argv[3]
+
+def wait():
+    if not delay.startswith("gate:"):
+        return time.sleep(float(delay))
+    with open(delay[5:] + ".log", "a") as f:
+        f.write("request\n")
+    while not os.path.exists(delay[5:]):
+        time.sleep(0.02)
 
 def serve(c):
     data = b""
@@ -43,7 +53,7 @@ def serve(c):
         if not d:
             return c.close()
         data += d
-    time.sleep(delay)
+    wait()
     c.sendall(b"20 text/plain\r\n" + name)
     c.close()
 
@@ -157,11 +167,12 @@ def test_one_of_two_killed_under_load_loses_nothing(xitzin, backend):
             by[r.body] = by.get(r.body, 0) + 1
     log = s.log()
     retried = log.count("before answering")
-    refused = len(re.findall(r"scgi 127\.0\.0\.1:\d+: .*connect", log))
+    refused = len(re.findall(r"scgi 127\.0\.0\.1:\d+: .*: connect", log))
+    refused += log.count("sending the request")
     print(f"\nkill -9 of 1 of 2 backends under load: {len(replies)} "
           f"requests, {len(failed)} failed, A answered {by.get(b'A', 0)}, "
           f"B {by.get(b'B', 0)}; {retried} taken back unanswered and "
-          f"{refused} refused connects passed on; {took:.1f}s")
+          f"{refused} refused (connect or send) passed on; {took:.1f}s")
     assert len(replies) == 1000
     assert failed == [], failed[:3]
     assert by.get(b"A", 0) > 0 and by.get(b"B", 0) > by.get(b"A", 0)
@@ -239,40 +250,66 @@ def test_recovery_after_fail_timeout(xitzin, backend):
     assert "resting for 1s after failures" in s.log()
 
 
-def test_max_conns_and_queue_answer_44(xitzin, backend):
-    """max_conns 1, queue_size 1: one request at the backend, one
-    waiting, a third is 44 at once with the seconds to wait; a wait past
-    queue_timeout is 44 as well."""
-    port = free_port()
-    backend(f"127.0.0.1:{port}", "slow", 3.0)
-    addr = [f"127.0.0.1:{port}"]
-    s = xitzin(pool("/a", addr, max_conns=1, queue_size=1, queue_timeout=20)
-               + pool("/b", addr, max_conns=1, queue_size=1,
+def wait_lines(path, n):
+    deadline = time.time() + 20 * SLOW
+    while time.time() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path}: never {n} requests")
+
+
+def test_max_conns_and_queue_answer_44(xitzin, backend, tmp_path):
+    """max_conns 1, queue_size 1: one request at the backend (held there
+    until the test opens its gate), one waiting, a third is 44 at once
+    with the seconds to wait; the waiting one gets the slot when it
+    frees. Elsewhere, a wait past queue_timeout is 44 too."""
+    gate_a, gate_b = tmp_path / "gate-a", tmp_path / "gate-b"
+    pa, pb = free_port(), free_port()
+    backend(f"127.0.0.1:{pa}", "a", f"gate:{gate_a}")
+    backend(f"127.0.0.1:{pb}", "b", f"gate:{gate_b}")
+    s = xitzin(pool("/a", [f"127.0.0.1:{pa}"], max_conns=1, queue_size=1,
+                    queue_timeout=60)
+               + pool("/b", [f"127.0.0.1:{pb}"], max_conns=1, queue_size=1,
                       queue_timeout=1))
-    for prefix, queued_status, queued_meta in (("/a", 20, "text/plain"),
-                                               ("/b", 44, "1")):
-        replies = {}
+    replies = {}
 
-        def fetch(i):
-            replies[i] = get(s, f"{prefix}/{i}")
+    def fetch(path):
+        replies[path] = get(s, path, timeout=60)
 
-        first = threading.Thread(target=fetch, args=(1,))
-        first.start()
-        time.sleep(0.5 * SLOW)  # at the backend, which takes 3 s
-        second = threading.Thread(target=fetch, args=(2,))
-        second.start()
-        time.sleep(0.5 * SLOW)  # in the queue
-        t = time.time()
-        third = get(s, f"{prefix}/3")
-        fast = time.time() - t
-        first.join()
-        second.join()
-        assert (replies[1].status, replies[1].body) == (20, b"slow")
-        assert (third.status, third.meta) == (
-            44, "20" if prefix == "/a" else "1"), third
-        assert (replies[2].status, replies[2].meta) == (queued_status,
-                                                        queued_meta)
-        assert fast < 2.5, "a full queue answers at once"
+    def start(path):
+        t = threading.Thread(target=fetch, args=(path,))
+        t.start()
+        return t
+
+    # /a: one at the backend, one queued, the third refused at once.
+    threads = [start("/a/1")]
+    wait_lines(tmp_path / "gate-a.log", 1)
+    threads.append(start("/a/2"))
+    time.sleep(1.0 * SLOW)  # time to reach the queue
+    t = time.time()
+    third = get(s, "/a/3")
+    fast = time.time() - t
+    assert (third.status, third.meta) == (44, "60"), third
+    assert fast < 5 * SLOW, "a full queue answers at once"
+    gate_a.touch()
+    for th in threads:
+        th.join()
+    assert (replies["/a/1"].status, replies["/a/1"].body) == (20, b"a")
+    assert (replies["/a/2"].status, replies["/a/2"].body) == (20, b"a")
+    # /b: the queued one waits queue_timeout (1 s), then 44.
+    threads = [start("/b/1")]
+    wait_lines(tmp_path / "gate-b.log", 1)
+    t = time.time()
+    queued = get(s, "/b/2")
+    waited = time.time() - t
+    assert (queued.status, queued.meta) == (44, "1"), queued
+    assert waited >= 0.9
+    gate_b.touch()
+    threads[0].join()
+    assert replies["/b/1"].status == 20
+    print(f"\nqueue: full answered in {fast:.3f}s, timed out after "
+          f"{waited:.2f}s")
     log = s.log()
     assert "queue full, answered 44" in log
     assert "waited queue_timeout for a free backend, answered 44" in log
