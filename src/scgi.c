@@ -161,19 +161,29 @@ scgi_fail(struct scgi_call *call, const char *meta)
 }
 
 /*
- * The backend tried now failed before any byte of its answer: the one
- * place a failure is counted (pool_failed: passive health). The request
- * then goes to the next backend when retry allows (nothing of it is
- * lost), or fails with meta.
+ * The backend tried now failed before any byte of its answer (a connect
+ * refused or timed out, the request refused, a close or reset without a
+ * word): the one place a failure is counted (passive health; per-backend
+ * metrics belong here too). Then the attempt is dropped.
  */
 static void
-scgi_backend_failed(struct scgi_call *call, const char *meta, bool retry)
+scgi_note_failure(struct scgi_call *call, const char *meta)
 {
 	if (pool_failed(call->p->pool, (size_t)call->idx, scgi_now_ms()))
 		log_warnx("%s: resting for %gs after failures", call->b->name,
 		    pool_config(call->p->pool)->fail_timeout);
 	call->fail_meta = meta;
 	scgi_detach(call);
+}
+
+/*
+ * The request goes on to the next backend when retry allows (nothing
+ * of it is lost), or fails with meta.
+ */
+static void
+scgi_backend_failed(struct scgi_call *call, const char *meta, bool retry)
+{
+	scgi_note_failure(call, meta);
 	if (retry && !call->upload_sent)
 		scgi_attempt(call);
 	else
@@ -422,7 +432,7 @@ scgi_busy(struct scgi_call *call, const char *why)
 	char meta[24];
 	double wait = ceil(call->p->queue_timeout);
 
-	log_warnx("scgi %s: %s: %s, answered 44", call->p->b[0].where,
+	log_warnx("scgi %s: %s: %s, answered 44", xz_request_mount(call->req),
 	    xz_request_url(call->req), why);
 	snprintf(meta, sizeof(meta), "%.0f", wait < 1 ? 1 : wait);
 	scgi_respond(call, 44, meta);
@@ -527,11 +537,7 @@ scgi_attempt(struct scgi_call *call)
 			scgi_respond(call, 40, "Temporary failure");
 			return;
 		}
-		if (pool_failed(p->pool, (size_t)i, scgi_now_ms()))
-			log_warnx("%s: resting for %gs after failures",
-			    call->b->name, pool_config(p->pool)->fail_timeout);
-		call->fail_meta = META_CONNECT;
-		scgi_detach(call);
+		scgi_note_failure(call, META_CONNECT);
 	}
 	if (busy)
 		scgi_queue(call);
