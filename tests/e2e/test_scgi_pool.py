@@ -10,6 +10,8 @@ import os
 import re
 import signal
 import socket
+import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -259,11 +261,31 @@ def wait_lines(path, n):
     raise AssertionError(f"{path}: never {n} requests")
 
 
+def queue_raw(server, path):
+    """A request over TLS whose answer is never read."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(f"gemini://localhost{path}\r\n".encode())
+    return s
+
+
+def reset(s):
+    """Ends s with a TCP reset (SO_LINGER 0): the server sees an error."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                 struct.pack("ii", 1, 0))
+    s.close()
+    return True
+
+
 def test_max_conns_and_queue_answer_44(xitzin, backend, tmp_path):
     """max_conns 1, queue_size 1: one request at the backend (held there
     until the test opens its gate), one waiting, a third is 44 at once
-    with the seconds to wait; the waiting one gets the slot when it
-    frees. Elsewhere, a wait past queue_timeout is 44 too."""
+    with the seconds to wait; the waiting one's client goes away, and
+    the next request waits in its place and gets the slot when it frees.
+    Elsewhere, a wait past queue_timeout is 44 too."""
     gate_a, gate_b = tmp_path / "gate-a", tmp_path / "gate-b"
     pa, pb = free_port(), free_port()
     backend(f"127.0.0.1:{pa}", "a", f"gate:{gate_a}")
@@ -285,18 +307,25 @@ def test_max_conns_and_queue_answer_44(xitzin, backend, tmp_path):
     # /a: one at the backend, one queued, the third refused at once.
     threads = [start("/a/1")]
     wait_lines(tmp_path / "gate-a.log", 1)
-    threads.append(start("/a/2"))
+    queued = queue_raw(s, "/a/2")
     time.sleep(1.0 * SLOW)  # time to reach the queue
     t = time.time()
     third = get(s, "/a/3")
     fast = time.time() - t
     assert (third.status, third.meta) == (44, "60"), third
     assert fast < 5 * SLOW, "a full queue answers at once"
+    # The queued client resets its connection: its place is given up,
+    # and the next request waits there instead of being refused.
+    client_reset = reset(queued)
+    threads.append(start("/a/4"))
+    time.sleep(1.0 * SLOW)
     gate_a.touch()
     for th in threads:
         th.join()
     assert (replies["/a/1"].status, replies["/a/1"].body) == (20, b"a")
-    assert (replies["/a/2"].status, replies["/a/2"].body) == (20, b"a")
+    assert client_reset
+    assert (replies["/a/4"].status, replies["/a/4"].body) == (20, b"a")
+    assert len((tmp_path / "gate-a.log").read_text().splitlines()) == 2
     # /b: the queued one waits queue_timeout (1 s), then 44.
     threads = [start("/b/1")]
     wait_lines(tmp_path / "gate-b.log", 1)
