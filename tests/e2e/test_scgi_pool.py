@@ -26,8 +26,8 @@ PYTHON = "/usr/bin/python3"
 # A threaded SCGI backend: argv ADDR NAME DELAY. ADDR is HOST:PORT or
 # unix:PATH; each request is answered "20 text/plain" with NAME after
 # DELAY seconds, or, when DELAY is gate:PATH, once PATH exists (each
-# request then adds a line to PATH.log as it arrives). Prints "ready"
-# once listening.
+# request then adds a line to PATH.log as it arrives), or, when DELAY is
+# mute, closes without a word. Prints "ready" once listening.
 BACKEND = r'''
 import os, socket, sys, threading, time
 
@@ -55,6 +55,15 @@ def serve(c):
         if not d:
             return c.close()
         data += d
+    pairs = data[colon + 1:need - 1].split(b"\0")
+    need += int(dict(zip(pairs[::2], pairs[1::2]))[b"CONTENT_LENGTH"])
+    while len(data) < need:  # the body (Titan), read whole
+        d = c.recv(65536)
+        if not d:
+            return c.close()
+        data += d
+    if delay == "mute":  # a backend that dies before answering
+        return c.close()
     wait()
     c.sendall(b"20 text/plain\r\n" + name)
     c.close()
@@ -342,6 +351,26 @@ def test_max_conns_and_queue_answer_44(xitzin, backend, tmp_path):
     log = s.log()
     assert "queue full, answered 44" in log
     assert "waited queue_timeout for a free backend, answered 44" in log
+
+
+def test_no_retry_once_an_upload_went_out(xitzin, backend):
+    """A backend that closes without a word: a Gemini request goes on to
+    the next backend, a Titan upload whose body went out does not (it
+    cannot be sent again): 43."""
+    pm, pg = free_port(), free_port()
+    backend(f"127.0.0.1:{pm}", "mute", "mute")
+    backend(f"127.0.0.1:{pg}", "good")
+    # Round robin starts at the first backend: the mute one.
+    s = xitzin(pool("/app", [f"127.0.0.1:{pm}", f"127.0.0.1:{pg}"],
+                    balance="round_robin", max_fails=0, titan="true"))
+    body = b"u" * 100000
+    r = s.raw(b"titan://localhost/app/x;size=100000\r\n" + body)
+    assert (r.status, r.meta) == (43, "SCGI backend error"), r
+    r = s.raw(b"titan://localhost/app/x;size=100000\r\n" + body)
+    assert (r.status, r.body) == (20, b"good"), r
+    r = get(s, "/app/x")  # the mute one first again, then the good one
+    assert (r.status, r.body) == (20, b"good"), r
+    assert "before answering" in s.log()
 
 
 def test_tcp_and_unix_in_one_pool(xitzin, tmp_path):
