@@ -67,6 +67,9 @@ SCENARIOS = [
     ("static 100 B", "/small.gmi", SMALL, False),
     ("SCGI unix 100 B", "/scgi-small", SMALL, False),
     ("SCGI tcp 100 B", "/scgi-tcp", SMALL, True),
+    # Two backends of the SCGI unix 100 B row's kind behind one mount: the
+    # difference is the cost of choosing between them.
+    ("SCGI pool x2 unix 100 B", "/scgi-pool", SMALL, True),
     ("static 100 KB", "/big.gmi", BIG, False),
     ("SCGI unix 100 KB", "/scgi-big", BIG, False),
     ("CGI sh 100 B", "/cgi-bin/small.sh", SMALL, False),
@@ -278,7 +281,13 @@ def backends(tag, tcp):
         p = start(pinned(1, [OUT / "scgi_echo", "-s", size, "-u", sock]))
         wait_path(sock, p, f"scgi_echo {sock.name}")
         out[name] = (p, sock)
-    if tcp:
+    if tcp:  # xitzin's own rows: TCP and a pool of two
+        for name in ("pool1", "pool2"):
+            sock = WORK / f"{tag}-{name}.sock"
+            p = start(pinned(1, [OUT / "scgi_echo", "-s", SMALL, "-u",
+                                 sock]))
+            wait_path(sock, p, f"scgi_echo {sock.name}")
+            out[name] = (p, sock)
         p = start(pinned(1, [OUT / "scgi_echo", "-s", SMALL, "-l",
                              f"127.0.0.1:{SCGI_TCP_PORT}"]))
         wait_tcp(SCGI_TCP_PORT, p, "scgi_echo tcp")
@@ -326,6 +335,10 @@ max_response_size = 0
 [scgi /scgi-tcp]
 host = 127.0.0.1
 port = {SCGI_TCP_PORT}
+
+[scgi /scgi-pool]
+backend = unix:{be['pool1'][1]}
+backend = unix:{be['pool2'][1]}
 """
     path = WORK / f"{name}.conf"
     path.write_text(conf)
@@ -374,6 +387,9 @@ class Server:
         self.name, self.port, self.proc, self.be = name, port, proc, be
 
     def backend_pid(self, path):
+        if path == "/scgi-pool" and "pool1" in self.be:
+            return ",".join(str(self.be[k][0].pid)
+                            for k in ("pool1", "pool2"))
         key = {"/scgi-small": "small", "/scgi-big": "big",
                "/scgi-stream": "stream", "/scgi-tcp": "tcp"}.get(path)
         return self.be[key][0].pid if key in self.be else None
@@ -627,6 +643,17 @@ def targets(results):
         if figs:
             out.append(f"CGI sh 100 B, {mode}: xitzin/Molly CPU <= 1.00: "
                        f"{'met' if ok else 'NOT met'} ({', '.join(figs)})")
+    # Issue 16: choosing among two backends costs nothing measurable.
+    for mode, _ in MODES:
+        figs = []
+        for c in concs:
+            one = us("xitzin", "SCGI unix 100 B", mode, c)
+            two = us("xitzin", "SCGI pool x2 unix 100 B", mode, c)
+            if one and two:
+                figs.append(f"c={c} {two - one:+.1f} us")
+        if figs:
+            out.append(f"SCGI pool of 2 minus one backend, {mode}, server "
+                       f"CPU/req: {', '.join(figs)}")
     for mode, _ in MODES:
         figs, ok = [], True
         for c in concs:

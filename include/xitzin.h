@@ -595,6 +595,40 @@ struct xz_backend_config {
 XZ_API void xz_scgi_config_init(struct xz_backend_config *cfg);
 
 /*
+ * Pools: one mount, several backends. Each request goes to one of them
+ * (XZ_LEAST_CONN, the default: the fewest connections open, ties in turn;
+ * XZ_ROUND_ROBIN: in turn). Failover: a connect that fails or takes over
+ * connect_timeout, or a backend that closes or resets the connection
+ * before a byte of its answer, passes the request on to the next backend,
+ * each tried at most once; never once a byte reached the client, nor
+ * once part of a Titan upload was sent (the body cannot be sent again).
+ * Passive health: after max_fails such failures in a row a backend rests
+ * for fail_timeout seconds (skipped), then is tried again. When every
+ * backend fails or rests: 43 "Failed to connect to SCGI backend" (or the
+ * last failure's meta). A pool of one never rests its backend.
+ *
+ * max_conns bounds each backend's connections at once; a request that
+ * finds every live backend full waits in a queue of queue_size for up to
+ * queue_timeout seconds, and is answered 44 with the seconds to wait (the
+ * queue_timeout, rounded up) when the queue is full or the wait is over.
+ * The state is the mount's, shared by its worker threads.
+ */
+enum xz_balance {
+	XZ_LEAST_CONN = 0,
+	XZ_ROUND_ROBIN = 1,
+};
+
+struct xz_pool_config {
+	enum xz_balance balance;
+	int max_fails;          /* failures before a rest; 0: 1; -1: never */
+	double fail_timeout;    /* seconds of rest; 0: 10 */
+	double connect_timeout; /* seconds a connect may take; 0: timeout */
+	int max_conns;          /* per backend at once; 0: no limit */
+	int queue_size;         /* requests waiting for a slot; 0: none */
+	double queue_timeout;   /* seconds one may wait; 0: 10 */
+};
+
+/*
  * Where a backend is: host + port (TCP) or socket_path (Unix), not both;
  * and its config, either field by field (.timeout = 60) or whole
  * (.config = cfg): the two name the same bytes. Zero-filled: the
@@ -613,6 +647,13 @@ struct xz_scgi_opts {
 			XZ_BACKEND_CONFIG_FIELDS;
 		};
 	};
+	/*
+	 * Or a pool: NULL-ended addresses, "unix:/run/a.sock",
+	 * "127.0.0.1:4000", "[::1]:4000", "name:4000" (at most 64; not with
+	 * host, port or socket_path), copied at registration.
+	 */
+	const char *const *backends;
+	struct xz_pool_config pool; /* zero-filled: the defaults */
 };
 
 /*
@@ -621,7 +662,8 @@ struct xz_scgi_opts {
  * neither of TCP and socket, a host without a port or a port without a
  * host, a port outside 1..65535, a host that does not resolve, a socket
  * path too long for sockaddr_un, a negative timeout, or a prefix already
- * mounted. opts and everything it points to are copied.
+ * mounted; with backends, for host, port or socket_path given too, or a
+ * bad address. opts and everything it points to are copied.
  */
 XZ_API int xz_scgi(struct xz_app *app, const char *prefix,
     const struct xz_scgi_opts *opts);
@@ -636,6 +678,14 @@ XZ_API struct xz_handler *xz_scgi_tcp(const char *host, int port,
     const struct xz_backend_config *cfg);
 XZ_API struct xz_handler *xz_scgi_unix(const char *socket_path,
     const struct xz_backend_config *cfg);
+/*
+ * A pool of backends (addresses as xz_scgi_opts.backends) for xz_mount();
+ * pool and cfg may be NULL (defaults) and are copied, as backends is.
+ * NULL on a bad address, a name that does not resolve, no backend or
+ * over 64, or out of memory, with the reason in xz_handler_error().
+ */
+XZ_API struct xz_handler *xz_scgi_pool(const char *const *backends,
+    const struct xz_pool_config *pool, const struct xz_backend_config *cfg);
 
 /*
  * CGI scripts (RFC 3875): a new process per request, the same variable

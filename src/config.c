@@ -305,7 +305,8 @@ cfg_name_known(const char *name)
 static bool
 cfg_key_repeats(const struct cfg_section *s, const char *key)
 {
-	return strcmp(s->kind, "server") == 0 && strcmp(key, "listen") == 0;
+	return (strcmp(s->kind, "server") == 0 && strcmp(key, "listen") == 0) ||
+	       (strcmp(s->kind, "scgi") == 0 && strcmp(key, "backend") == 0);
 }
 
 /*
@@ -1473,8 +1474,10 @@ cfg_size(const char *v, size_t *out)
  */
 struct cfg_backend {
 	struct xz_backend_config bc;
-	char **state_keys;            /* bc.app_state_keys, ours */
-	struct xz_scgi_opts scgi;     /* host, port */
+	char **state_keys;        /* bc.app_state_keys, ours */
+	struct xz_scgi_opts scgi; /* host, port, pool keys */
+	char **backends;          /* scgi.backends, ours */
+	size_t nbackends;
 	char *socket, *root, *script; /* paths, from the config's directory */
 	struct cfg_rule rule;         /* client certificates */
 };
@@ -1603,6 +1606,7 @@ cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
 		rc = cfg_access_add(cfg, s, &b.rule);
 	cfg_rule_clear(&b.rule);
 	strlist_free(b.state_keys);
+	strlist_free(b.backends);
 	free(b.socket);
 	free(b.root);
 	free(b.script);
@@ -1625,11 +1629,89 @@ cfg_check_socket(struct xz_config *cfg, int line, const char *path)
 	return XZ_OK;
 }
 
-/* [scgi]: where the backend is. */
+/*
+ * backend = ADDRESS, once per backend of a pool; checked here, so that
+ * -t names the line; a relative unix: path is the config directory's.
+ */
+static int
+cfg_scgi_backend(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_backend *b)
+{
+	struct pool_addr a;
+	char why[300], *path, **l;
+	int n;
+
+	if (pool_addr_parse(e->value, &a, why, sizeof(why)) != XZ_OK)
+		return cfg_error(cfg, e->line, "%s", why);
+	if (b->nbackends == POOL_MAX)
+		return cfg_error(cfg, e->line, "over %d backends", POOL_MAX);
+	if ((l = realloc(b->backends, (b->nbackends + 2) * sizeof(*l))) == NULL)
+		return XZ_ENOMEM;
+	b->backends = l;
+	l[b->nbackends] = l[b->nbackends + 1] = NULL;
+	if (!a.is_unix)
+		return (l[b->nbackends++] = strdup(e->value)) != NULL ?
+		           XZ_OK :
+		           XZ_ENOMEM;
+	if ((path = cfg_path(cfg, a.path)) == NULL)
+		return XZ_ENOMEM;
+	n = asprintf(&l[b->nbackends], "unix:%s", path);
+	free(path);
+	if (n == -1) {
+		l[b->nbackends] = NULL;
+		return XZ_ENOMEM;
+	}
+	if (cfg_check_socket(cfg, e->line, l[b->nbackends++] + 5) != XZ_OK)
+		return XZ_EPARSE;
+	return XZ_OK;
+}
+
+/* [scgi]'s pool keys (with one backend too: max_conns, ...). */
+static int
+cfg_pool_key(const struct cfg_entry *e, struct xz_pool_config *pc)
+{
+	const char *k = e->key, *v = e->value;
+
+	if (strcmp(k, "balance") == 0) {
+		if (strcmp(v, "least_conn") == 0)
+			pc->balance = XZ_LEAST_CONN;
+		else if (strcmp(v, "round_robin") == 0)
+			pc->balance = XZ_ROUND_ROBIN;
+		else
+			return XZ_EINVAL;
+		return XZ_OK;
+	}
+	if (strcmp(k, "max_fails") == 0) {
+		if (cfg_int(v, 0, 1000000, &pc->max_fails) != XZ_OK)
+			return XZ_EINVAL;
+		if (pc->max_fails == 0) /* nginx's "0": never rested */
+			pc->max_fails = -1;
+		return XZ_OK;
+	}
+	if (strcmp(k, "fail_timeout") == 0)
+		return cfg_seconds(v, &pc->fail_timeout);
+	if (strcmp(k, "connect_timeout") == 0)
+		return cfg_seconds(v, &pc->connect_timeout);
+	if (strcmp(k, "queue_timeout") == 0)
+		return cfg_seconds(v, &pc->queue_timeout);
+	if (strcmp(k, "max_conns") == 0)
+		return cfg_int(v, 0, 1000000, &pc->max_conns);
+	if (strcmp(k, "queue_size") == 0)
+		return cfg_int(v, 0, 1000000, &pc->queue_size);
+	return XZ_EAGAIN;
+}
+
+/* [scgi]: where the backend is, or the backends are. */
 static int
 cfg_scgi_key(struct xz_config *cfg, const struct cfg_entry *e,
     struct cfg_backend *b)
 {
+	int rc;
+
+	if (strcmp(e->key, "backend") == 0)
+		return cfg_scgi_backend(cfg, e, b);
+	if ((rc = cfg_pool_key(e, &b->scgi.pool)) != XZ_EAGAIN)
+		return rc;
 	if (strcmp(e->key, "host") == 0) {
 		b->scgi.host = e->value;
 		return XZ_OK;
@@ -1648,8 +1730,15 @@ static int
 cfg_scgi_mount(struct xz_config *cfg, const struct cfg_section *s,
     struct cfg_backend *b, struct xz_app *app)
 {
+	if (b->nbackends > 0 &&
+	    (b->scgi.host != NULL || b->scgi.port != 0 || b->socket != NULL))
+		return cfg_error(cfg, s->line,
+		    "[scgi %s]: give backend keys, or host and port, or "
+		    "socket: one of them",
+		    s->prefix);
 	b->scgi.socket_path = b->socket;
 	b->scgi.config = b->bc;
+	b->scgi.backends = (const char *const *)b->backends;
 	return xz_scgi(app, s->prefix, &b->scgi);
 }
 

@@ -871,18 +871,27 @@ struct relay_cfg {
 	const char *meta_bad;     /* "SCGI backend error" */
 	const char *name;         /* for the log: "scgi /api" */
 	int backend_id;           /* metrics_backend_id; 0: not counted */
+	/*
+	 * A backend that closes or resets the connection before a single
+	 * byte of answer ends the relay with RELAY_UNANSWERED, the request
+	 * untouched: another backend may take it (SCGI pools).
+	 */
+	bool unanswered_returns;
 };
 
 enum relay_end {
-	RELAY_OK,     /* the backend's answer went out whole */
-	RELAY_FAILED, /* the client got error_status (or a cut stream) */
+	RELAY_OK,         /* the backend's answer went out whole */
+	RELAY_FAILED,     /* the client got error_status (or a cut stream) */
+	RELAY_UNANSWERED, /* unanswered_returns: req not answered, still
+	                     the caller's */
 };
 
 /*
  * Relays what bev (taken; reading enabled by the relay) brings to req.
  * cfg is borrowed and must outlive the relay. done runs once, when req
  * has been answered and ended (after that the caller must not touch
- * req); the relay has then freed bev and itself. NULL when out of memory
+ * req), or with RELAY_UNANSWERED, req untouched; the relay has then
+ * freed bev and itself. NULL when out of memory
  * (bev freed, nothing answered).
  */
 struct relay *relay_new(struct xz_request *req, struct bufferevent *bev,
@@ -921,5 +930,73 @@ void backend_handler_titan(struct xz_handler *h,
 /* The relay's view of cfg, with kind's metas; name is borrowed. */
 void backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
     const struct backend_kind *kind, const char *name);
+
+/*
+ * pool.c: the choice among a mount's backends (least connections or
+ * round robin), their passive health (max_fails, fail_timeout), their
+ * connection slots (max_conns) and the queue for one; shared by the
+ * worker threads through atomics, the queue under a mutex. Times are ms
+ * of whatever monotonic clock the caller passes (unit tests pass their
+ * own). Also the parser of a backend address string.
+ */
+#define POOL_MAX                                                               \
+	64 /* backends in one pool: a request's tried set is a mask            \
+	    */
+struct pool;
+
+/* Someone waiting for a slot; wake runs once, on any thread, under the
+ * pool's lock (so it may only signal, e.g. event_active). */
+struct pool_waiter {
+	struct pool_waiter *next;
+	void (*wake)(void *arg);
+	void *arg;
+	bool queued; /* in the queue (pool's lock) */
+};
+
+/* The defaults for the zero fields (max_fails 1, fail_timeout 10, ...). */
+void pool_config_fill(struct xz_pool_config *cfg);
+/* Why cfg cannot be used, or NULL. */
+const char *pool_config_invalid(const struct xz_pool_config *cfg);
+/* A pool of n (1..POOL_MAX) members, cfg copied (NULL: defaults); NULL
+ * when out of memory or n is out of range. One member is never rested. */
+struct pool *pool_new(size_t n, const struct xz_pool_config *cfg);
+void pool_free(struct pool *p);
+size_t pool_size(const struct pool *p);
+const struct xz_pool_config *pool_config(const struct pool *p);
+int pool_active(struct pool *p, size_t i);
+bool pool_resting(struct pool *p, size_t i, int64_t now);
+/*
+ * The member to try, with a slot taken (give it back with pool_release),
+ * skipping those in tried (bit i: member i) and those resting; -1 when
+ * none, *busy then telling whether one was only full (wait: pool_wait)
+ * rather than none left (the request fails).
+ */
+int pool_pick(struct pool *p, uint64_t tried, int64_t now, bool *busy);
+/* Whether pool_pick would find a slot now (none is taken). */
+bool pool_has_room(struct pool *p, uint64_t tried, int64_t now);
+/* Gives member i's slot back; wakes the first waiter, if any. */
+void pool_release(struct pool *p, size_t i);
+/* Member i failed (connect, or closed without answering); true when
+ * that made it rest for fail_timeout. The place a failure is counted. */
+bool pool_failed(struct pool *p, size_t i, int64_t now);
+/* Member i answered: its failures are forgotten. */
+void pool_answered(struct pool *p, size_t i);
+/* Queues w (at the front: a waiter woken too late); false when full. */
+bool pool_wait(struct pool *p, struct pool_waiter *w, bool front);
+/* Takes w out of the queue; woken: it was woken and will not take the
+ * slot, which the next waiter then gets. w may then be freed. */
+void pool_unwait(struct pool *p, struct pool_waiter *w, bool woken);
+int pool_waiting(struct pool *p);
+
+/* A backend's address as written: unix:PATH, host:port, [v6]:port. */
+struct pool_addr {
+	bool is_unix;
+	char path[108]; /* sun_path's size */
+	char host[256];
+	int port;
+};
+/* XZ_OK, or XZ_EINVAL with the reason ("backend x: ...") in why. */
+int pool_addr_parse(const char *spec, struct pool_addr *a, char *why,
+    size_t whylen);
 
 #endif /* XZ_PRIVATE_H */
