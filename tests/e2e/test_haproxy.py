@@ -33,6 +33,7 @@ ECHO = BUILD_DIR / "scgi-echo-backend"
 # backends, the instances' metrics (/health for HAProxy's checks). Each is
 # replaced by a free one; the files say nothing else.
 FRONT, A, B, SCGI1 = 1965, 1966, 1967, 4000
+SCGI2 = "scgi.sock"  # the pool's other backend, beside the configs
 METRICS_A, METRICS_B = 9101, 9102
 FILES = ("haproxy.cfg", "a.conf", "b.conf")
 CLIENTS = 16
@@ -82,8 +83,8 @@ class Deployment:
     def log(self, name):
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
-    def start_backend(self, name, port):
-        self.spawn(name, [str(ECHO), f"127.0.0.1:{port}"])
+    def start_backend(self, name, where):
+        self.spawn(name, [str(ECHO), where])
         wait_for(f"{name} listening",
                  lambda: "listening on" in self.log(name))
 
@@ -100,7 +101,9 @@ class Deployment:
                                       port, self.tmp)
 
     def start(self):
-        self.start_backend("scgi1", self.ports[SCGI1])
+        # The pool: the C echo backend over TCP and over a Unix socket.
+        self.start_backend("scgi1", f"127.0.0.1:{self.ports[SCGI1]}")
+        self.start_backend("scgi2", f"unix:{self.tmp / SCGI2}")
         r = subprocess.run([BIN, "-k", str(self.tmp / "tickets.key")],
                            capture_output=True, text=True,
                            timeout=30 * SLOW)
@@ -303,6 +306,22 @@ def test_sigterm_under_load_loses_nothing(deployment):
     assert load.failures == [], load.failures[:5]
     assert load.done == total
     assert load.served.get("b", 0) > total // 2
+
+
+def test_scgi_backend_killed_under_load_loses_nothing(deployment):
+    """Each instance's pool fails over to the other backend: the TCP one
+    killed outright (kill -9) under load costs no request."""
+    total = 2000
+    backend = dict(deployment.procs)["scgi1"]
+    load = Load(deployment.front, total).start()
+    load.wait_done(total // 4)
+    backend.kill()
+    load.join()
+    print(f"\nkill -9 of SCGI backend 1 after {total // 4} requests: "
+          f"{load.done} answered, {len(load.failures)} failed, "
+          f"served {load.served}")
+    assert load.failures == [], load.failures[:5]
+    assert load.done == total
 
 
 def established(port):
