@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
 
@@ -74,6 +75,48 @@ size_t log_escape(char *dst, size_t dstlen, const char *src, size_t srclen,
  */
 char **strlist_split(const char *s);
 void strlist_free(char **list);
+
+/*
+ * proxy.c: the PROXY protocol header (HAProxy's v1 text line or v2 binary
+ * block) a load balancer sends before the client's bytes.
+ */
+enum proxy_mode {
+	PROXY_OFF = 0, /* no header: the peer is the client */
+	PROXY_V1,
+	PROXY_V2,
+	PROXY_ANY, /* either, told apart by the first byte */
+};
+#define PROXY_V1_MAX 107 /* the longest v1 line, CRLF included */
+#define PROXY_MAX 1024   /* the longest header taken (v2 with its TLVs) */
+
+struct proxy_hdr {
+	size_t len;  /* the header's bytes: what follows is the client's */
+	int version; /* 1 or 2 */
+	bool local;  /* v2 LOCAL: the proxy's own connection (health check) */
+	/*
+	 * AF_INET or AF_INET6: the client's address and port (src) and the
+	 * ones it reached (dst). AF_UNSPEC: the header names no client (v1
+	 * UNKNOWN; v2 LOCAL, UNSPEC or a Unix socket): keep the peer's.
+	 */
+	int family;
+	struct sockaddr_storage src, dst;
+};
+
+/*
+ * Reads the header a connection opened with from its first len bytes
+ * (mode not PROXY_OFF). XZ_OK: h is filled; the header is h->len bytes.
+ * XZ_EAGAIN: every byte given belongs to a header not yet whole (read
+ * more, never past it). XZ_EPARSE: not a valid header, as soon as the
+ * bytes show it; *why (why may be NULL) a static reason. Strict: v1 is
+ * "PROXY TCP4|TCP6 src dst sport dport" or "PROXY UNKNOWN ..." and CRLF
+ * in at most 107 bytes, one space between fields; v2 is version 2, LOCAL
+ * or PROXY, a stream family (UNSPEC, INET, INET6, UNIX), an address block
+ * that fits and TLVs that fit it exactly, at most PROXY_MAX bytes in all.
+ */
+int proxy_parse(const void *buf, size_t len, enum proxy_mode mode,
+    struct proxy_hdr *h, const char **why);
+/* "v1", "v2", "any" -> PROXY_V1, PROXY_V2, PROXY_ANY; -1 otherwise. */
+int proxy_mode_parse(const char *s);
 
 /*
  * url.c: the Gemini request line and its URL.
