@@ -395,6 +395,7 @@ struct xz_request {
 	struct xz_url url;
 	int port;                /* the port the request arrived on */
 	char remote_addr[64];    /* numeric, no port */
+	int remote_port;         /* 0: unknown (the test client) */
 	struct xz_cert cert;     /* the client's certificate facts */
 	const char *tls_version; /* static strings; NULL without TLS */
 	const char *tls_cipher;
@@ -631,6 +632,14 @@ struct conn_cfg {
 	double write_timeout;         /* a client that takes no bytes */
 	size_t send_min_rate;         /* bytes/s while output waits; 0: none */
 	bool access_log;
+	/*
+	 * PROXY_OFF, or the PROXY header the connection must open with
+	 * (read under request_timeout). Then proxied, when not NULL, runs
+	 * with the client it names (the peer, when it names none) and
+	 * conn_new's arg: false refuses it (a per-address limit).
+	 */
+	enum proxy_mode proxy;
+	bool (*proxied)(const struct sockaddr *client, void *arg);
 };
 
 typedef void (*conn_closed_fn)(struct xz_conn *c, void *arg);
@@ -671,8 +680,19 @@ struct admit_key {
 };
 struct admit *admit_new(unsigned max_total, unsigned max_per_addr);
 void admit_free(struct admit *a);
-/* Counts a connection from sa in (true), or refuses it (false). */
+/*
+ * Counts a connection from sa in (true), or refuses it (false). sa NULL
+ * (a PROXY listener's peer, the proxy): the global count only, until
+ * admit_address.
+ */
 bool admit_take(struct admit *a, const struct sockaddr *sa,
+    struct admit_key *key);
+/*
+ * A connection taken with sa NULL now has its client, sa: counts it
+ * against sa's address and makes key sa's (true), or refuses it (false,
+ * key unchanged: admit_release still releases the global count).
+ */
+bool admit_address(struct admit *a, const struct sockaddr *sa,
     struct admit_key *key);
 void admit_release(struct admit *a, const struct admit_key *key);
 /*
@@ -704,6 +724,7 @@ struct cgienv_src {
 	const char *path_info;   /* PATH_INFO, decoded */
 	const char *query;       /* QUERY_STRING, raw; NULL when none */
 	const char *remote_addr; /* REMOTE_ADDR, REMOTE_HOST */
+	int remote_port;         /* REMOTE_PORT; 0: left out */
 	const struct xz_cert *cert;
 	const char *tls_version;
 	const char *tls_cipher;
