@@ -11,6 +11,7 @@ import re
 import socket
 import ssl
 import struct
+import subprocess
 import time
 
 import pytest
@@ -153,13 +154,13 @@ def server(xitzin, tmp_path):
     (root / "env").write_text(CGI)
     (root / "env").chmod(0o755)
 
-    def start(extra=""):
+    def start(extra="", args=()):
         s = xitzin("[server]\n"
                    "listen = 127.0.0.1:0 proxy_protocol=v1\n"
                    "listen = 127.0.0.1:0 proxy_protocol=v2\n"
                    "listen = 127.0.0.1:0 proxy_protocol=any\n"
                    "listen = 127.0.0.1:0\n" + extra +
-                   f"[cgi /cgi-bin]\nroot = {root}\n")
+                   f"[cgi /cgi-bin]\nroot = {root}\n", args=args)
         deadline = time.time() + 10 * SLOW
         while len(ports(s)) < 4 and time.time() < deadline:
             time.sleep(0.02)
@@ -314,3 +315,69 @@ def test_rate_limit_is_per_header_address(server):
     # Another client behind the same proxy has its own bucket.
     assert proxied(s.p2, v2("192.0.2.51", 1)).status == 20
     assert proxied(s.p1, v1("192.0.2.52", 1)).status == 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_from(port, source, path="/cgi-bin/env"):
+    ctx = client_context()
+    with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW,
+                                  source_address=(source, 0)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(f"gemini://localhost{path}\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    return Reply(data, True)
+
+
+def test_through_haproxy(server, tmp_path):
+    """Debian's haproxy in TCP mode: send-proxy-v2 to one listener,
+    send-proxy (v1) to the other, health checks with check-send-proxy
+    (v2 LOCAL) every 100 ms. The client connects from 127.0.0.5."""
+    s = server(args=("-v",))   # the debug log names each LOCAL header
+    fe = free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(f"""
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend gemini
+    bind 127.0.0.1:{fe}
+    default_backend xitzin
+backend xitzin
+    balance roundrobin
+    server v2 127.0.0.1:{s.p2} send-proxy-v2 check check-send-proxy inter 100ms
+    server v1 127.0.0.1:{s.pany} send-proxy check check-send-proxy inter 100ms
+""")
+    log = open(tmp_path / "haproxy.log", "wb")
+    hap = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=log,
+                           stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 10 * SLOW
+        while True:
+            try:
+                r = get_from(fe, "127.0.0.5")
+                break
+            except OSError:
+                assert hap.poll() is None, (tmp_path / "haproxy.log").read_text()
+                assert time.time() < deadline
+                time.sleep(0.1)
+        for _ in range(20):
+            r = get_from(fe, "127.0.0.5")
+            assert r.status == 20, r
+            assert r.body.decode().split()[0] == "127.0.0.5", r.body
+        time.sleep(0.5)   # a few health checks more
+    finally:
+        hap.terminate()
+        hap.wait(timeout=10)
+    wait_log(s, r'127\.0\.0\.5 "gemini://localhost/cgi-bin/env" 20', 21)
+    # Health checks (LOCAL, then nothing) came, and left no warning.
+    assert len(re.findall(r"PROXY v2 LOCAL", s.log())) >= 4, s.log()
+    assert "bad PROXY header" not in s.log()
