@@ -28,8 +28,8 @@ check_header(const unsigned char *buf, size_t size, enum proxy_mode mode,
 	check(!h->local || (h->version == 2 && h->family == AF_UNSPEC));
 	check(h->family == AF_UNSPEC || h->family == AF_INET ||
 	      h->family == AF_INET6);
-	check(h->family == AF_UNSPEC || (h->src.ss_family == h->family &&
-	                                    h->dst.ss_family == h->family));
+	check(h->family == AF_UNSPEC ||
+	      (h->src.ss_family == h->family && h->dst.ss_family == h->family));
 	/* The header's own bytes are enough, and needed. */
 	check(proxy_parse(buf, h->len, mode, &again, NULL) == XZ_OK);
 	check(again.len == h->len && again.family == h->family &&
