@@ -706,7 +706,10 @@ conn_proxied(struct xz_conn *c, const struct proxy_hdr *h)
 	const struct sockaddr *client = (const struct sockaddr *)&h->src;
 
 	if (h->family == AF_UNSPEC) {
+		log_debug("conn %u: PROXY v%d %s: the peer stays the client",
+		    c->id, h->version, h->local ? "LOCAL" : "without address");
 		client = (const struct sockaddr *)&peer;
+		/* A health check may be gone already (its reset): quietly. */
 		if (getpeername(c->fd, (struct sockaddr *)&peer, &len) == -1) {
 			conn_close(c, "client went away");
 			return;
@@ -725,9 +728,6 @@ conn_proxied(struct xz_conn *c, const struct proxy_hdr *h)
 		    h->version, c->addr);
 		conn_format_addr(client, c->addr, sizeof(c->addr));
 		c->port = conn_addr_port(client);
-	} else {
-		log_debug("conn %u: PROXY v%d %s: the peer stays the client",
-		    c->id, h->version, h->local ? "LOCAL" : "without address");
 	}
 	c->linelen = 0;
 	conn_set_state(c, CONN_HANDSHAKE);
