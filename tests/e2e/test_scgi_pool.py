@@ -435,3 +435,28 @@ def test_config_check_good_pool(tmp_path):
     r = subprocess.run([BIN, "-t", "-c", str(conf)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_failures_counted_per_backend_in_metrics(xitzin, backend):
+    """A pool's dead member is counted by name in the metrics; the live
+    one, which answered everything, shows no failure."""
+    from test_metrics import metrics_port, scrape_when, value
+
+    live, dead = free_port(), free_port()  # nothing listens on dead
+    backend(f"127.0.0.1:{live}", "L")
+    s = xitzin("[server]\nmetrics_listen = 127.0.0.1:0\n" +
+               pool("/app", [f"127.0.0.1:{dead}", f"127.0.0.1:{live}"]))
+    mport = metrics_port(s)
+    replies = [get(s, "/app/x") for _ in range(5)]
+    assert all((r.status, r.body) == (20, b"L") for r in replies), replies
+
+    def counted(smp):
+        return value(smp, "xitzin_requests_total", mount="/app",
+                     status="20") == 5
+
+    _, _, smp = scrape_when(mport, counted)
+    assert counted(smp)
+    name = "xitzin_backend_failures_total"
+    # max_fails = 1: one refused connect, then it rests (fail_timeout 10).
+    assert value(smp, name, backend=f"127.0.0.1:{dead}", kind="connect") == 1
+    assert value(smp, name, backend=f"127.0.0.1:{live}", kind="connect") == 0
