@@ -1,16 +1,19 @@
 """The deployment of examples/haproxy/, run as it is: Debian's HAProxy in
-TCP mode in front of two xitzin instances that share a certificate and a
-ticket key file, each mounting the same SCGI backends (the C echo
-backend, which answers with the variables it got). The example's files
-are copied with free loopback ports put in place of theirs, and nothing
-else changed. Every process is stopped by its PID.
+TCP mode, sending PROXY v2 headers and checking /health, in front of two
+xitzin instances that share a certificate and a ticket key file, each
+mounting a pool of the same two SCGI backends (the C echo backend, which
+answers with the variables it got, over TCP and over a Unix socket). The
+example's files are copied with free loopback ports put in place of
+theirs, and nothing else changed. Every process is stopped by its PID.
 
-Requests succeed through HAProxy; a client resumes its TLS session on the
-other instance; SIGTERM to one instance under load (16 clients) loses no
-request (stop_delay keeps it serving while HAProxy takes it out of
-rotation); kill -9 of one loses at most the requests in flight on it.
-And stop_delay on its own: the server serves on, announced as stopping,
-then closes its listeners; a second SIGTERM ends the delay."""
+Requests succeed through HAProxy; the backend sees the client's address
+and port; a client resumes its TLS session on the other instance;
+SIGTERM to one instance under load (16 clients) loses no request
+(stop_delay keeps it serving while HAProxy takes it out of rotation);
+kill -9 of one loses at most the requests in flight on it; one SCGI
+backend killed under load loses none. And stop_delay on its own: the
+server serves on, announced as stopping, then closes its listeners; a
+second SIGTERM ends the delay."""
 
 import os
 import re
@@ -24,7 +27,7 @@ import time
 import pytest
 
 from conftest import (BIN, BUILD_DIR, ROOT, SANITIZER_REPORT, SLOW, Server,
-                      client_context, gemini_raw, start_server)
+                      Reply, client_context, gemini_raw, start_server)
 
 EXAMPLE = ROOT / "examples" / "haproxy"
 HAPROXY = "/usr/sbin/haproxy"
@@ -252,6 +255,29 @@ def test_requests_succeed_through_haproxy(deployment):
         assert env["SCRIPT_NAME"] == "/app"
         seen.add(env["XITZIN_INSTANCE"])
     assert seen == {"a", "b"}  # round robin
+
+
+def test_backend_sees_the_client_address(deployment):
+    """HAProxy sends a PROXY v2 header: REMOTE_ADDR and REMOTE_PORT are
+    the client's (its own source port), not HAProxy's connection's; and
+    the access log has the client."""
+    ctx = client_context()
+    seen = {}
+    for _ in range(2):  # round robin: one request to each instance
+        with socket.create_connection(("127.0.0.1", deployment.front),
+                                      timeout=30 * SLOW) as raw:
+            port = raw.getsockname()[1]
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"gemini://localhost/app/\r\n")
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+        env = env_of(Reply(data, True))
+        assert env["REMOTE_ADDR"] == "127.0.0.1", env
+        assert env["REMOTE_PORT"] == str(port), (port, env)
+        seen[env["XITZIN_INSTANCE"]] = port
+    assert set(seen) == {"a", "b"}
+    print(f"\nclient ports {seen}: each the backend's REMOTE_PORT")
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3,
