@@ -741,8 +741,11 @@ struct xz_server_opts {
 	size_t nlisten_fds;
 	/*
 	 * Tell the service manager (the datagram socket named by
-	 * $NOTIFY_SOCKET, as sd_notify(3)) READY=1 once serving and
-	 * STOPPING=1 when the drain begins. No $NOTIFY_SOCKET: nothing.
+	 * $NOTIFY_SOCKET, as sd_notify(3)) READY=1 once serving,
+	 * RELOADING=1 (with MONOTONIC_USEC=) then READY=1 around a reload,
+	 * STOPPING=1 when the drain begins, and WATCHDOG=1 every half
+	 * $WATCHDOG_USEC from the main thread's loop (when $WATCHDOG_PID is
+	 * unset or ours). No $NOTIFY_SOCKET: nothing.
 	 */
 	bool sd_notify;
 };
@@ -756,9 +759,10 @@ XZ_API struct xz_server *xz_server_new(struct xz_app *app,
     const struct xz_server_opts *opts, char *errbuf, size_t errlen);
 /*
  * Drops privileges (opts.user, opts.chroot_dir), sets up SIGTERM/SIGINT
- * handling, runs the startup hooks, starts the workers, serves until
- * SIGTERM/SIGINT or xz_server_stop(), lets in-flight requests finish (up
- * to drain_timeout), runs the shutdown hooks and returns XZ_OK.
+ * and SIGHUP (reload, below) handling, runs the startup hooks, starts the
+ * workers, serves until SIGTERM/SIGINT or xz_server_stop(), lets
+ * in-flight requests finish (up to drain_timeout), runs the shutdown
+ * hooks (of every app it served) and returns XZ_OK.
  * On failure (privileges, signals, a startup hook, a worker thread that
  * cannot start) it returns an error with the reason in xz_server_error():
  * the listeners are closed by then (connections are refused, none waits
@@ -771,6 +775,47 @@ XZ_API int xz_server_run(struct xz_server *srv);
 XZ_API const char *xz_server_error(const struct xz_server *srv);
 /* Asks a running server to stop, from any thread or a signal handler. */
 XZ_API void xz_server_stop(struct xz_server *srv);
+
+/*
+ * Reload: new connections are served by app under opts, while those
+ * already accepted finish under what they were accepted with (app,
+ * certificate, timeouts: a request in flight never sees a change). The
+ * old app's shutdown hooks run, and its tasks stop, once its last
+ * connection has ended; then an app handed over here is freed.
+ *
+ * app is taken, even on failure (freed with xz_app_free when its time
+ * is over; its startup hooks run here when the server runs already, and
+ * a failing one fails the reload). NULL, or the app serving now: the same
+ * app, whose hooks do not run again. The app given to xz_server_new
+ * stays the caller's: free it after xz_server_free, as always.
+ * opts (copied; NULL: the current ones) give the hostnames, the
+ * certificate and key (read again, so a renewed certificate is taken),
+ * the ticket key file (read again), public_port, the timeouts,
+ * send_min_rate and quiet. What a reload cannot change keeps its old
+ * value, with a warning in the log: listen (the listening sockets stay,
+ * so no connection is refused meanwhile), workers, user, chroot_dir,
+ * max_connections, max_connections_per_address, drain_timeout.
+ *
+ * Call it on the server's main thread: from the reload callback below
+ * (SIGHUP), or before xz_server_run. XZ_OK; or an error with the reason
+ * in errbuf, the configuration before still serving. No lock is taken
+ * on the request path: each worker takes the new configuration up
+ * between two callbacks.
+ */
+XZ_API int xz_server_reload(struct xz_server *srv, struct xz_app *app,
+    const struct xz_server_opts *opts, char *errbuf, size_t errlen);
+/*
+ * What SIGHUP does, on the server's main thread: fn builds a new app
+ * (re-reading its configuration) and calls xz_server_reload; it returns
+ * XZ_OK, or an error with one reason a line in errbuf ("xitzin.conf:12:
+ * reason"), each then logged, while the old configuration keeps serving.
+ * Without a callback, SIGHUP reloads the same app with the same opts:
+ * the certificate, key and ticket key are read again.
+ */
+typedef int (*xz_reload_fn)(struct xz_server *srv, char *errbuf, size_t errlen,
+    void *arg);
+XZ_API void xz_server_on_reload(struct xz_server *srv, xz_reload_fn fn,
+    void *arg);
 /* The port a listener was bound to (useful with port 0), or -1. */
 XZ_API int xz_server_port(const struct xz_server *srv, size_t listener);
 XZ_API void xz_server_free(struct xz_server *srv);

@@ -9,7 +9,8 @@
  * under ./certs on first run; with neither, XITZIN_DEFAULT_CONF
  * (/etc/xitzin/xitzin.conf). Under systemd it takes the sockets of
  * socket activation (LISTEN_FDS) and tells it when it is ready
- * (NOTIFY_SOCKET). Only this file exits, and only at startup.
+ * (NOTIFY_SOCKET). On SIGHUP it reads its configuration file again
+ * (reload_config). Only this file exits, and only at startup.
  */
 #include <sys/resource.h>
 
@@ -143,6 +144,38 @@ static void __attribute__((noreturn)) config_errors(char *errs)
 	exit(1);
 }
 
+/*
+ * SIGHUP with -c: the file read again, its errors all returned (the
+ * server logs them, the old configuration serving on), or a new app
+ * handed to the server, which frees it when its time is over. The log
+ * keys are the first configuration's: a new file is opened at restart.
+ */
+static int
+reload_config(struct xz_server *srv, char *errbuf, size_t errlen, void *arg)
+{
+	const char *path = arg;
+	struct xz_config *cfg;
+	struct xz_app *app;
+	int rc;
+
+	if ((cfg = xz_config_load(path, errbuf, errlen)) == NULL)
+		return XZ_EINVAL;
+	if ((app = xz_app_new()) == NULL) {
+		xz_config_free(cfg);
+		snprintf(errbuf, errlen, "out of memory");
+		return XZ_ENOMEM;
+	}
+	if ((rc = xz_config_apply(cfg, app, errbuf, errlen)) != XZ_OK) {
+		xz_app_free(app);
+		xz_config_free(cfg);
+		return rc;
+	}
+	rc = xz_server_reload(srv, app, xz_config_server_opts(cfg), errbuf,
+	    errlen);
+	xz_config_free(cfg); /* the server copied what it keeps */
+	return rc;
+}
+
 /* Each connection is a descriptor: take all the kernel allows us. */
 static void
 raise_nofile(void)
@@ -204,7 +237,9 @@ main(int argc, char **argv)
 	if ((srv = xz_server_new(app, &so, errbuf, sizeof(errbuf))) == NULL)
 		errx(1, "%s", errbuf);
 	for (size_t i = 0; i < so.nlisten_fds; i++)
-		close(fds[i]);   /* each worker listens on its own dup */
+		close(fds[i]); /* each worker listens on its own dup */
+	if (o.config != NULL)
+		xz_server_on_reload(srv, reload_config, (void *)o.config);
 	rc = xz_server_run(srv); /* a failure is logged, with its reason */
 	xz_server_free(srv);
 	xz_config_free(cfg);

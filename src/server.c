@@ -11,10 +11,21 @@
  *
  * The main thread waits for SIGTERM/SIGINT or xz_server_stop() (a
  * self-pipe, so a signal handler may call it), reopening the log files on
- * SIGUSR1 meanwhile, then tells every worker to stop accepting and to
- * finish its connections within drain_timeout. A second SIGTERM/SIGINT cuts the
- * drain short, closing what is left as the drain timeout would (CGI groups
- * killed).
+ * SIGUSR1 and reloading on SIGHUP meanwhile, then tells every worker to
+ * stop accepting and to finish its connections within drain_timeout. A
+ * second SIGTERM/SIGINT cuts the drain short, closing what is left as the
+ * drain timeout would (CGI groups killed).
+ *
+ * Reload: what the configuration says lives in a generation
+ * (generation.c). The main thread builds the new one (reading the
+ * certificates, running the new app's startup hooks) while the workers
+ * serve; then each worker is handed a reference through an atomic slot
+ * and an event, and takes it up between two callbacks. A connection
+ * keeps the generation it was accepted under to its end; the old one is
+ * freed on the main thread once its last connection has closed and its
+ * app's processes are reaped (app_busy), after its shutdown hooks. The
+ * request path takes no lock: accept reads the worker's own pointer.
+ * The listening sockets stay: listen changes need a restart.
  */
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -84,19 +95,28 @@
 #define SERVER_ACCEPT_BACKOFF 0.1 /* seconds */
 /* Failing accepts log one line per interval, with a count. */
 #define SERVER_ACCEPT_LOG_INTERVAL 10 /* seconds */
+/*
+ * A replaced configuration whose last connection is over, but whose CGI
+ * processes are still being reaped, is looked at again after this.
+ */
+#define SERVER_REAP_RETRY 0.05 /* seconds */
 
 struct worker;
+struct xz_server;
+
+static void server_notify(const struct xz_server *srv, const char *state);
 
 struct conn_entry {
 	struct xz_conn *c;
 	struct worker *w;
+	struct generation *gen; /* a reference, to the connection's end */
 	struct admit_key key;
 	TAILQ_ENTRY(conn_entry) link;
 };
 
 struct listener {
 	struct worker *w;
-	const struct conn_cfg *cfg;
+	size_t index; /* in srv->addrs and each generation's cfgs */
 	struct evconnlistener *evl;
 	struct event *ev_resume;  /* re-enables evl after a full batch */
 	struct event *ev_backoff; /* re-enables evl after a failed accept */
@@ -112,6 +132,14 @@ struct worker {
 	struct listener *listeners; /* one per listen address */
 	struct event *ev_stop;
 	struct event *ev_drain_timeout;
+	/*
+	 * What new connections get: a reference of the worker's own, read
+	 * at accept without a lock. The main thread leaves the next one in
+	 * next_gen (a reference too) and activates ev_reload.
+	 */
+	struct generation *gen;
+	struct generation *next_gen; /* atomic */
+	struct event *ev_reload;
 	TAILQ_HEAD(, conn_entry) conns;
 	size_t nconns;
 	bool stopping;
@@ -120,8 +148,8 @@ struct worker {
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	int fd; /* a socket passed to us (systemd), or -1 */
-	struct conn_cfg cfg;
+	int fd;   /* a socket passed to us (systemd), or -1 */
+	int port; /* once bound */
 };
 
 /* Failed accepts across the workers, for a log that cannot flood. */
@@ -135,10 +163,21 @@ struct accept_failures {
 };
 
 struct xz_server {
-	struct xz_app *app;
-	struct xz_server_opts opts;
-	struct tls_ctx *tls;
-	char **hostnames;
+	struct xz_server_opts
+	    opts; /* as given, defaulted: the first generation's */
+	struct generation *gen; /* the current one (main thread) */
+	/* Replaced, waiting for their connections to end (main thread). */
+	TAILQ_HEAD(, generation) retired;
+	unsigned long ngens;   /* generations made: the next one's id - 1 */
+	unsigned long reloads; /* reloads that took effect (for metrics) */
+	bool running;          /* the startup hooks ran: reloads run theirs */
+	bool finished;         /* xz_server_run has returned */
+	unsigned max_connections_given; /* opts' own, before the default */
+	xz_reload_fn reload_fn;
+	void *reload_arg;
+	struct event *ev_reap;     /* main loop: a generation may be unused */
+	struct event *ev_watchdog; /* main loop: WATCHDOG=1 */
+	long watchdog_usec;        /* $WATCHDOG_USEC, with opts.sd_notify */
 	struct listen_addr *addrs;
 	size_t naddrs;
 	struct worker *workers;
@@ -147,9 +186,8 @@ struct xz_server {
 	int nrunning; /* workers whose thread has not returned (atomic) */
 	struct admit *admit;
 	struct accept_failures accept_failures;
-	char error[256]; /* why xz_server_run failed (xz_server_error) */
-	char *cert_path, *key_path; /* the defaults, when opts gave none */
-	char *notify_path;          /* $NOTIFY_SOCKET, with opts.sd_notify */
+	char error[256];   /* why xz_server_run failed (xz_server_error) */
+	char *notify_path; /* $NOTIFY_SOCKET, with opts.sd_notify */
 };
 
 /*
@@ -160,7 +198,7 @@ struct xz_server {
 struct stop_waiter {
 	struct xz_server *srv;
 	struct event_base *base;
-	struct event *sigterm, *sigint, *sigusr1, *pipe_ev;
+	struct event *sigterm, *sigint, *sigusr1, *sighup, *pipe_ev;
 	bool draining;
 };
 
@@ -175,6 +213,17 @@ server_on_backoff(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_enable(l->evl);
 }
 
+/*
+ * Drops a reference to g, from any thread; the last one wakes the main
+ * thread, which frees g unless it is still the current one.
+ */
+static void
+server_gen_unref(struct xz_server *srv, struct generation *g)
+{
+	if (g != NULL && generation_unref(g) && srv->ev_reap != NULL)
+		event_active(srv->ev_reap, EV_TIMEOUT, 1);
+}
+
 static void
 server_conn_closed(struct xz_conn *c, void *arg)
 {
@@ -184,6 +233,7 @@ server_conn_closed(struct xz_conn *c, void *arg)
 
 	TAILQ_REMOVE(&w->conns, e, link);
 	admit_release(w->srv->admit, &e->key);
+	server_gen_unref(w->srv, e->gen);
 	free(e);
 	/* A descriptor came free: a paused listener need not wait. */
 	for (i = 0; i < w->srv->naddrs; i++)
@@ -282,12 +332,16 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		return;
 	}
 	e->w = w;
+	e->gen = w->gen;
+	generation_ref(e->gen);
 	TAILQ_INSERT_TAIL(&w->conns, e, link);
 	w->nconns++;
-	e->c = conn_new(w->base, fd, l->cfg, sa, server_conn_closed, e);
+	e->c = conn_new(w->base, fd, &e->gen->cfgs[l->index], sa,
+	    server_conn_closed, e);
 	if (e->c == NULL) {
 		TAILQ_REMOVE(&w->conns, e, link);
 		admit_release(w->srv->admit, &e->key);
+		server_gen_unref(w->srv, e->gen);
 		w->nconns--;
 		free(e);
 	}
@@ -350,6 +404,21 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
 		return;
 	tv = xz_timeval(t);
 	evtimer_add(w->ev_drain_timeout, &tv);
+}
+
+/* Runs in the worker: new connections get the generation left for it. */
+static void
+worker_on_reload(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct generation *g, *old;
+
+	g = __atomic_exchange_n(&w->next_gen, NULL, __ATOMIC_ACQ_REL);
+	if (g == NULL)
+		return;
+	old = w->gen;
+	w->gen = g;
+	server_gen_unref(w->srv, old);
 }
 
 static void *
@@ -542,7 +611,9 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 	    (w->ev_stop = event_new(w->base, -1, 0, worker_on_stop, w)) ==
 	        NULL ||
 	    (w->ev_drain_timeout =
-	            evtimer_new(w->base, worker_on_drain_timeout, w)) == NULL) {
+	            evtimer_new(w->base, worker_on_drain_timeout, w)) == NULL ||
+	    (w->ev_reload = event_new(w->base, -1, 0, worker_on_reload, w)) ==
+	        NULL) {
 		snprintf(err, errlen, "out of memory");
 		return XZ_ENOMEM;
 	}
@@ -551,9 +622,9 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 
 		if ((fd = server_bind(&srv->addrs[i], true, err, errlen)) == -1)
 			return XZ_EIO;
-		srv->addrs[i].cfg.port = server_addr_port(&srv->addrs[i].ss);
+		srv->addrs[i].port = server_addr_port(&srv->addrs[i].ss);
 		l->w = w;
-		l->cfg = &srv->addrs[i].cfg;
+		l->index = i;
 		if ((l->ev_resume = event_new(w->base, -1, 0, server_on_resume,
 		         l)) == NULL ||
 		    (l->ev_backoff = evtimer_new(w->base, server_on_backoff,
@@ -598,20 +669,10 @@ worker_free(struct worker *w, size_t naddrs)
 		event_free(w->ev_stop);
 	if (w->ev_drain_timeout != NULL)
 		event_free(w->ev_drain_timeout);
+	if (w->ev_reload != NULL)
+		event_free(w->ev_reload);
 	if (w->base != NULL)
 		event_base_free(w->base);
-}
-
-/* "a.example, B.example" -> { "a.example", "b.example", NULL }. */
-static char **
-server_split_names(const char *names)
-{
-	char **list = strlist_split(names);
-
-	for (size_t i = 0; list != NULL && list[i] != NULL; i++)
-		for (char *q = list[i]; *q != '\0'; q++)
-			*q = (char)tolower((unsigned char)*q);
-	return list;
 }
 
 static void
@@ -632,53 +693,6 @@ server_defaults(struct xz_server_opts *o)
 
 		o->workers = n > 0 ? (int)n : 1;
 	}
-}
-
-/*
- * No certificate given: the program's choice, certs/HOST.crt and
- * certs/HOST.key under the working directory (HOST the first hostname),
- * generated when neither exists, so that a first program runs as is.
- * One file without the other is a mistake worth naming.
- */
-static int
-server_default_cert(struct xz_server *srv, char *err, size_t errlen)
-{
-	const char *host = srv->hostnames[0];
-	struct xz_server_opts *o = &srv->opts;
-
-	if (o->cert_file != NULL && o->key_file != NULL)
-		return XZ_OK;
-	if (o->cert_file != NULL || o->key_file != NULL) {
-		snprintf(err, errlen,
-		    "%s given without %s (give both, or neither "
-		    "to use certs/%s.crt and .key)",
-		    o->cert_file != NULL ? "cert_file" : "key_file",
-		    o->cert_file != NULL ? "key_file" : "cert_file", host);
-		return XZ_EINVAL;
-	}
-	if (strchr(host, '/') != NULL || host[0] == '.') {
-		snprintf(err, errlen,
-		    "cert_file and key_file: none given, and "
-		    "hostname '%s' cannot name them",
-		    host);
-		return XZ_EINVAL;
-	}
-	if (asprintf(&srv->cert_path, "certs/%s.crt", host) == -1) {
-		srv->cert_path = NULL;
-		goto nomem;
-	}
-	if (asprintf(&srv->key_path, "certs/%s.key", host) == -1) {
-		srv->key_path = NULL;
-		goto nomem;
-	}
-	o->cert_file = srv->cert_path;
-	o->key_file = srv->key_path;
-	log_info("no cert_file given: using %s and %s (generated when missing)",
-	    o->cert_file, o->key_file);
-	return XZ_OK;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return XZ_ENOMEM;
 }
 
 /* Descriptors open now, which connections cannot have. */
@@ -786,8 +800,6 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 		return XZ_ENOMEM;
 	srv->naddrs = n;
 	for (i = 0; i < n; i++) {
-		struct conn_cfg *cfg = &srv->addrs[i].cfg;
-
 		srv->addrs[i].fd = -1;
 		if (srv->opts.nlisten_fds > 0) {
 			if (server_take_fd(srv->opts.listen_fds[i],
@@ -801,19 +813,47 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 			return XZ_EIO;
 		else
 			close(fd);
-		cfg->app = srv->app;
-		cfg->io = &conn_io_tls;
-		cfg->io_ctx = srv->tls;
-		cfg->hostnames = (const char *const *)srv->hostnames;
-		cfg->public_port = srv->opts.public_port;
-		cfg->request_timeout = srv->opts.request_timeout;
-		cfg->write_timeout = srv->opts.write_timeout;
-		cfg->send_min_rate = srv->opts.send_min_rate > 0 ?
-		                         (size_t)srv->opts.send_min_rate :
-		                         0;
-		cfg->access_log = !srv->opts.quiet;
 	}
 	return XZ_OK;
+}
+
+/* A generation for app and o (defaulted) on the bound listeners. */
+static struct generation *
+server_gen_new(struct xz_server *srv, const struct xz_server_opts *o,
+    struct xz_app *app, char *err, size_t errlen)
+{
+	struct generation *g;
+	int *ports;
+	size_t i;
+
+	if ((ports = calloc(srv->naddrs, sizeof(*ports))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < srv->naddrs; i++)
+		ports[i] = srv->addrs[i].port;
+	g = generation_new(o, app, ports, srv->naddrs, err, errlen);
+	free(ports);
+	return g;
+}
+
+/*
+ * $WATCHDOG_USEC when the watchdog is ours ($WATCHDOG_PID unset or our
+ * pid, as sd_watchdog_enabled(3)); else 0.
+ */
+static long
+server_watchdog_usec(void)
+{
+	const char *usec = getenv("WATCHDOG_USEC");
+	const char *pid = getenv("WATCHDOG_PID");
+	char *end;
+	long v;
+
+	if (usec == NULL ||
+	    (pid != NULL && strtol(pid, &end, 10) != (long)getpid()))
+		return 0;
+	v = strtol(usec, &end, 10);
+	return *end == '\0' && v > 0 ? v : 0;
 }
 
 struct xz_server *
@@ -821,7 +861,6 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
     size_t errlen)
 {
 	struct xz_server *srv = calloc(1, sizeof(*srv));
-	struct tls_opts topts = { 0 };
 	int i;
 
 	if (srv == NULL) {
@@ -830,14 +869,17 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	}
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	pthread_mutex_init(&srv->accept_failures.lock, NULL);
-	srv->app = app;
+	TAILQ_INIT(&srv->retired);
 	srv->opts = *opts;
+	srv->max_connections_given = opts->max_connections;
 	server_defaults(&srv->opts);
 	if (opts->sd_notify && getenv("NOTIFY_SOCKET") != NULL &&
 	    (srv->notify_path = strdup(getenv("NOTIFY_SOCKET"))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (opts->sd_notify)
+		srv->watchdog_usec = server_watchdog_usec();
 	if (evthread_use_pthreads() == -1) {
 		snprintf(err, errlen, "cannot set up libevent's locking");
 		goto fail;
@@ -846,25 +888,6 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 		snprintf(err, errlen, "stop pipe: %s", strerror(errno));
 		goto fail;
 	}
-	if ((srv->hostnames = server_split_names(srv->opts.hostname)) == NULL ||
-	    srv->hostnames[0] == NULL) {
-		snprintf(err, errlen, "hostname: none given, or out of memory");
-		goto fail;
-	}
-	if (srv->opts.public_port < 0 || srv->opts.public_port > 65535) {
-		snprintf(err, errlen, "public_port %d out of range 1..65535",
-		    srv->opts.public_port);
-		goto fail;
-	}
-	if (server_default_cert(srv, err, errlen) != XZ_OK)
-		goto fail;
-	topts.cert_file = srv->opts.cert_file;
-	topts.key_file = srv->opts.key_file;
-	topts.hostname = srv->hostnames[0];
-	topts.ed25519 = srv->opts.key_ed25519;
-	topts.ticket_key_file = srv->opts.ticket_key_file;
-	if ((srv->tls = tls_ctx_new(&topts, err, errlen)) == NULL)
-		goto fail;
 	if (server_setup_addrs(srv, err, errlen) != XZ_OK)
 		goto fail;
 	srv->workers = calloc((size_t)srv->opts.workers, sizeof(*srv->workers));
@@ -876,6 +899,15 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], err, errlen) != XZ_OK)
 			goto fail;
+	/* The caller's app: never freed by us (owns_app stays false). */
+	if ((srv->gen = server_gen_new(srv, &srv->opts, app, err, errlen)) ==
+	    NULL)
+		goto fail;
+	srv->gen->id = ++srv->ngens;
+	for (i = 0; i < srv->nworkers; i++) {
+		generation_ref(srv->gen);
+		srv->workers[i].gen = srv->gen;
+	}
 	server_set_max_connections(srv);
 	srv->admit = admit_new(srv->opts.max_connections,
 	    srv->opts.max_connections_per_address);
@@ -900,7 +932,7 @@ xz_server_port(const struct xz_server *srv, size_t listener)
 {
 	if (srv == NULL || listener >= srv->naddrs)
 		return -1;
-	return srv->addrs[listener].cfg.port;
+	return srv->addrs[listener].port;
 }
 
 void
@@ -940,6 +972,223 @@ static void
 server_on_sigusr1(evutil_socket_t sig, short what, void *arg)
 {
 	(void)xz_log_reopen();
+}
+
+/* Every WATCHDOG_USEC / 2: the main loop still turns. */
+static void
+server_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	server_notify(arg, "WATCHDOG=1");
+}
+
+/*
+ * Frees the retired generations nothing holds any more, on the main
+ * thread: their app's shutdown hooks first (which also stop its tasks),
+ * then, once its handlers have nothing left on the workers' loops
+ * (app_busy: CGI processes not yet reaped), the app with the rest. A
+ * busy one is looked at again shortly.
+ */
+static void
+server_reap(struct xz_server *srv)
+{
+	struct generation *g, *next;
+	struct timeval tv = xz_timeval(SERVER_REAP_RETRY);
+	bool busy = false;
+
+	for (g = TAILQ_FIRST(&srv->retired); g != NULL; g = next) {
+		next = TAILQ_NEXT(g, link);
+		if (!generation_unused(g))
+			continue;
+		if (g->started) {
+			app_shutdown(g->app);
+			g->started = false;
+		}
+		if (g->owns_app && app_busy(g->app)) {
+			busy = true;
+			continue;
+		}
+		TAILQ_REMOVE(&srv->retired, g, link);
+		log_debug("configuration %lu: its last connection is over, "
+		          "released",
+		    g->id);
+		generation_free(g);
+	}
+	if (busy && srv->ev_reap != NULL)
+		evtimer_add(srv->ev_reap, &tv);
+}
+
+static void
+server_on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	server_reap(arg);
+}
+
+static bool
+server_same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	       (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool
+server_same_listen(const char *const *a, const char *const *b)
+{
+	static const char *const dflt[] = { "localhost:1965", NULL };
+
+	a = a != NULL ? a : dflt;
+	b = b != NULL ? b : dflt;
+	for (; *a != NULL && *b != NULL; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return *a == NULL && *b == NULL;
+}
+
+/*
+ * What a reload cannot change: the listening sockets (kept, so that no
+ * connection is refused meanwhile), the workers, the privileges, the
+ * connection limits. Said once a reload, each; the old values stay.
+ */
+static void
+server_restart_only(const struct xz_server *srv, const struct xz_server_opts *o)
+{
+	const struct xz_server_opts *s = &srv->opts;
+	const char *what[6];
+	size_t n = 0, i;
+
+	if (s->nlisten_fds == 0 && !server_same_listen(o->listen, s->listen))
+		what[n++] = "listen";
+	if (o->workers != s->workers)
+		what[n++] = "workers";
+	if (!server_same_str(o->user, s->user))
+		what[n++] = "user";
+	if (!server_same_str(o->chroot_dir, s->chroot_dir))
+		what[n++] = "chroot";
+	if (o->max_connections != srv->max_connections_given ||
+	    o->max_connections_per_address != s->max_connections_per_address)
+		what[n++] = "max_connections";
+	if (o->drain_timeout != s->drain_timeout)
+		what[n++] = "drain_timeout";
+	for (i = 0; i < n; i++)
+		log_warnx("reload: %s changed: it needs a restart (the old "
+		          "value stays)",
+		    what[i]);
+}
+
+int
+xz_server_reload(struct xz_server *srv, struct xz_app *app,
+    const struct xz_server_opts *opts, char *err, size_t errlen)
+{
+	struct generation *cur = srv->gen, *g;
+	struct xz_server_opts o = opts != NULL ? *opts : cur->opts;
+	bool same = app == NULL || app == cur->app;
+	int i, rc;
+
+	if (srv->finished) {
+		if (!same)
+			xz_app_free(app);
+		snprintf(err, errlen, "the server has stopped");
+		return XZ_ESTATE;
+	}
+	if (same)
+		app = cur->app;
+	server_defaults(&o);
+	if (opts != NULL)
+		server_restart_only(srv, &o);
+	if ((g = server_gen_new(srv, &o, app, err, errlen)) == NULL) {
+		if (!same)
+			xz_app_free(app);
+		return XZ_EINVAL;
+	}
+	if (same) {
+		/* One app, one life: its hooks ran, and run once at the end. */
+		g->owns_app = cur->owns_app;
+		g->started = cur->started;
+		cur->owns_app = cur->started = false;
+	} else {
+		g->owns_app = true;
+		if (srv->running && (rc = app_startup(app)) != XZ_OK) {
+			snprintf(err, errlen, "a startup hook failed: %s",
+			    xz_strerror(rc));
+			generation_free(g);
+			return rc;
+		}
+		g->started = srv->running;
+	}
+	g->id = ++srv->ngens;
+	for (i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		generation_ref(g);
+		/* One not taken up yet (two reloads in a row) is dropped. */
+		server_gen_unref(srv,
+		    __atomic_exchange_n(&w->next_gen, g, __ATOMIC_ACQ_REL));
+		event_active(w->ev_reload, EV_READ, 1);
+	}
+	TAILQ_INSERT_TAIL(&srv->retired, cur, link);
+	srv->gen = g;
+	server_gen_unref(srv, cur);
+	srv->reloads++;
+	log_info("reloaded: configuration %lu for new connections", g->id);
+	return XZ_OK;
+}
+
+void
+xz_server_on_reload(struct xz_server *srv, xz_reload_fn fn, void *arg)
+{
+	srv->reload_fn = fn;
+	srv->reload_arg = arg;
+}
+
+/*
+ * SIGHUP: the program's reload callback builds a new app from its
+ * configuration and hands it over (xz_server_reload); without one, the
+ * certificates and ticket key are read again for the same app. A failure
+ * is logged line by line ("xitzin.conf:12: ...") and the configuration
+ * before keeps serving. systemd hears RELOADING=1 and then READY=1.
+ */
+static void
+server_reload_now(struct xz_server *srv)
+{
+	char err[8192] = "", msg[96], *line, *save = NULL;
+	struct timespec ts;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	        (unsigned long long)ts.tv_nsec / 1000);
+	server_notify(srv, msg);
+	if (srv->reload_fn != NULL)
+		rc = srv->reload_fn(srv, err, sizeof(err), srv->reload_arg);
+	else
+		rc = xz_server_reload(srv, NULL, NULL, err, sizeof(err));
+	if (rc == XZ_OK) {
+		server_notify(srv, "READY=1\nSTATUS=serving");
+		return;
+	}
+	if (err[0] == '\0')
+		snprintf(err, sizeof(err), "%s", xz_strerror(rc));
+	for (line = strtok_r(err, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		log_warnx("reload: %s", line);
+	log_warnx("reload failed: configuration %lu keeps serving",
+	    srv->gen->id);
+	server_notify(srv,
+	    "READY=1\nSTATUS=reload failed: the previous configuration "
+	    "serves (see the log)");
+}
+
+static void
+server_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct stop_waiter *sw = arg;
+
+	if (sw->draining) {
+		log_info("SIGHUP while stopping: no reload");
+		return;
+	}
+	log_info("SIGHUP: reloading");
+	server_reload_now(sw->srv);
 }
 
 /* xz_server_stop(), or a worker has returned (while draining). */
@@ -984,6 +1233,16 @@ stop_waiter_free(struct stop_waiter *sw)
 		event_free(sw->sigint);
 	if (sw->sigusr1 != NULL)
 		event_free(sw->sigusr1);
+	if (sw->sighup != NULL)
+		event_free(sw->sighup);
+	if (sw->srv != NULL && sw->srv->ev_reap != NULL) {
+		event_free(sw->srv->ev_reap);
+		sw->srv->ev_reap = NULL;
+	}
+	if (sw->srv != NULL && sw->srv->ev_watchdog != NULL) {
+		event_free(sw->srv->ev_watchdog);
+		sw->srv->ev_watchdog = NULL;
+	}
 	if (sw->pipe_ev != NULL)
 		event_free(sw->pipe_ev);
 	if (sw->base != NULL)
@@ -998,6 +1257,8 @@ stop_waiter_free(struct stop_waiter *sw)
 static int
 stop_waiter_init(struct xz_server *srv, struct stop_waiter *sw)
 {
+	struct timeval watchdog = xz_timeval((double)srv->watchdog_usec / 2e6);
+
 	memset(sw, 0, sizeof(*sw));
 	sw->srv = srv;
 	if ((sw->base = worker_base_new()) == NULL ||
@@ -1007,16 +1268,25 @@ stop_waiter_init(struct xz_server *srv, struct stop_waiter *sw)
 	         sw)) == NULL ||
 	    (sw->sigusr1 = evsignal_new(sw->base, SIGUSR1, server_on_sigusr1,
 	         sw)) == NULL ||
+	    (sw->sighup = evsignal_new(sw->base, SIGHUP, server_on_sighup,
+	         sw)) == NULL ||
+	    (srv->ev_reap = evtimer_new(sw->base, server_on_reap, srv)) ==
+	        NULL ||
+	    (srv->watchdog_usec > 0 &&
+	        ((srv->ev_watchdog = event_new(sw->base, -1, EV_PERSIST,
+	              server_on_watchdog, srv)) == NULL ||
+	            evtimer_add(srv->ev_watchdog, &watchdog) == -1)) ||
 	    (sw->pipe_ev = event_new(sw->base, srv->stop_pipe[0],
 	         EV_READ | EV_PERSIST, server_on_stop_pipe, sw)) == NULL ||
 	    evsignal_add(sw->sigterm, NULL) == -1 ||
 	    evsignal_add(sw->sigint, NULL) == -1 ||
 	    evsignal_add(sw->sigusr1, NULL) == -1 ||
+	    evsignal_add(sw->sighup, NULL) == -1 ||
 	    event_add(sw->pipe_ev, NULL) == -1) {
 		stop_waiter_free(sw);
 		return server_fail(srv, XZ_EIO,
-		    "cannot set up SIGTERM and SIGINT handling (out of "
-		    "memory or descriptors)");
+		    "cannot set up SIGTERM, SIGINT and SIGHUP handling (out "
+		    "of memory or descriptors)");
 	}
 	return XZ_OK;
 }
@@ -1041,9 +1311,8 @@ server_log_listening(const struct xz_server *srv)
 		log_info("listening on %s%s%s port %d (%d workers, at most %u "
 		         "connections)",
 		    ss->ss_family == AF_INET6 ? "[" : "", name,
-		    ss->ss_family == AF_INET6 ? "]" : "",
-		    srv->addrs[i].cfg.port, srv->nworkers,
-		    srv->opts.max_connections);
+		    ss->ss_family == AF_INET6 ? "]" : "", srv->addrs[i].port,
+		    srv->nworkers, srv->opts.max_connections);
 	}
 }
 
@@ -1219,6 +1488,38 @@ server_start_workers(struct xz_server *srv)
 	    strerror(err));
 }
 
+/*
+ * The workers have returned: no connection is left. Each app whose
+ * startup hooks ran has its shutdown hooks run, the oldest first; the
+ * generations themselves are freed with the server (after the workers'
+ * loops, which CGI's disposal needs gone).
+ */
+static void
+server_shutdown_apps(struct xz_server *srv)
+{
+	struct generation *g;
+	int i;
+
+	srv->finished = true;
+	for (i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		server_gen_unref(srv, w->gen);
+		server_gen_unref(srv,
+		    __atomic_exchange_n(&w->next_gen, NULL, __ATOMIC_ACQ_REL));
+		w->gen = NULL;
+	}
+	TAILQ_FOREACH(g, &srv->retired, link)
+	if (g->started) {
+		app_shutdown(g->app);
+		g->started = false;
+	}
+	if (srv->gen->started) {
+		app_shutdown(srv->gen->app);
+		srv->gen->started = false;
+	}
+}
+
 int
 xz_server_run(struct xz_server *srv)
 {
@@ -1226,32 +1527,39 @@ xz_server_run(struct xz_server *srv)
 	int rc;
 
 	srv->error[0] = '\0';
+	if (srv->finished)
+		return server_fail(srv, XZ_ESTATE,
+		    "the server has run already");
 	if ((rc = server_drop_privileges(srv)) != XZ_OK) {
 		server_close_listeners(srv);
+		srv->finished = true;
 		return server_fail(srv, rc, "cannot drop privileges: %s",
 		    xz_strerror(rc));
 	}
 	if ((rc = stop_waiter_init(srv, &sw)) != XZ_OK) {
 		server_close_listeners(srv);
+		srv->finished = true;
 		return rc;
 	}
-	if ((rc = app_startup(srv->app)) != XZ_OK) {
+	if ((rc = app_startup(srv->gen->app)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
+		srv->finished = true;
 		return server_fail(srv, rc, "a startup hook failed: %s",
 		    xz_strerror(rc));
 	}
+	srv->gen->started = srv->running = true;
 	if ((rc = server_start_workers(srv)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
-		app_shutdown(srv->app); /* the startup hooks ran */
+		server_shutdown_apps(srv); /* the startup hooks ran */
 		return rc;
 	}
 	server_log_listening(srv);
 	server_notify(srv, "READY=1\nSTATUS=serving");
 	server_wait_and_drain(srv, &sw);
+	server_shutdown_apps(srv);
 	stop_waiter_free(&sw);
-	app_shutdown(srv->app);
 	log_info("stopped");
 	return XZ_OK;
 }
@@ -1259,6 +1567,7 @@ xz_server_run(struct xz_server *srv)
 void
 xz_server_free(struct xz_server *srv)
 {
+	struct generation *g;
 	int i;
 
 	if (srv == NULL)
@@ -1267,13 +1576,12 @@ xz_server_free(struct xz_server *srv)
 		worker_free(&srv->workers[i], srv->naddrs);
 	free(srv->workers);
 	free(srv->addrs);
-	if (srv->hostnames != NULL)
-		for (i = 0; srv->hostnames[i] != NULL; i++)
-			free(srv->hostnames[i]);
-	free(srv->hostnames);
-	tls_ctx_free(srv->tls);
-	free(srv->cert_path);
-	free(srv->key_path);
+	/* After the loops: every generation is the current or a retired one. */
+	while ((g = TAILQ_FIRST(&srv->retired)) != NULL) {
+		TAILQ_REMOVE(&srv->retired, g, link);
+		generation_free(g);
+	}
+	generation_free(srv->gen);
 	free(srv->notify_path);
 	admit_free(srv->admit);
 	if (srv->stop_pipe[0] != -1)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/time.h>
 #include <sys/types.h>
 
@@ -300,6 +301,12 @@ struct xz_handler {
 	void *state;
 	bool titan;             /* takes Titan uploads (xz_backend_config) */
 	size_t max_upload_size; /* when titan: the largest body taken */
+	/*
+	 * Optional: state still has work that outlives its requests (CGI
+	 * processes being reaped on the workers' loops), so it may not be
+	 * disposed of while those loops run (app_busy).
+	 */
+	bool (*busy)(void *state);
 };
 
 /* What a request may ask of whatever carries it; a const table. */
@@ -521,6 +528,12 @@ size_t app_state_graves(struct xz_app *app);
 int app_startup(struct xz_app *app);
 /* Runs shutdown hooks in reverse order. */
 void app_shutdown(struct xz_app *app);
+/*
+ * A mount's handler has work left outside any request (xz_handler.busy):
+ * the app may not be freed yet while event loops run. After the last
+ * request of the app is over, a busy app only becomes idle.
+ */
+bool app_busy(const struct xz_app *app);
 
 /*
  * ratelimit.c: per-client token buckets (xz_rate_limit, which registers
@@ -638,6 +651,41 @@ void admit_release(struct admit *a, const struct admit_key *key);
  * (fd_limit - fds_open - 32) / 2, at least 1.
  */
 unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
+
+/*
+ * generation.c: one generation of the configuration (server.c's reload):
+ * the app, the TLS context, the hostnames and each listener's conn_cfg,
+ * immutable once made. A connection holds a reference from accept to
+ * close; the server frees a generation once none is left.
+ */
+struct generation {
+	unsigned refs;    /* atomic: the server, each worker, each connection */
+	unsigned long id; /* 1 for the first, then one per reload */
+	struct xz_app *app;
+	bool owns_app; /* xz_app_free'd with the generation */
+	bool started;  /* its app's shutdown hooks are ours to run */
+	struct xz_server_opts opts; /* defaulted; strings below */
+	char *hostname, *cert_file, *key_file, *ticket_key_file;
+	char **hostnames; /* lower-case, NULL-ended */
+	struct tls_ctx *tls;
+	struct conn_cfg *cfgs; /* one per listener (ports[i]) */
+	size_t ncfgs;
+	TAILQ_ENTRY(generation) link; /* the server's retired ones */
+};
+/*
+ * Reads the certificate (generated when missing) and ticket key of o
+ * (defaulted, copied) for app (borrowed: set owns_app to hand it over).
+ * One reference, the caller's. NULL with the reason in err.
+ */
+struct generation *generation_new(const struct xz_server_opts *o,
+    struct xz_app *app, const int *ports, size_t nports, char *err,
+    size_t errlen);
+void generation_ref(struct generation *g);
+/* true when that was the last reference. Any thread. */
+bool generation_unref(struct generation *g);
+bool generation_unused(struct generation *g);
+/* Frees g (and its app, when it owns it); NULL is a no-op. */
+void generation_free(struct generation *g);
 
 /*
  * beneath.c (static.c and cgi.c): opens path (no "." or ".." segments)
