@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -212,8 +213,8 @@ Test(server, signals_that_cannot_be_set_up_fail_the_run)
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
 	cr_assert_eq(rc, XZ_EIO);
 	cr_expect_str_eq(xz_server_error(srv),
-	    "cannot set up SIGTERM and SIGINT handling (out of memory or "
-	    "descriptors)");
+	    "cannot set up SIGTERM, SIGINT and SIGHUP handling (out of "
+	    "memory or descriptors)");
 	cr_expect_eq(atomic_load(&thread_calls), 0, "no worker started");
 	cr_expect_eq(startups, 0, "nothing ran");
 	cr_expect_eq(shutdowns, 0);
@@ -368,4 +369,119 @@ Test(server, one_certificate_file_without_the_other_is_named)
 	    "cert_file and key_file: none given, and hostname '../etc' cannot "
 	    "name them");
 	xz_app_free(app);
+}
+
+/*
+ * Reload through the library: SIGHUP runs the program's callback on the
+ * server's main thread, which hands over a new app (xz_server_reload).
+ */
+struct hook_count {
+	int startups, shutdowns;
+	bool fail;
+};
+
+static int
+count_startup(struct xz_app *app, void *arg)
+{
+	struct hook_count *n = arg;
+
+	n->startups++;
+	return n->fail ? XZ_EIO : XZ_OK;
+}
+
+static int
+count_shutdown(struct xz_app *app, void *arg)
+{
+	((struct hook_count *)arg)->shutdowns++;
+	return XZ_OK;
+}
+
+static struct xz_app *
+counted_app(struct hook_count *n)
+{
+	struct xz_app *app = xz_app_new();
+
+	cr_assert_not_null(app);
+	cr_assert_eq(xz_on_startup(app, count_startup, n), XZ_OK);
+	cr_assert_eq(xz_on_shutdown(app, count_shutdown, n), XZ_OK);
+	return app;
+}
+
+struct reload_test {
+	struct xz_server *srv;
+	struct hook_count first, failing, second;
+	atomic_int calls;
+	int rc[3];
+	char err[3][256];
+};
+
+static int
+reload_cb(struct xz_server *srv, char *err, size_t errlen, void *arg)
+{
+	struct reload_test *t = arg;
+	int i = atomic_load(&t->calls), rc;
+
+	if (i == 0) /* its startup hook fails: the reload does */
+		rc = xz_server_reload(srv, counted_app(&t->failing), NULL, err,
+		    errlen);
+	else if (i == 1)
+		rc = xz_server_reload(srv, counted_app(&t->second), NULL, err,
+		    errlen);
+	else /* the same app: certificates read again, no hook runs */
+		rc = xz_server_reload(srv, NULL, NULL, err, errlen);
+	t->rc[i] = rc;
+	snprintf(t->err[i], sizeof(t->err[i]), "%s", err);
+	atomic_fetch_add(&t->calls, 1);
+	return rc;
+}
+
+/* SIGHUP once the server runs (its startup hooks have), thrice. */
+static void *
+reload_driver(void *arg)
+{
+	struct reload_test *t = arg;
+	int i, waited;
+
+	for (waited = 0;
+	     __atomic_load_n(&t->first.startups, __ATOMIC_ACQUIRE) == 0 &&
+	     waited < 10000;
+	     waited++)
+		usleep(1000);
+	for (i = 0; i < 3; i++) {
+		kill(getpid(), SIGHUP);
+		for (waited = 0; atomic_load(&t->calls) == i && waited < 10000;
+		     waited++)
+			usleep(1000);
+	}
+	xz_server_stop(t->srv);
+	return NULL;
+}
+
+Test(server, reload_hands_over_a_new_app)
+{
+	struct reload_test t = { .failing.fail = true };
+	struct xz_app *app = counted_app(&t.first);
+	pthread_t driver;
+
+	t.srv = server_new(app, 2);
+	xz_server_on_reload(t.srv, reload_cb, &t);
+	cr_assert_eq(pthread_create(&driver, NULL, reload_driver, &t), 0);
+	cr_assert_eq(xz_server_run(t.srv), XZ_OK);
+	pthread_join(driver, NULL);
+	cr_assert_eq(atomic_load(&t.calls), 3);
+	cr_expect_eq(t.rc[0], XZ_EIO);
+	cr_expect_str_eq(t.err[0], "a startup hook failed: I/O error");
+	cr_expect_eq(t.rc[1], XZ_OK, "%s", t.err[1]);
+	cr_expect_eq(t.rc[2], XZ_OK, "%s", t.err[2]);
+	cr_expect_eq(t.first.startups, 1);
+	cr_expect_eq(t.first.shutdowns, 1, "replaced: its shutdown hooks ran");
+	cr_expect_eq(t.failing.startups, 1);
+	cr_expect_eq(t.failing.shutdowns, 0, "its startup failed: freed");
+	cr_expect_eq(t.second.startups, 1, "once, though reloaded again");
+	cr_expect_eq(t.second.shutdowns, 1);
+	cr_expect_eq(
+	    xz_server_reload(t.srv, NULL, NULL, t.err[0], sizeof(t.err[0])),
+	    XZ_ESTATE, "not once stopped");
+	xz_server_free(t.srv); /* frees the second app, handed over */
+	xz_app_free(app);      /* the first stays ours */
 }
