@@ -809,6 +809,7 @@ XZ_API int xz_server_reload(struct xz_server *srv, struct xz_app *app,
  * (re-reading its configuration) and calls xz_server_reload; it returns
  * XZ_OK, or an error with one reason a line in errbuf ("xitzin.conf:12:
  * reason"), each then logged, while the old configuration keeps serving.
+ * errbuf starts empty; lines left in it on XZ_OK are logged as warnings.
  * Without a callback, SIGHUP reloads the same app with the same opts:
  * the certificate, key and ticket key are read again.
  */

@@ -144,21 +144,52 @@ static void __attribute__((noreturn)) config_errors(char *errs)
 	exit(1);
 }
 
+/* What a reload needs: the file, and the first configuration's logs. */
+struct reload_arg {
+	const char *path;
+	const struct xz_log_opts *logs;
+};
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * The log keys are the first configuration's (the files are opened
+ * before privileges are dropped): a change is a warning for the server
+ * to log, one a line, and waits for a restart.
+ */
+static void
+reload_log_keys(const struct xz_log_opts *was, const struct xz_log_opts *now,
+    char *errbuf, size_t errlen)
+{
+	errbuf[0] = '\0';
+	if (same_str(was->access_log, now->access_log) &&
+	    same_str(was->error_log, now->error_log) &&
+	    was->style == now->style && was->ip == now->ip &&
+	    was->no_query == now->no_query)
+		return;
+	snprintf(errbuf, errlen,
+	    "access_log, error_log, log_style, log_ip or log_query changed: "
+	    "the logs change at a restart");
+}
+
 /*
  * SIGHUP with -c: the file read again, its errors all returned (the
  * server logs them, the old configuration serving on), or a new app
- * handed to the server, which frees it when its time is over. The log
- * keys are the first configuration's: a new file is opened at restart.
+ * handed to the server, which frees it when its time is over.
  */
 static int
 reload_config(struct xz_server *srv, char *errbuf, size_t errlen, void *arg)
 {
-	const char *path = arg;
+	const struct reload_arg *ra = arg;
 	struct xz_config *cfg;
 	struct xz_app *app;
 	int rc;
 
-	if ((cfg = xz_config_load(path, errbuf, errlen)) == NULL)
+	if ((cfg = xz_config_load(ra->path, errbuf, errlen)) == NULL)
 		return XZ_EINVAL;
 	if ((app = xz_app_new()) == NULL) {
 		xz_config_free(cfg);
@@ -170,6 +201,7 @@ reload_config(struct xz_server *srv, char *errbuf, size_t errlen, void *arg)
 		xz_config_free(cfg);
 		return rc;
 	}
+	reload_log_keys(ra->logs, xz_config_log_opts(cfg), errbuf, errlen);
 	rc = xz_server_reload(srv, app, xz_config_server_opts(cfg), errbuf,
 	    errlen);
 	xz_config_free(cfg); /* the server copied what it keeps */
@@ -195,6 +227,7 @@ main(int argc, char **argv)
 	struct xz_server_opts dir_opts = { 0 }, so;
 	int fds[64];
 	struct xz_config *cfg = NULL;
+	struct reload_arg ra;
 	struct xz_server *srv;
 	struct xz_app *app;
 	char errbuf[8192] = "";
@@ -238,8 +271,11 @@ main(int argc, char **argv)
 		errx(1, "%s", errbuf);
 	for (size_t i = 0; i < so.nlisten_fds; i++)
 		close(fds[i]); /* each worker listens on its own dup */
-	if (o.config != NULL)
-		xz_server_on_reload(srv, reload_config, (void *)o.config);
+	if (cfg != NULL) {
+		ra.path = o.config;
+		ra.logs = xz_config_log_opts(cfg);
+		xz_server_on_reload(srv, reload_config, &ra);
+	}
 	rc = xz_server_run(srv); /* a failure is logged, with its reason */
 	xz_server_free(srv);
 	xz_config_free(cfg);

@@ -1162,15 +1162,16 @@ server_reload_now(struct xz_server *srv)
 		rc = srv->reload_fn(srv, err, sizeof(err), srv->reload_arg);
 	else
 		rc = xz_server_reload(srv, NULL, NULL, err, sizeof(err));
+	if (rc != XZ_OK && err[0] == '\0')
+		snprintf(err, sizeof(err), "%s", xz_strerror(rc));
+	/* The reasons of a failure, or the warnings of a success. */
+	for (line = strtok_r(err, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		log_warnx("reload: %s", line);
 	if (rc == XZ_OK) {
 		server_notify(srv, "READY=1\nSTATUS=serving");
 		return;
 	}
-	if (err[0] == '\0')
-		snprintf(err, sizeof(err), "%s", xz_strerror(rc));
-	for (line = strtok_r(err, "\n", &save); line != NULL;
-	     line = strtok_r(NULL, "\n", &save))
-		log_warnx("reload: %s", line);
 	log_warnx("reload failed: configuration %lu keeps serving",
 	    srv->gen->id);
 	server_notify(srv,

@@ -299,11 +299,14 @@ def test_listen_changes_need_a_restart(tmp_path):
         other.bind(("127.0.0.1", 0))
         port = other.getsockname()[1]
         other.close()
-        site.write("B", extra=f"listen = 127.0.0.1:{port}\nworkers = 3\n")
+        site.write("B", extra=f"listen = 127.0.0.1:{port}\nworkers = 3\n"
+                   "log_style = common\n")
         reload(s)
         log = s.log()
         assert "reload: listen changed: it needs a restart" in log, log
         assert "reload: workers changed: it needs a restart" in log, log
+        assert ("reload: access_log, error_log, log_style, log_ip or "
+                "log_query changed: the logs change at a restart") in log
         # The rest took; the old address still serves, the new one is
         # not opened.
         assert s.get("/").body == b"# B\n"
