@@ -781,13 +781,18 @@ XZ_API void xz_server_stop(struct xz_server *srv);
  * already accepted finish under what they were accepted with (app,
  * certificate, timeouts: a request in flight never sees a change). The
  * old app's shutdown hooks run, and its tasks stop, once its last
- * connection has ended; then an app handed over here is freed.
+ * connection has ended.
  *
- * app is taken, even on failure (freed with xz_app_free when its time
- * is over; its startup hooks run here when the server runs already, and
- * a failing one fails the reload). NULL, or the app serving now: the same
+ * app is borrowed: release (may be NULL) runs with arg once the new
+ * configuration is over (its last connection ended, its shutdown hooks
+ * run, the processes its CGI mounts started reaped; at the latest in
+ * xz_server_free), or at once when this reload fails: free the app there,
+ * and what opts and its handlers point into. Its startup hooks run when
+ * it takes over, if the server runs already; a failing one fails the
+ * reload. app NULL (or the app serving now, and release NULL): the same
  * app, whose hooks do not run again. The app given to xz_server_new
  * stays the caller's: free it after xz_server_free, as always.
+ *
  * opts (copied; NULL: the current ones) give the hostnames, the
  * certificate and key (read again, so a renewed certificate is taken),
  * the ticket key file (read again), public_port, the timeouts,
@@ -796,14 +801,17 @@ XZ_API void xz_server_stop(struct xz_server *srv);
  * so no connection is refused meanwhile), workers, user, chroot_dir,
  * max_connections, max_connections_per_address, drain_timeout.
  *
- * Call it on the server's main thread: from the reload callback below
- * (SIGHUP), or before xz_server_run. XZ_OK; or an error with the reason
- * in errbuf, the configuration before still serving. No lock is taken
- * on the request path: each worker takes the new configuration up
- * between two callbacks.
+ * Call it on the server's main thread: in the reload callback below,
+ * where the new configuration takes over when the callback returns
+ * XZ_OK (and is dropped when it fails), or before xz_server_run, where it
+ * does at once. XZ_OK; or an error with the reason in errbuf, the
+ * configuration before still serving. No lock is taken on the request
+ * path: each worker takes the new configuration up between two
+ * callbacks.
  */
 XZ_API int xz_server_reload(struct xz_server *srv, struct xz_app *app,
-    const struct xz_server_opts *opts, char *errbuf, size_t errlen);
+    const struct xz_server_opts *opts, void (*release)(void *arg), void *arg,
+    char *errbuf, size_t errlen);
 /*
  * What SIGHUP does, on the server's main thread: fn builds a new app
  * (re-reading its configuration) and calls xz_server_reload; it returns

@@ -202,8 +202,6 @@ generation_free(struct generation *g)
 
 	if (g == NULL)
 		return;
-	if (g->owns_app)
-		xz_app_free(g->app);
 	tls_ctx_free(g->tls);
 	free(g->cfgs);
 	if (g->hostnames != NULL)
@@ -214,5 +212,8 @@ generation_free(struct generation *g)
 	free(g->cert_file);
 	free(g->key_file);
 	free(g->ticket_key_file);
+	/* Last: it may free the app, and what the opts pointed into. */
+	if (g->release != NULL)
+		g->release(g->release_arg);
 	free(g);
 }

@@ -181,31 +181,47 @@ reload_log_keys(const struct xz_log_opts *was, const struct xz_log_opts *now,
  * server logs them, the old configuration serving on), or a new app
  * handed to the server, which frees it when its time is over.
  */
+/* A reloaded configuration, freed when the server is done with it. */
+struct loaded {
+	struct xz_config *cfg;
+	struct xz_app *app;
+};
+
+static void
+loaded_free(void *arg)
+{
+	struct loaded *l = arg;
+
+	xz_app_free(l->app);
+	xz_config_free(l->cfg);
+	free(l);
+}
+
 static int
 reload_config(struct xz_server *srv, char *errbuf, size_t errlen, void *arg)
 {
 	const struct reload_arg *ra = arg;
-	struct xz_config *cfg;
-	struct xz_app *app;
+	struct loaded *l;
 	int rc;
 
-	if ((cfg = xz_config_load(ra->path, errbuf, errlen)) == NULL)
-		return XZ_EINVAL;
-	if ((app = xz_app_new()) == NULL) {
-		xz_config_free(cfg);
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->app = xz_app_new()) == NULL) {
+		free(l);
 		snprintf(errbuf, errlen, "out of memory");
 		return XZ_ENOMEM;
 	}
-	if ((rc = xz_config_apply(cfg, app, errbuf, errlen)) != XZ_OK) {
-		xz_app_free(app);
-		xz_config_free(cfg);
+	if ((l->cfg = xz_config_load(ra->path, errbuf, errlen)) == NULL) {
+		loaded_free(l);
+		return XZ_EINVAL;
+	}
+	if ((rc = xz_config_apply(l->cfg, l->app, errbuf, errlen)) != XZ_OK) {
+		loaded_free(l);
 		return rc;
 	}
-	reload_log_keys(ra->logs, xz_config_log_opts(cfg), errbuf, errlen);
-	rc = xz_server_reload(srv, app, xz_config_server_opts(cfg), errbuf,
-	    errlen);
-	xz_config_free(cfg); /* the server copied what it keeps */
-	return rc;
+	reload_log_keys(ra->logs, xz_config_log_opts(l->cfg), errbuf, errlen);
+	/* On failure, loaded_free has run. */
+	return xz_server_reload(srv, l->app, xz_config_server_opts(l->cfg),
+	    loaded_free, l, errbuf, errlen);
 }
 
 /* Each connection is a descriptor: take all the kernel allows us. */

@@ -163,9 +163,12 @@ struct accept_failures {
 };
 
 struct xz_server {
-	struct xz_server_opts
-	    opts; /* as given, defaulted: the first generation's */
+	/* As given, defaulted: the first generation's, and the restart-only. */
+	struct xz_server_opts opts;
 	struct generation *gen; /* the current one (main thread) */
+	/* Made by xz_server_reload in the reload callback, not yet serving. */
+	struct generation *staged;
+	bool in_reload; /* the reload callback runs */
 	/* Replaced, waiting for their connections to end (main thread). */
 	TAILQ_HEAD(, generation) retired;
 	unsigned long ngens;   /* generations made: the next one's id - 1 */
@@ -899,7 +902,7 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], err, errlen) != XZ_OK)
 			goto fail;
-	/* The caller's app: never freed by us (owns_app stays false). */
+	/* The caller's app: freed by the caller (no release). */
 	if ((srv->gen = server_gen_new(srv, &srv->opts, app, err, errlen)) ==
 	    NULL)
 		goto fail;
@@ -1003,7 +1006,8 @@ server_reap(struct xz_server *srv)
 			app_shutdown(g->app);
 			g->started = false;
 		}
-		if (g->owns_app && app_busy(g->app)) {
+		/* Its release frees the app: not while processes are left. */
+		if (g->release != NULL && app_busy(g->app)) {
 			busy = true;
 			continue;
 		}
@@ -1074,45 +1078,32 @@ server_restart_only(const struct xz_server *srv, const struct xz_server_opts *o)
 		    what[i]);
 }
 
-int
-xz_server_reload(struct xz_server *srv, struct xz_app *app,
-    const struct xz_server_opts *opts, char *err, size_t errlen)
+/*
+ * The staged generation takes over: its app's startup hooks (when the
+ * server runs), then each worker is handed it; the current one retires.
+ */
+static int
+server_commit(struct xz_server *srv, char *err, size_t errlen)
 {
-	struct generation *cur = srv->gen, *g;
-	struct xz_server_opts o = opts != NULL ? *opts : cur->opts;
-	bool same = app == NULL || app == cur->app;
+	struct generation *cur = srv->gen, *g = srv->staged;
 	int i, rc;
 
-	if (srv->finished) {
-		if (!same)
-			xz_app_free(app);
-		snprintf(err, errlen, "the server has stopped");
-		return XZ_ESTATE;
-	}
-	if (same)
-		app = cur->app;
-	server_defaults(&o);
-	if (opts != NULL)
-		server_restart_only(srv, &o);
-	if ((g = server_gen_new(srv, &o, app, err, errlen)) == NULL) {
-		if (!same)
-			xz_app_free(app);
-		return XZ_EINVAL;
-	}
-	if (same) {
-		/* One app, one life: its hooks ran, and run once at the end. */
-		g->owns_app = cur->owns_app;
-		g->started = cur->started;
-		cur->owns_app = cur->started = false;
-	} else {
-		g->owns_app = true;
-		if (srv->running && (rc = app_startup(app)) != XZ_OK) {
+	srv->staged = NULL;
+	if (g->app != cur->app) {
+		if (srv->running && (rc = app_startup(g->app)) != XZ_OK) {
 			snprintf(err, errlen, "a startup hook failed: %s",
 			    xz_strerror(rc));
 			generation_free(g);
 			return rc;
 		}
 		g->started = srv->running;
+	} else {
+		/* One app, one life: its hooks ran, and run once at the end. */
+		g->started = cur->started;
+		g->release = cur->release;
+		g->release_arg = cur->release_arg;
+		cur->started = false;
+		cur->release = NULL;
 	}
 	g->id = ++srv->ngens;
 	for (i = 0; i < srv->nworkers; i++) {
@@ -1130,6 +1121,40 @@ xz_server_reload(struct xz_server *srv, struct xz_app *app,
 	srv->reloads++;
 	log_info("reloaded: configuration %lu for new connections", g->id);
 	return XZ_OK;
+}
+
+int
+xz_server_reload(struct xz_server *srv, struct xz_app *app,
+    const struct xz_server_opts *opts, void (*release)(void *arg), void *arg,
+    char *err, size_t errlen)
+{
+	struct generation *cur = srv->gen, *g;
+	struct xz_server_opts o = opts != NULL ? *opts : cur->opts;
+	bool same = app == NULL || app == cur->app;
+
+	if (srv->finished || srv->staged != NULL || (same && release)) {
+		snprintf(err, errlen, "%s",
+		    srv->finished       ? "the server has stopped" :
+		    srv->staged != NULL ? "a reload is staged already" :
+		                          "the app serving has its release");
+		if (release != NULL)
+			release(arg);
+		return XZ_ESTATE;
+	}
+	server_defaults(&o);
+	if (opts != NULL)
+		server_restart_only(srv, &o);
+	if ((g = server_gen_new(srv, &o, same ? cur->app : app, err, errlen)) ==
+	    NULL) {
+		if (release != NULL)
+			release(arg);
+		return XZ_EINVAL;
+	}
+	g->release = release;
+	g->release_arg = arg;
+	srv->staged = g;
+	/* In the reload callback, it takes over when the callback returns. */
+	return srv->in_reload ? XZ_OK : server_commit(srv, err, errlen);
 }
 
 void
@@ -1158,10 +1183,19 @@ server_reload_now(struct xz_server *srv)
 	    (unsigned long long)ts.tv_sec * 1000000ULL +
 	        (unsigned long long)ts.tv_nsec / 1000);
 	server_notify(srv, msg);
+	srv->in_reload = true;
 	if (srv->reload_fn != NULL)
 		rc = srv->reload_fn(srv, err, sizeof(err), srv->reload_arg);
 	else
-		rc = xz_server_reload(srv, NULL, NULL, err, sizeof(err));
+		rc = xz_server_reload(srv, NULL, NULL, NULL, NULL, err,
+		    sizeof(err));
+	srv->in_reload = false;
+	if (rc != XZ_OK && srv->staged != NULL) {
+		generation_free(srv->staged); /* its release runs */
+		srv->staged = NULL;
+	} else if (srv->staged != NULL) {
+		rc = server_commit(srv, err, sizeof(err));
+	}
 	if (rc != XZ_OK && err[0] == '\0')
 		snprintf(err, sizeof(err), "%s", xz_strerror(rc));
 	/* The reasons of a failure, or the warnings of a success. */
@@ -1582,6 +1616,7 @@ xz_server_free(struct xz_server *srv)
 		TAILQ_REMOVE(&srv->retired, g, link);
 		generation_free(g);
 	}
+	generation_free(srv->staged);
 	generation_free(srv->gen);
 	free(srv->notify_path);
 	admit_free(srv->admit);

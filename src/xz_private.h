@@ -661,9 +661,11 @@ unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
 struct generation {
 	unsigned refs;    /* atomic: the server, each worker, each connection */
 	unsigned long id; /* 1 for the first, then one per reload */
-	struct xz_app *app;
-	bool owns_app; /* xz_app_free'd with the generation */
-	bool started;  /* its app's shutdown hooks are ours to run */
+	struct xz_app *app; /* borrowed */
+	bool started;       /* its app's shutdown hooks are ours to run */
+	/* Run when it is freed (xz_server_reload's): frees the app. */
+	void (*release)(void *arg);
+	void *release_arg;
 	struct xz_server_opts opts; /* defaulted; strings below */
 	char *hostname, *cert_file, *key_file, *ticket_key_file;
 	char **hostnames; /* lower-case, NULL-ended */
@@ -674,7 +676,7 @@ struct generation {
 };
 /*
  * Reads the certificate (generated when missing) and ticket key of o
- * (defaulted, copied) for app (borrowed: set owns_app to hand it over).
+ * (defaulted, copied) for app (borrowed; set release to free it).
  * One reference, the caller's. NULL with the reason in err.
  */
 struct generation *generation_new(const struct xz_server_opts *o,
@@ -684,7 +686,7 @@ void generation_ref(struct generation *g);
 /* true when that was the last reference. Any thread. */
 bool generation_unref(struct generation *g);
 bool generation_unused(struct generation *g);
-/* Frees g (and its app, when it owns it); NULL is a no-op. */
+/* Frees g, then runs its release; NULL is a no-op. */
 void generation_free(struct generation *g);
 
 /*

@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from conftest import (BIN, SANITIZED, SANITIZER_REPORT, SERVE_FOREVER, SLOW,
                       client_context, gemini_raw, measured_env, start_server,
                       write_config)
@@ -71,6 +73,7 @@ class Site:
         script.write_text(BACKEND)
         p = subprocess.Popen([sys.executable, str(script), tag],
                              stdout=subprocess.PIPE, text=True,
+                             stderr=subprocess.DEVNULL,
                              start_new_session=True)
         self.procs.append(p)
         line = p.stdout.readline()
@@ -91,6 +94,14 @@ class Site:
             p.kill()
             p.wait()
             p.stdout.close()
+
+
+@pytest.fixture
+def site(tmp_path):
+    """Configurations A and B; their backends stopped afterwards."""
+    site = Site(tmp_path)
+    yield site
+    site.stop()
 
 
 def reloads_done(server):
@@ -153,8 +164,7 @@ def expected(path, tags):
     return {f"cgi {t}".encode() for t in tags}
 
 
-def test_sixteen_clients_through_ten_reloads(tmp_path):
-    site = Site(tmp_path)
+def test_sixteen_clients_through_ten_reloads(tmp_path, site):
     site.write("A")
     s = start_server(tmp_path, site.body("A"))
     paths = ["/", "/api/x", "/cgi-bin/hi.sh"]
@@ -216,11 +226,9 @@ def test_sixteen_clients_through_ten_reloads(tmp_path):
     finally:
         stop.set()
         stop_clean(s)
-        site.stop()
 
 
-def test_broken_configuration_is_reported_and_the_old_one_serves(tmp_path):
-    site = Site(tmp_path)
+def test_broken_configuration_is_reported_and_the_old_one_serves(tmp_path, site):
     s = start_server(tmp_path, site.body("A"))
     try:
         conf = s.conf_path
@@ -250,11 +258,9 @@ def test_broken_configuration_is_reported_and_the_old_one_serves(tmp_path):
         assert s.get("/").body == b"# B\n"
     finally:
         stop_clean(s)
-        site.stop()
 
 
-def test_connections_in_flight_finish_under_the_old_configuration(tmp_path):
-    site = Site(tmp_path)
+def test_connections_in_flight_finish_under_the_old_configuration(tmp_path, site):
     s = start_server(tmp_path, site.body("A"))
     try:
         # Accepted (handshake done) before the reload, request after it.
@@ -288,11 +294,9 @@ def test_connections_in_flight_finish_under_the_old_configuration(tmp_path):
         assert slow["r"].status == 20 and slow["r"].body == b"A /slow"
     finally:
         stop_clean(s)
-        site.stop()
 
 
-def test_listen_changes_need_a_restart(tmp_path):
-    site = Site(tmp_path)
+def test_listen_changes_need_a_restart(tmp_path, site):
     s = start_server(tmp_path, site.body("A"))
     try:
         other = socket.socket()
@@ -317,11 +321,9 @@ def test_listen_changes_need_a_restart(tmp_path):
             pass
     finally:
         stop_clean(s)
-        site.stop()
 
 
-def test_memory_after_a_hundred_reloads(tmp_path):
-    site = Site(tmp_path)
+def test_memory_after_a_hundred_reloads(tmp_path, site):
     # -v: the debug lines say when each old configuration is released.
     s = start_server(tmp_path, site.body("A"), env=measured_env(),
                      args=("-v",))
@@ -355,13 +357,11 @@ def test_memory_after_a_hundred_reloads(tmp_path):
             time.sleep(0.05)
     finally:
         stop_clean(s)
-        site.stop()
 
 
-def test_a_renewed_ticket_key_is_read_on_reload(tmp_path):
+def test_a_renewed_ticket_key_is_read_on_reload(tmp_path, site):
     """ticket_key_file is read again: sessions under the old key are no
     longer resumed, sessions under the new one are, across reloads."""
-    site = Site(tmp_path)
     key = tmp_path / "tickets.key"
     subprocess.run([BIN, "-k", str(key)], check=True, timeout=30 * SLOW)
     extra = f"ticket_key_file = {key}\n"
@@ -391,11 +391,9 @@ def test_a_renewed_ticket_key_is_read_on_reload(tmp_path):
                                              str(tmp_path / "new.pem"))
     finally:
         stop_clean(s)
-        site.stop()
 
 
-def test_notify_reloading_ready_and_watchdog(tmp_path):
-    site = Site(tmp_path)
+def test_notify_reloading_ready_and_watchdog(tmp_path, site):
     path = tmp_path / "notify"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(path))
@@ -431,7 +429,7 @@ def test_notify_reloading_ready_and_watchdog(tmp_path):
         assert s.get("/").body == b"# B\n"
         s.proc.send_signal(signal.SIGTERM)
         assert next_state() == "STOPPING=1"
+        s.proc.wait(timeout=30 * SLOW)  # no second SIGTERM from stop()
     finally:
         notify.close()
         stop_clean(s)
-        site.stop()
