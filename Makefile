@@ -87,10 +87,11 @@ valgrind: all
 		$(VALGRIND_TESTS)
 
 # xitzin beside Molly Brown, scenario by scenario (bench/run.py; its own
-# release build in bench/build/). QUICK=1: a short run, under two minutes.
+# release build in bench/build/). QUICK=1: a short run, under two minutes;
+# METRICS=1: only the metrics on/off comparison (static 100 B).
 bench:
 	@scripts/deps.sh bench
-	/usr/bin/python3 bench/run.py $(if $(QUICK),--quick)
+	/usr/bin/python3 bench/run.py $(if $(QUICK),--quick) $(if $(METRICS),--metrics-cost)
 
 # Installs under PREFIX, whatever $(BUILD) was configured with before
 # (the prefix is set again each time), then sees to ldconfig.

@@ -53,6 +53,10 @@ STREAM = 1024 ** 3
 XITZIN_PORT = 19650
 MOLLY_PORT = 19651
 SCGI_TCP_PORT = 19660
+# The metrics-cost pair: the same xitzin with metrics_listen off and on.
+METRICS_OFF_PORT = 19652
+METRICS_ON_PORT = 19653
+METRICS_HTTP_PORT = 19654
 
 CFLAGS = ["-O2", "-g", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
           "-Wmissing-prototypes", "-Wformat=2", "-Wno-unused-parameter",
@@ -63,6 +67,9 @@ SCENARIOS = [
     ("static 100 B", "/small.gmi", SMALL, False),
     ("SCGI unix 100 B", "/scgi-small", SMALL, False),
     ("SCGI tcp 100 B", "/scgi-tcp", SMALL, True),
+    # Two backends of the SCGI unix 100 B row's kind behind one mount: the
+    # difference is the cost of choosing between them.
+    ("SCGI pool x2 unix 100 B", "/scgi-pool", SMALL, True),
     ("static 100 KB", "/big.gmi", BIG, False),
     ("SCGI unix 100 KB", "/scgi-big", BIG, False),
     ("CGI sh 100 B", "/cgi-bin/small.sh", SMALL, False),
@@ -274,7 +281,13 @@ def backends(tag, tcp):
         p = start(pinned(1, [OUT / "scgi_echo", "-s", size, "-u", sock]))
         wait_path(sock, p, f"scgi_echo {sock.name}")
         out[name] = (p, sock)
-    if tcp:
+    if tcp:  # xitzin's own rows: TCP and a pool of two
+        for name in ("pool1", "pool2"):
+            sock = WORK / f"{tag}-{name}.sock"
+            p = start(pinned(1, [OUT / "scgi_echo", "-s", SMALL, "-u",
+                                 sock]))
+            wait_path(sock, p, f"scgi_echo {sock.name}")
+            out[name] = (p, sock)
         p = start(pinned(1, [OUT / "scgi_echo", "-s", SMALL, "-l",
                              f"127.0.0.1:{SCGI_TCP_PORT}"]))
         wait_tcp(SCGI_TCP_PORT, p, "scgi_echo tcp")
@@ -282,9 +295,9 @@ def backends(tag, tcp):
     return out
 
 
-def xitzin_conf(be, scgi):
+def xitzin_conf(be, scgi, port=XITZIN_PORT, metrics=None, name="xitzin"):
     conf = f"""[server]
-listen = 127.0.0.1:{XITZIN_PORT}
+listen = 127.0.0.1:{port}
 hostname = localhost
 cert = {WORK}/cert.pem
 key = {WORK}/key.pem
@@ -296,7 +309,10 @@ request_timeout = 600
 ; keeps room for a backend socket or file per connection
 max_connections = 10500
 drain_timeout = 1
-
+"""
+    if metrics:
+        conf += f"metrics_listen = {metrics}\n"
+    conf += f"""
 [static /]
 root = {WORK}/capsule
 
@@ -319,8 +335,12 @@ max_response_size = 0
 [scgi /scgi-tcp]
 host = 127.0.0.1
 port = {SCGI_TCP_PORT}
+
+[scgi /scgi-pool]
+backend = unix:{be['pool1'][1]}
+backend = unix:{be['pool2'][1]}
 """
-    path = WORK / "xitzin.conf"
+    path = WORK / f"{name}.conf"
     path.write_text(conf)
     return path
 
@@ -367,6 +387,9 @@ class Server:
         self.name, self.port, self.proc, self.be = name, port, proc, be
 
     def backend_pid(self, path):
+        if path == "/scgi-pool" and "pool1" in self.be:
+            return ",".join(str(self.be[k][0].pid)
+                            for k in ("pool1", "pool2"))
         key = {"/scgi-small": "small", "/scgi-big": "big",
                "/scgi-stream": "stream", "/scgi-tcp": "tcp"}.get(path)
         return self.be[key][0].pid if key in self.be else None
@@ -388,6 +411,17 @@ def start_molly(scgi):
                  stderr=subprocess.DEVNULL, cwd=WORK)
     wait_tcp(MOLLY_PORT, proc, "molly-brown")
     return Server("molly", MOLLY_PORT, proc, be)
+
+
+def start_xitzin_metrics(xbin, on):
+    """A static-only xitzin for the metrics-cost pair."""
+    port = METRICS_ON_PORT if on else METRICS_OFF_PORT
+    name = "metrics-on" if on else "metrics-off"
+    conf = xitzin_conf({}, False, port,
+                       f"127.0.0.1:{METRICS_HTTP_PORT}" if on else None, name)
+    proc = start(pinned(0, [xbin, "-c", conf]), stderr=subprocess.DEVNULL)
+    wait_tcp(port, proc, name)
+    return Server(name, port, proc, {})
 
 
 # --- measuring ----------------------------------------------------------------
@@ -452,6 +486,45 @@ def run_matrix(servers, args, results):
                         f"{r['rps']:8.0f} req/s  errors {r['errors']}  "
                         f"HRR {r['hrr']}  "
                         f"(runs: {', '.join(f'{v:.0f}' for v in r['runs'])})")
+
+
+def run_metrics_cost(args):
+    """Server CPU per request, static 100 B, TLS 1.3 full (OpenSSL-like),
+    c=16, with metrics_listen off and on: the same binary, the two taking
+    turns, `repeat` runs each (at least 5), medians compared. A scrape at
+    the end shows the counters moved. Returns the lines for the report."""
+    servers = [start_xitzin_metrics(args.xitzin, False),
+               start_xitzin_metrics(args.xitzin, True)]
+    dur, warm = (1.0, 0.3) if args.quick else (args.duration, 0.5)
+    runs = {s.name: [] for s in servers}
+    extra = ["-c", 16, "-d", dur, "-w", warm, "-b", SMALL, "-T", 30] + \
+        MODES[0][1]
+    for i in range(max(5, args.repeat)):
+        for srv in (servers if i % 2 == 0 else servers[::-1]):
+            runs[srv.name].append(gemload(srv, "/small.gmi", extra,
+                                          timeout=dur + warm + 120))
+    import urllib.request
+    with urllib.request.urlopen(
+            f"http://127.0.0.1:{METRICS_HTTP_PORT}/metrics", timeout=10) as r:
+        scraped = [l for l in r.read().decode().splitlines()
+                   if l.startswith("xitzin_requests_total")]
+    for srv in servers:
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(30)
+    med = {}
+    lines = []
+    for name, rs in runs.items():
+        us = sorted(r["server_us_per_req"] for r in rs)
+        med[name] = us[len(us) // 2]
+        errs = sum(r["errors"] for r in rs)
+        lines.append(f"static 100 B, {MODES[0][0]}, c=16, {name}: median "
+                     f"{med[name]:.1f} us CPU/req (runs: "
+                     f"{', '.join(f'{v:.1f}' for v in us)}), errors {errs}")
+    lines.append(f"metrics on / off: {med['metrics-on'] / med['metrics-off']:.3f}"
+                 f" (scrape: {', '.join(scraped)})")
+    for line in lines:
+        log("  " + line)
+    return "\n".join("- " + line for line in lines)
 
 
 def run_memory(servers, args, results):
@@ -570,6 +643,17 @@ def targets(results):
         if figs:
             out.append(f"CGI sh 100 B, {mode}: xitzin/Molly CPU <= 1.00: "
                        f"{'met' if ok else 'NOT met'} ({', '.join(figs)})")
+    # Issue 16: choosing among two backends costs nothing measurable.
+    for mode, _ in MODES:
+        figs = []
+        for c in concs:
+            one = us("xitzin", "SCGI unix 100 B", mode, c)
+            two = us("xitzin", "SCGI pool x2 unix 100 B", mode, c)
+            if one and two:
+                figs.append(f"c={c} {two - one:+.1f} us")
+        if figs:
+            out.append(f"SCGI pool of 2 minus one backend, {mode}, server "
+                       f"CPU/req: {', '.join(figs)}")
     for mode, _ in MODES:
         figs, ok = [], True
         for c in concs:
@@ -632,6 +716,8 @@ def main():
     ap.add_argument("--xitzin", help="use this xitzin binary, don't build")
     ap.add_argument("--no-molly", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--metrics-cost", action="store_true",
+                    help="only the metrics on/off comparison (static 100 B)")
     ap.add_argument("--only", action="append", default=[],
                     help="run only the scenarios whose name holds this "
                     "(repeatable), e.g. --only CGI")
@@ -646,7 +732,8 @@ def main():
             argv += ["--only", o]
         argv += [f for f, on in (("--quick", args.quick),
                                  ("--no-molly", args.no_molly),
-                                 ("--no-memory", args.no_memory)) if on]
+                                 ("--no-memory", args.no_memory),
+                                 ("--metrics-cost", args.metrics_cost)) if on]
         rc = enter_netns(argv)
         if rc is not None:
             sys.exit(rc)
@@ -663,7 +750,18 @@ def main():
     if not args.scgi:
         log("bench: this xitzin has no SCGI handler yet: static scenarios only")
     results = []
+    if args.metrics_cost:
+        try:
+            log(f"bench: {machine()}")
+            text = run_metrics_cost(args)
+        finally:
+            stop_all()
+        print(text)
+        (OUT / "metrics-cost.md").write_text(text + "\n")
+        return 0
+    cost = None
     try:
+        cost = run_metrics_cost(args)
         servers = [start_xitzin(args.xitzin, args.scgi)]
         if not args.no_molly:
             if shutil.which("molly-brown") is None:
@@ -688,7 +786,11 @@ def main():
     print()
     print("Targets (issues 6 and 10), xitzin:")
     print(goals)
-    (OUT / "results.md").write_text(text + "\n\n" + goals + "\n")
+    print()
+    print("Metrics cost (issue 15), xitzin:")
+    print(cost)
+    (OUT / "results.md").write_text(text + "\n\n" + goals + "\n\n" +
+                                    "Metrics cost:\n" + cost + "\n")
     (OUT / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     errors = sum(r["errors"] for r in results)
     if errors:

@@ -595,6 +595,40 @@ struct xz_backend_config {
 XZ_API void xz_scgi_config_init(struct xz_backend_config *cfg);
 
 /*
+ * Pools: one mount, several backends. Each request goes to one of them
+ * (XZ_LEAST_CONN, the default: the fewest connections open, ties in turn;
+ * XZ_ROUND_ROBIN: in turn). Failover: a connect that fails or takes over
+ * connect_timeout, or a backend that closes or resets the connection
+ * before a byte of its answer, passes the request on to the next backend,
+ * each tried at most once; never once a byte reached the client, nor
+ * once part of a Titan upload was sent (the body cannot be sent again).
+ * Passive health: after max_fails such failures in a row a backend rests
+ * for fail_timeout seconds (skipped), then is tried again. When every
+ * backend fails or rests: 43 "Failed to connect to SCGI backend" (or the
+ * last failure's meta). A pool of one never rests its backend.
+ *
+ * max_conns bounds each backend's connections at once; a request that
+ * finds every live backend full waits in a queue of queue_size for up to
+ * queue_timeout seconds, and is answered 44 with the seconds to wait (the
+ * queue_timeout, rounded up) when the queue is full or the wait is over.
+ * The state is the mount's, shared by its worker threads.
+ */
+enum xz_balance {
+	XZ_LEAST_CONN = 0,
+	XZ_ROUND_ROBIN = 1,
+};
+
+struct xz_pool_config {
+	enum xz_balance balance;
+	int max_fails;          /* failures before a rest; 0: 1; -1: never */
+	double fail_timeout;    /* seconds of rest; 0: 10 */
+	double connect_timeout; /* seconds a connect may take; 0: timeout */
+	int max_conns;          /* per backend at once; 0: no limit */
+	int queue_size;         /* requests waiting for a slot; 0: none */
+	double queue_timeout;   /* seconds one may wait; 0: 10 */
+};
+
+/*
  * Where a backend is: host + port (TCP) or socket_path (Unix), not both;
  * and its config, either field by field (.timeout = 60) or whole
  * (.config = cfg): the two name the same bytes. Zero-filled: the
@@ -613,6 +647,13 @@ struct xz_scgi_opts {
 			XZ_BACKEND_CONFIG_FIELDS;
 		};
 	};
+	/*
+	 * Or a pool: NULL-ended addresses, "unix:/run/a.sock",
+	 * "127.0.0.1:4000", "[::1]:4000", "name:4000" (at most 64; not with
+	 * host, port or socket_path), copied at registration.
+	 */
+	const char *const *backends;
+	struct xz_pool_config pool; /* zero-filled: the defaults */
 };
 
 /*
@@ -621,7 +662,8 @@ struct xz_scgi_opts {
  * neither of TCP and socket, a host without a port or a port without a
  * host, a port outside 1..65535, a host that does not resolve, a socket
  * path too long for sockaddr_un, a negative timeout, or a prefix already
- * mounted. opts and everything it points to are copied.
+ * mounted; with backends, for host, port or socket_path given too, or a
+ * bad address. opts and everything it points to are copied.
  */
 XZ_API int xz_scgi(struct xz_app *app, const char *prefix,
     const struct xz_scgi_opts *opts);
@@ -636,6 +678,14 @@ XZ_API struct xz_handler *xz_scgi_tcp(const char *host, int port,
     const struct xz_backend_config *cfg);
 XZ_API struct xz_handler *xz_scgi_unix(const char *socket_path,
     const struct xz_backend_config *cfg);
+/*
+ * A pool of backends (addresses as xz_scgi_opts.backends) for xz_mount();
+ * pool and cfg may be NULL (defaults) and are copied, as backends is.
+ * NULL on a bad address, a name that does not resolve, no backend or
+ * over 64, or out of memory, with the reason in xz_handler_error().
+ */
+XZ_API struct xz_handler *xz_scgi_pool(const char *const *backends,
+    const struct xz_pool_config *pool, const struct xz_backend_config *cfg);
 
 /*
  * CGI scripts (RFC 3875): a new process per request, the same variable
@@ -748,6 +798,18 @@ struct xz_server_opts {
 	 * unset or ours). No $NOTIFY_SOCKET: nothing.
 	 */
 	bool sd_notify;
+	/*
+	 * Metrics: "127.0.0.1:9165" serves, over plain HTTP on the thread
+	 * that runs xz_server_run, GET /metrics (the Prometheus text format
+	 * 0.0.4: requests by mount and status, a latency histogram, bytes,
+	 * connections, TLS handshakes, backend failures, CGI processes,
+	 * rate-limited answers, reloads) and GET /health (200 "ok" while
+	 * serving, 503 "stopping" once the drain has begun). NULL: off.
+	 * xz_server_new refuses an address that is not loopback unless
+	 * metrics_allow_remote (the labels name mounts and backends).
+	 */
+	const char *metrics_listen;
+	bool metrics_allow_remote;
 };
 
 /*
@@ -757,6 +819,43 @@ struct xz_server_opts {
  */
 XZ_API struct xz_server *xz_server_new(struct xz_app *app,
     const struct xz_server_opts *opts, char *errbuf, size_t errlen);
+/*
+ * Several sites (virtual hosts) on one server. The server made by
+ * xz_server_new serves its app under opts.hostname: that is the default
+ * site, whose certificate a client gets when it sends no server name
+ * (SNI), as for an IP literal, or one no site has. Each site added here
+ * has its own names, app and certificate; the handshake picks the
+ * certificate by SNI, and a request is answered by the app of the site
+ * its URL's host belongs to, which must be the site the SNI chose
+ * (53 "Proxy request refused" otherwise, and for a host no site has).
+ * Names are matched as the original framework's vhost mapping does:
+ * exact names first ("example.org"), then single-label wildcards
+ * ("*.example.org" matches "a.example.org", neither "example.org" nor
+ * "a.b.example.org"), then a site named "*" (any host: a fallback).
+ */
+struct xz_site_opts {
+	const char *hostname; /* "example.org, *.example.org"; required */
+	/*
+	 * PEM files, as in xz_server_opts: generated (both, for all the
+	 * names) when neither exists; neither given: certs/NAME.crt and
+	 * .key, NAME the first name with '*' written '_'.
+	 */
+	const char *cert_file;
+	const char *key_file;
+};
+/*
+ * Adds a site serving app (borrowed: it must outlive the server; one app
+ * may serve several sites) before xz_server_run, which runs each app's
+ * startup hooks once. The certificate is loaded (or generated) now.
+ * In the reload callback, after xz_server_reload, the site joins the
+ * configuration being reloaded instead (its app then lives until that
+ * configuration's release runs). XZ_OK; XZ_EINVAL with the reason in
+ * errbuf (a bad or empty name, a name another site has, a wildcard of
+ * more than one label, the certificate); XZ_ESTATE once the server has
+ * run (outside a reload); XZ_ENOMEM.
+ */
+XZ_API int xz_server_add_site(struct xz_server *srv, struct xz_app *app,
+    const struct xz_site_opts *opts, char *errbuf, size_t errlen);
 /*
  * Drops privileges (opts.user, opts.chroot_dir), sets up SIGTERM/SIGINT
  * and SIGHUP (reload, below) handling, runs the startup hooks, starts the
@@ -783,15 +882,18 @@ XZ_API void xz_server_stop(struct xz_server *srv);
  * old app's shutdown hooks run, and its tasks stop, once its last
  * connection has ended.
  *
- * app is borrowed: release (may be NULL) runs with arg once the new
+ * app serves the default site (opts.hostname); xz_server_add_site, called
+ * next in the reload callback, adds other sites to the new configuration.
+ * The apps are borrowed: release (may be NULL) runs with arg once the new
  * configuration is over (its last connection ended, its shutdown hooks
  * run, the processes its CGI mounts started reaped; at the latest in
- * xz_server_free), or at once when this reload fails: free the app there,
- * and what opts and its handlers point into. Its startup hooks run when
- * it takes over, if the server runs already; a failing one fails the
- * reload. app NULL (or the app serving now, and release NULL): the same
- * app, whose hooks do not run again. The app given to xz_server_new
- * stays the caller's: free it after xz_server_free, as always.
+ * xz_server_free), or at once when this reload fails: free the apps
+ * there, and what opts and their handlers point into. Their startup
+ * hooks run when it takes over, if the server runs already; a failing one
+ * fails the reload. A reload's apps are new ones, or (app NULL, release
+ * NULL) the current ones: the same sites, their certificates read again,
+ * their hooks not run again. The app given to xz_server_new stays the
+ * caller's: free it after xz_server_free, as always.
  *
  * opts (copied; NULL: the current ones) give the hostnames, the
  * certificate and key (read again, so a renewed certificate is taken),
@@ -827,6 +929,8 @@ XZ_API void xz_server_on_reload(struct xz_server *srv, xz_reload_fn fn,
     void *arg);
 /* The port a listener was bound to (useful with port 0), or -1. */
 XZ_API int xz_server_port(const struct xz_server *srv, size_t listener);
+/* The port metrics_listen was bound to (useful with port 0), or -1. */
+XZ_API int xz_server_metrics_port(const struct xz_server *srv);
 XZ_API void xz_server_free(struct xz_server *srv);
 /*
  * Writes a new random session-ticket master key to path, mode 0600; an
@@ -918,11 +1022,21 @@ XZ_API const struct xz_log_opts *xz_config_log_opts(
 /*
  * Sets [state] and mounts every [static|scgi|cgi PREFIX] section on app,
  * with a middleware for their client-certificate rules (require_cert,
- * allowed_certs) when a section has one; app owns what it needs, so cfg
- * may be freed at once. On failure, every error in errbuf as
- * xz_config_load writes them.
+ * allowed_certs) when a section has one; app owns what it needs. Each
+ * [host NAME] gets an app of its own, which cfg owns, with its [state
+ * NAME] and [static|scgi|cgi NAME PREFIX] sections: free cfg only after
+ * the server when the file has [host] sections (xz_config_add_sites).
+ * On failure, every error in errbuf as xz_config_load writes them.
  */
 XZ_API int xz_config_apply(struct xz_config *cfg, struct xz_app *app,
+    char *errbuf, size_t errlen);
+/*
+ * After xz_config_apply: each [host] section becomes a site of srv
+ * (xz_server_add_site) with its app, names and certificate (generated
+ * for all its names when neither file exists). XZ_OK, or the error with
+ * "file:line: [host NAME]: reason" in errbuf.
+ */
+XZ_API int xz_config_add_sites(struct xz_config *cfg, struct xz_server *srv,
     char *errbuf, size_t errlen);
 XZ_API void xz_config_free(struct xz_config *cfg);
 

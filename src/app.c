@@ -1030,6 +1030,7 @@ app_run_handler(struct xz_request *req)
 	struct xz_handler *h = &app->routes_handler;
 
 	req->path_info = req->url.path;
+	req->counted_as = m == NULL ? "routes" : m->len > 0 ? m->prefix : "/";
 	if (m != NULL) {
 		req->mount = m->prefix;
 		req->path_info = req->url.path + m->len;

@@ -548,6 +548,7 @@ cgi_proc_free(struct cgi_proc *p)
 	pthread_mutex_lock(&cgi_spawned.lock);
 	TAILQ_REMOVE(&cgi_spawned.procs, p, spawned_link);
 	pthread_mutex_unlock(&cgi_spawned.lock);
+	metrics_cgi_process(-1);
 	if (p->exit_armed)
 		event_del(&p->ev_exit);
 	cgi_err_close(p);
@@ -824,6 +825,8 @@ cgi_fork(struct cgi_proc *p, const struct cgi_target *t, char **envp,
 	else
 		p->pid = pid;
 	cgi_spawn_end(pid == -1 ? NULL : p);
+	if (pid != -1)
+		metrics_cgi_process(1);
 	close(out[1]);
 	close(err[1]);
 	if (in[0] != -1)

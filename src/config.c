@@ -7,6 +7,10 @@
  * own keys, so every error names the file and line. Relative paths are
  * taken from the config file's directory, not the working directory.
  *
+ * [host NAME] sections are sites of their own: each gets an app (ours,
+ * freed with the config) for its [state NAME] and its mounts
+ * ([static NAME /]), and joins the server through xz_config_add_sites.
+ *
  * Loading also checks what starting the server would find wrong (listen
  * addresses, the user, the chroot, the certificate and key), so that
  * `xitzin -t` says all of it; and every error is reported, not the first
@@ -41,6 +45,7 @@ struct cfg_entry {
 
 struct cfg_section {
 	char *kind;   /* "server", "static", ... */
+	char *host;   /* [host NAME], [state NAME], [static NAME /]; or NULL */
 	char *prefix; /* the mount prefix; NULL for [server] and [state] */
 	int line;     /* of its [header] */
 	struct cfg_entry *entries;
@@ -57,6 +62,7 @@ struct xz_config {
 	size_t nlisten;
 	char *hostname, *cert, *key, *user, *chroot_dir;
 	char *ticket_key; /* ticket_key_file, resolved */
+	char *metrics_listen;
 	struct xz_log_opts log;
 	char *access_log, *error_log; /* files, or stderr, syslog, off */
 	/* while reading */
@@ -74,6 +80,8 @@ struct xz_config {
 	size_t nerrs;
 	bool nomem;                /* an error could not even be recorded */
 	struct cfg_access *access; /* client-certificate rules being built */
+	struct cfg_host *hosts;    /* the [host] sections, in order */
+	size_t nhosts;
 	char *err;
 	size_t errlen;
 };
@@ -189,52 +197,94 @@ cfg_find_kind(const char *name)
 	return NULL;
 }
 
-/* "[static /docs]" -> kind "static", prefix "/docs"; NULL if not seen. */
+/*
+ * A section's name in its parts: "[static /docs]" is kind "static",
+ * prefix "/docs"; "[static example.org /docs]" the same for the site
+ * example.org (a first word not starting with '/' names a [host]);
+ * "[state example.org]" and "[host example.org]" name a host alone.
+ * The parts are malloc'd (NULL when absent); false when out of memory.
+ */
+static bool
+cfg_split_name(const char *name, char **kind, char **host, char **prefix)
+{
+	const char *sp = strchr(name, ' '), *rest, *sp2;
+	bool ok = true;
+
+	*kind = *host = *prefix = NULL;
+	if ((*kind = strndup(name,
+	         sp != NULL ? (size_t)(sp - name) : strlen(name))) == NULL)
+		return false;
+	if (sp == NULL)
+		return true;
+	for (rest = sp; *rest == ' '; rest++)
+		;
+	if (strcmp(*kind, "host") == 0 || strcmp(*kind, "state") == 0)
+		ok = (*host = strdup(rest)) != NULL;
+	else if (rest[0] != '/' && (sp2 = strchr(rest, ' ')) != NULL) {
+		ok = (*host = strndup(rest, (size_t)(sp2 - rest))) != NULL;
+		while (*sp2 == ' ')
+			sp2++;
+		ok = ok && (*prefix = strdup(sp2)) != NULL;
+	} else
+		ok = (*prefix = strdup(rest)) != NULL;
+	return ok;
+}
+
+static bool
+cfg_same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	       (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The section of that name already read, or NULL (also out of memory). */
 static struct cfg_section *
 cfg_section_find(struct xz_config *cfg, const char *name)
 {
-	struct cfg_section *s;
-	const char *sp = strchr(name, ' ');
-	size_t i, kindlen = sp != NULL ? (size_t)(sp - name) : strlen(name);
+	struct cfg_section *s, *found = NULL;
+	char *kind, *host, *prefix;
+	size_t i;
 
-	while (sp != NULL && *sp == ' ')
-		sp++;
-	for (i = 0; i < cfg->nsections; i++) {
-		s = &cfg->sections[i];
-		if (strlen(s->kind) == kindlen &&
-		    strncmp(s->kind, name, kindlen) == 0 &&
-		    ((sp == NULL && s->prefix == NULL) ||
-		        (sp != NULL && s->prefix != NULL &&
-		            strcmp(s->prefix, sp) == 0)))
-			return s;
-	}
-	return NULL;
+	if (cfg_split_name(name, &kind, &host, &prefix))
+		for (i = 0; i < cfg->nsections && found == NULL; i++) {
+			s = &cfg->sections[i];
+			if (strcmp(s->kind, kind) == 0 &&
+			    cfg_same(s->host, host) &&
+			    cfg_same(s->prefix, prefix))
+				found = s;
+		}
+	free(kind);
+	free(host);
+	free(prefix);
+	return found;
 }
 
 static struct cfg_section *
 cfg_section_add(struct xz_config *cfg, const char *name, int line)
 {
 	struct cfg_section *s;
-	const char *sp = strchr(name, ' ');
-	size_t kindlen = sp != NULL ? (size_t)(sp - name) : strlen(name);
 
 	s = realloc(cfg->sections, (cfg->nsections + 1) * sizeof(*s));
 	if (s == NULL)
 		return NULL;
 	cfg->sections = s;
-	s = &s[cfg->nsections++];
+	s = &s[cfg->nsections];
 	memset(s, 0, sizeof(*s));
 	s->line = line;
-	s->kind = strndup(name, kindlen);
-	if (sp != NULL) {
-		while (*sp == ' ')
-			sp++;
-		s->prefix = strdup(sp);
+	if (!cfg_split_name(name, &s->kind, &s->host, &s->prefix)) {
+		free(s->kind);
+		free(s->host);
+		free(s->prefix);
+		return NULL;
 	}
+	cfg->nsections++;
 	return s;
 }
 
-/* [server], [state], or a mount kind with its prefix ([static /]). */
+/*
+ * [server], [state], [state HOST], [host NAME], or a mount kind with its
+ * prefix ([static /], [static HOST /]).
+ */
 static bool
 cfg_name_known(const char *name)
 {
@@ -247,14 +297,16 @@ cfg_name_known(const char *name)
 	if ((size_t)(sp - name) >= sizeof(kind))
 		return false;
 	snprintf(kind, sizeof(kind), "%.*s", (int)(sp - name), name);
-	return cfg_find_kind(kind) != NULL;
+	return cfg_find_kind(kind) != NULL || strcmp(kind, "host") == 0 ||
+	       strcmp(kind, "state") == 0;
 }
 
 /* Keys that may be given more than once, each adding a value. */
 static bool
 cfg_key_repeats(const struct cfg_section *s, const char *key)
 {
-	return strcmp(s->kind, "server") == 0 && strcmp(key, "listen") == 0;
+	return (strcmp(s->kind, "server") == 0 && strcmp(key, "listen") == 0) ||
+	       (strcmp(s->kind, "scgi") == 0 && strcmp(key, "backend") == 0);
 }
 
 /*
@@ -285,9 +337,7 @@ cfg_key_section(struct xz_config *cfg, const char *name, bool *nomem)
 		*nomem = true;
 		return NULL;
 	}
-	if (s->kind == NULL || (s->prefix == NULL && strchr(name, ' ')))
-		*nomem = true;
-	return *nomem ? NULL : s;
+	return s;
 }
 
 static int
@@ -320,15 +370,41 @@ cfg_on_line(void *user, const char *section, const char *key, const char *value,
 	if (e == NULL)
 		return 0;
 	s->entries = e;
-	e = &e[s->nentries++];
+	e = &e[s->nentries];
 	e->key = strdup(key);
 	e->value = strdup(value);
+	if (e->key == NULL || e->value == NULL) {
+		free(e->key);
+		free(e->value);
+		return 0;
+	}
+	s->nentries++;
 	e->line = line;
 	/* [state] values are the app's; elsewhere an empty one is a slip. */
 	e->said = value[0] == '\0' && strcmp(s->kind, "state") != 0;
 	if (e->said)
 		cfg_error(cfg, line, "%s: no value given", key);
-	return e->key != NULL && e->value != NULL;
+	return 1;
+}
+
+/*
+ * libinih calls us for keys alone, but a [host NAME] is a site even with
+ * no key (its certificate then generated): its section is made here, as
+ * its first key would (a duplicate is said the same way).
+ */
+static void
+cfg_on_header(struct xz_config *cfg, const char *text)
+{
+	const char *end = strchr(text, ']');
+	char *name;
+	bool nomem = false;
+
+	if (end == NULL || strncmp(text, "host ", 5) != 0)
+		return;
+	if ((name = strndup(text, (size_t)(end - text))) == NULL ||
+	    (cfg_key_section(cfg, name, &nomem) == NULL && nomem))
+		cfg->nomem = true;
+	free(name);
 }
 
 /*
@@ -357,6 +433,7 @@ cfg_read_line(char *buf, int size, void *stream)
 	if (*p == '[') {
 		r->cfg->nheaders++;
 		r->cfg->header_line = r->cfg->line;
+		cfg_on_header(r->cfg, p + 1);
 	}
 	return buf;
 }
@@ -608,6 +685,12 @@ cfg_server_key(struct xz_config *cfg, const struct cfg_entry *e)
 			o->send_min_rate = rate == 0 ? -1 : (long)rate;
 	} else if (strcmp(e->key, "drain_timeout") == 0)
 		rc = cfg_seconds(e->value, &o->drain_timeout);
+	else if (strcmp(e->key, "metrics_listen") == 0) {
+		free(cfg->metrics_listen);
+		cfg->metrics_listen = strdup(e->value);
+		rc = cfg->metrics_listen != NULL ? XZ_OK : XZ_ENOMEM;
+	} else if (strcmp(e->key, "metrics_allow_remote") == 0)
+		rc = cfg_bool(e->value, &o->metrics_allow_remote);
 	else if (strcmp(e->key, "max_connections") == 0)
 		rc = cfg_unsigned(e->value, &o->max_connections);
 	else if (strcmp(e->key, "max_connections_per_address") == 0)
@@ -659,6 +742,19 @@ cfg_key_line(const struct cfg_section *s, const char *key)
 	return s != NULL ? s->line : 1;
 }
 
+/* metrics_listen as xz_server_new would take it (loopback, or allowed). */
+static void
+cfg_check_metrics(struct xz_config *cfg, const struct cfg_section *server)
+{
+	char why[512];
+
+	if (cfg->metrics_listen != NULL &&
+	    metrics_check_listen(cfg->metrics_listen,
+	        cfg->opts.metrics_allow_remote, why, sizeof(why)) != XZ_OK)
+		cfg_error(cfg, cfg_key_line(server, "metrics_listen"), "%s",
+		    why);
+}
+
 /*
  * The certificate and key as the server would load them: both parse and
  * match, or neither exists (generated at start).
@@ -695,6 +791,7 @@ cfg_finish_opts(struct xz_config *cfg)
 	cfg->opts.cert_file = cfg->cert;
 	cfg->opts.key_file = cfg->key;
 	cfg->opts.ticket_key_file = cfg->ticket_key;
+	cfg->opts.metrics_listen = cfg->metrics_listen;
 	cfg->opts.user = cfg->user;
 	cfg->opts.chroot_dir = cfg->chroot_dir;
 	return XZ_OK;
@@ -720,16 +817,191 @@ cfg_parse_file(struct xz_config *cfg, const char *path)
 	return cfg_failed(cfg) ? XZ_EPARSE : XZ_OK;
 }
 
+/* The section [kind] (host NULL) or [kind HOST], or NULL. */
 static const struct cfg_section *
-cfg_find(const struct xz_config *cfg, const char *kind)
+cfg_find(const struct xz_config *cfg, const char *kind, const char *host)
 {
 	size_t i;
 
 	for (i = 0; i < cfg->nsections; i++)
 		if (strcmp(cfg->sections[i].kind, kind) == 0 &&
-		    cfg->sections[i].prefix == NULL)
+		    cfg->sections[i].prefix == NULL &&
+		    cfg_same(cfg->sections[i].host, host))
 			return &cfg->sections[i];
 	return NULL;
+}
+
+/*
+ * Virtual hosts. [host NAME] is a site: NAME and its names = aliases,
+ * its cert and key (certs/NAME.crt and .key by default, generated for
+ * all its names when neither exists), its [state NAME] and the mounts
+ * that name it ([static NAME /]). [server]'s hostname, cert and key,
+ * [state] and the mounts without a host are the default site.
+ */
+struct cfg_host {
+	const struct cfg_section *s;
+	char *names;        /* "NAME, alias, ..." */
+	char *cert, *key;   /* resolved */
+	struct xz_app *app; /* made by xz_config_apply; ours */
+};
+
+static struct cfg_host *
+cfg_host_find(const struct xz_config *cfg, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nhosts; i++)
+		if (strcmp(cfg->hosts[i].s->host, id) == 0)
+			return &cfg->hosts[i];
+	return NULL;
+}
+
+/* names, cert, key and the rate keys of [host NAME]. */
+static int
+cfg_host_keys(struct xz_config *cfg, struct cfg_host *h)
+{
+	const struct cfg_section *s = h->s;
+	const struct cfg_entry *e;
+	size_t i;
+	int rc = XZ_OK;
+	char *n;
+
+	for (i = 0; i < s->nentries && rc != XZ_ENOMEM; i++) {
+		e = &s->entries[i];
+		if (e->said || cfg_mount_common_key(e->key))
+			continue;
+		if (strcmp(e->key, "cert") == 0)
+			rc = cfg_set_path(cfg, &h->cert, e->value);
+		else if (strcmp(e->key, "key") == 0)
+			rc = cfg_set_path(cfg, &h->key, e->value);
+		else if (strcmp(e->key, "names") != 0)
+			cfg_error(cfg, e->line, "unknown key '%s' in [host %s]",
+			    e->key, s->host);
+		else if (asprintf(&n, "%s, %s", h->names, e->value) == -1)
+			rc = XZ_ENOMEM;
+		else {
+			free(h->names);
+			h->names = n;
+		}
+	}
+	return rc;
+}
+
+/* certs/NAME.crt and .key ('*' written '_') unless both are given. */
+static int
+cfg_host_cert(struct xz_config *cfg, struct cfg_host *h)
+{
+	struct tls_opts topts = { 0 };
+	char *base, why[512];
+	int rc = XZ_OK;
+
+	if ((h->cert == NULL) != (h->key == NULL))
+		return cfg_error(cfg, h->s->line,
+		    "[host %s]: %s without %s (give both, or neither)",
+		    h->s->host, h->cert != NULL ? "cert" : "key",
+		    h->cert != NULL ? "key" : "cert");
+	if (h->cert == NULL) {
+		if ((base = strdup(h->s->host)) == NULL)
+			return XZ_ENOMEM;
+		for (char *q = base; *q != '\0'; q++)
+			if (*q == '*' || *q == '/')
+				*q = '_';
+		if (asprintf(&h->cert, "%s/certs/%s.crt",
+		        cfg->dir != NULL ? cfg->dir : ".", base) == -1 ||
+		    asprintf(&h->key, "%s/certs/%s.key",
+		        cfg->dir != NULL ? cfg->dir : ".", base) == -1)
+			rc = XZ_ENOMEM;
+		free(base);
+		if (rc != XZ_OK)
+			return rc;
+	}
+	topts.cert_file = h->cert;
+	topts.key_file = h->key;
+	if (tls_check_files(&topts, why, sizeof(why)) != XZ_OK)
+		cfg_error(cfg, cfg_key_line(h->s, "cert"), "%s", why);
+	return XZ_OK;
+}
+
+/*
+ * Every [host] is read and checked: its names (as the server will take
+ * them: valid, one-label wildcards, none in two sites, [server]'s
+ * hostname included), its keys, its certificate.
+ */
+static int
+cfg_read_hosts(struct xz_config *cfg, const struct cfg_section *server)
+{
+	struct site_set *check = site_set_new();
+	struct cfg_host *h;
+	const char *why;
+	char bad[256];
+	size_t i;
+	int rc = XZ_OK;
+
+	if (check == NULL)
+		return XZ_ENOMEM;
+	if (site_set_add(check, cfg->hostname, NULL, NULL, &why, bad,
+	        sizeof(bad)) == XZ_EINVAL)
+		cfg_error(cfg, cfg_key_line(server, "hostname"),
+		    "hostname: %s '%s'", why, bad);
+	for (i = 0; i < cfg->nsections && rc == XZ_OK; i++) {
+		const struct cfg_section *s = &cfg->sections[i];
+
+		if (strcmp(s->kind, "host") != 0)
+			continue;
+		if ((h = realloc(cfg->hosts, (cfg->nhosts + 1) * sizeof(*h))) ==
+		    NULL) {
+			rc = XZ_ENOMEM;
+			break;
+		}
+		cfg->hosts = h;
+		h = &h[cfg->nhosts++];
+		memset(h, 0, sizeof(*h));
+		h->s = s;
+		if (strpbrk(s->host, ", \t") != NULL) {
+			cfg_error(cfg, s->line,
+			    "[host %s]: one name in the header (give the "
+			    "others in names =)",
+			    s->host);
+			continue;
+		}
+		if ((h->names = strdup(s->host)) == NULL ||
+		    cfg_host_keys(cfg, h) != XZ_OK ||
+		    cfg_host_cert(cfg, h) != XZ_OK)
+			rc = XZ_ENOMEM;
+		else if (site_set_add(check, h->names, NULL, NULL, &why, bad,
+		             sizeof(bad)) == XZ_EINVAL)
+			cfg_error(cfg, cfg_key_line(s, "names"),
+			    "[host %s]: %s '%s'", s->host, why, bad);
+	}
+	site_set_free(check);
+	return rc;
+}
+
+/*
+ * The apps of the [host] sections join srv as its sites (after
+ * xz_config_apply made them); the config must outlive the server.
+ */
+int
+xz_config_add_sites(struct xz_config *cfg, struct xz_server *srv, char *err,
+    size_t errlen)
+{
+	struct xz_site_opts so;
+	char why[1024];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < cfg->nhosts; i++) {
+		so.hostname = cfg->hosts[i].names;
+		so.cert_file = cfg->hosts[i].cert;
+		so.key_file = cfg->hosts[i].key;
+		if ((rc = xz_server_add_site(srv, cfg->hosts[i].app, &so, why,
+		         sizeof(why))) != XZ_OK) {
+			snprintf(err, errlen, "%s:%d: [host %s]: %s", cfg->path,
+			    cfg->hosts[i].s->line, cfg->hosts[i].s->host, why);
+			return rc;
+		}
+	}
+	return XZ_OK;
 }
 
 struct xz_config *
@@ -754,12 +1026,16 @@ xz_config_load(const char *path, char *err, size_t errlen)
 		xz_config_free(cfg);
 		return NULL;
 	}
-	server = cfg_find(cfg, "server");
+	server = cfg_find(cfg, "server", NULL);
 	if ((server != NULL && cfg_read_server(cfg, server) != XZ_OK) ||
 	    cfg_finish_opts(cfg) != XZ_OK)
 		cfg->nomem = true;
-	else
+	else {
 		cfg_check_cert(cfg, server);
+		if (cfg_read_hosts(cfg, server) != XZ_OK)
+			cfg->nomem = true;
+		cfg_check_metrics(cfg, server);
+	}
 	if (cfg_failed(cfg)) {
 		cfg_check_mounts(cfg);
 		cfg_flush_errors(cfg);
@@ -1194,8 +1470,10 @@ cfg_size(const char *v, size_t *out)
  */
 struct cfg_backend {
 	struct xz_backend_config bc;
-	char **state_keys;            /* bc.app_state_keys, ours */
-	struct xz_scgi_opts scgi;     /* host, port */
+	char **state_keys;        /* bc.app_state_keys, ours */
+	struct xz_scgi_opts scgi; /* host, port, pool keys */
+	char **backends;          /* scgi.backends, ours */
+	size_t nbackends;
 	char *socket, *root, *script; /* paths, from the config's directory */
 	struct cfg_rule rule;         /* client certificates */
 };
@@ -1324,6 +1602,7 @@ cfg_apply_backend(struct xz_config *cfg, const struct cfg_section *s,
 		rc = cfg_access_add(cfg, s, &b.rule);
 	cfg_rule_clear(&b.rule);
 	strlist_free(b.state_keys);
+	strlist_free(b.backends);
 	free(b.socket);
 	free(b.root);
 	free(b.script);
@@ -1346,11 +1625,89 @@ cfg_check_socket(struct xz_config *cfg, int line, const char *path)
 	return XZ_OK;
 }
 
-/* [scgi]: where the backend is. */
+/*
+ * backend = ADDRESS, once per backend of a pool; checked here, so that
+ * -t names the line; a relative unix: path is the config directory's.
+ */
+static int
+cfg_scgi_backend(struct xz_config *cfg, const struct cfg_entry *e,
+    struct cfg_backend *b)
+{
+	struct pool_addr a;
+	char why[300], *path, **l;
+	int n;
+
+	if (pool_addr_parse(e->value, &a, why, sizeof(why)) != XZ_OK)
+		return cfg_error(cfg, e->line, "%s", why);
+	if (b->nbackends == POOL_MAX)
+		return cfg_error(cfg, e->line, "over %d backends", POOL_MAX);
+	if ((l = realloc(b->backends, (b->nbackends + 2) * sizeof(*l))) == NULL)
+		return XZ_ENOMEM;
+	b->backends = l;
+	l[b->nbackends] = l[b->nbackends + 1] = NULL;
+	if (!a.is_unix)
+		return (l[b->nbackends++] = strdup(e->value)) != NULL ?
+		           XZ_OK :
+		           XZ_ENOMEM;
+	if ((path = cfg_path(cfg, a.path)) == NULL)
+		return XZ_ENOMEM;
+	n = asprintf(&l[b->nbackends], "unix:%s", path);
+	free(path);
+	if (n == -1) {
+		l[b->nbackends] = NULL;
+		return XZ_ENOMEM;
+	}
+	if (cfg_check_socket(cfg, e->line, l[b->nbackends++] + 5) != XZ_OK)
+		return XZ_EPARSE;
+	return XZ_OK;
+}
+
+/* [scgi]'s pool keys (with one backend too: max_conns, ...). */
+static int
+cfg_pool_key(const struct cfg_entry *e, struct xz_pool_config *pc)
+{
+	const char *k = e->key, *v = e->value;
+
+	if (strcmp(k, "balance") == 0) {
+		if (strcmp(v, "least_conn") == 0)
+			pc->balance = XZ_LEAST_CONN;
+		else if (strcmp(v, "round_robin") == 0)
+			pc->balance = XZ_ROUND_ROBIN;
+		else
+			return XZ_EINVAL;
+		return XZ_OK;
+	}
+	if (strcmp(k, "max_fails") == 0) {
+		if (cfg_int(v, 0, 1000000, &pc->max_fails) != XZ_OK)
+			return XZ_EINVAL;
+		if (pc->max_fails == 0) /* nginx's "0": never rested */
+			pc->max_fails = -1;
+		return XZ_OK;
+	}
+	if (strcmp(k, "fail_timeout") == 0)
+		return cfg_seconds(v, &pc->fail_timeout);
+	if (strcmp(k, "connect_timeout") == 0)
+		return cfg_seconds(v, &pc->connect_timeout);
+	if (strcmp(k, "queue_timeout") == 0)
+		return cfg_seconds(v, &pc->queue_timeout);
+	if (strcmp(k, "max_conns") == 0)
+		return cfg_int(v, 0, 1000000, &pc->max_conns);
+	if (strcmp(k, "queue_size") == 0)
+		return cfg_int(v, 0, 1000000, &pc->queue_size);
+	return XZ_EAGAIN;
+}
+
+/* [scgi]: where the backend is, or the backends are. */
 static int
 cfg_scgi_key(struct xz_config *cfg, const struct cfg_entry *e,
     struct cfg_backend *b)
 {
+	int rc;
+
+	if (strcmp(e->key, "backend") == 0)
+		return cfg_scgi_backend(cfg, e, b);
+	if ((rc = cfg_pool_key(e, &b->scgi.pool)) != XZ_EAGAIN)
+		return rc;
 	if (strcmp(e->key, "host") == 0) {
 		b->scgi.host = e->value;
 		return XZ_OK;
@@ -1369,8 +1726,15 @@ static int
 cfg_scgi_mount(struct xz_config *cfg, const struct cfg_section *s,
     struct cfg_backend *b, struct xz_app *app)
 {
+	if (b->nbackends > 0 &&
+	    (b->scgi.host != NULL || b->scgi.port != 0 || b->socket != NULL))
+		return cfg_error(cfg, s->line,
+		    "[scgi %s]: give backend keys, or host and port, or "
+		    "socket: one of them",
+		    s->prefix);
 	b->scgi.socket_path = b->socket;
 	b->scgi.config = b->bc;
+	b->scgi.backends = (const char *const *)b->backends;
 	return xz_scgi(app, s->prefix, &b->scgi);
 }
 
@@ -1425,11 +1789,15 @@ cfg_apply_cgi(struct xz_config *cfg, const struct cfg_section *s,
 	return cfg_apply_backend(cfg, s, app, &cfg_cgi);
 }
 
-/* [state], then every mount; each error is recorded, none stops. */
+/*
+ * One site's sections onto its app (host NULL: the default site's, with
+ * [server]'s rate limit): [state], then every mount; each error is
+ * recorded, none stops.
+ */
 static void
-cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
+cfg_apply_site(struct xz_config *cfg, struct xz_app *app, const char *host)
 {
-	const struct cfg_section *state = cfg_find(cfg, "state");
+	const struct cfg_section *state = cfg_find(cfg, "state", host);
 	size_t i, before;
 	int rc;
 
@@ -1447,7 +1815,9 @@ cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
 	for (i = 0; i < cfg->nsections; i++) {
 		const struct cfg_section *s = &cfg->sections[i];
 
-		if (strcmp(s->kind, "server") == 0 ||
+		if (!cfg_same(s->host, host))
+			continue;
+		if (strcmp(s->kind, host == NULL ? "server" : "host") == 0 ||
 		    (s->prefix != NULL && cfg_find_kind(s->kind) != NULL))
 			(void)cfg_apply_rate(cfg, s, app);
 	}
@@ -1455,7 +1825,8 @@ cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
 		const struct cfg_section *s = &cfg->sections[i];
 		const struct cfg_kind *k;
 
-		if (s->prefix == NULL || (k = cfg_find_kind(s->kind)) == NULL)
+		if (s->prefix == NULL || !cfg_same(s->host, host) ||
+		    (k = cfg_find_kind(s->kind)) == NULL)
 			continue;
 		before = cfg->nerrs;
 		if ((rc = k->apply(cfg, s, app)) != XZ_OK &&
@@ -1469,6 +1840,32 @@ cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
 	        cfg->access) != XZ_OK)
 		cfg->nomem = true;
 	cfg->access = NULL;
+}
+
+/* The default site onto app, each [host] onto an app of its own. */
+static void
+cfg_apply_all(struct xz_config *cfg, struct xz_app *app)
+{
+	struct cfg_host *h;
+	size_t i;
+
+	cfg_apply_site(cfg, app, NULL);
+	for (i = 0; i < cfg->nhosts && !cfg->nomem; i++) {
+		h = &cfg->hosts[i];
+		if (h->app == NULL && (h->app = xz_app_new()) == NULL)
+			cfg->nomem = true;
+		else
+			cfg_apply_site(cfg, h->app, h->s->host);
+	}
+	for (i = 0; i < cfg->nsections; i++) {
+		const struct cfg_section *s = &cfg->sections[i];
+
+		if (s->host != NULL && strcmp(s->kind, "host") != 0 &&
+		    cfg_host_find(cfg, s->host) == NULL)
+			cfg_error(cfg, s->line, "[%s %s%s%s]: no [host %s]",
+			    s->kind, s->host, s->prefix != NULL ? " " : "",
+			    s->prefix != NULL ? s->prefix : "", s->host);
+	}
 }
 
 /*
@@ -1520,18 +1917,27 @@ xz_config_free(struct xz_config *cfg)
 		}
 		free(s->entries);
 		free(s->kind);
+		free(s->host);
 		free(s->prefix);
 	}
 	for (i = 0; i < cfg->nlisten; i++)
 		free(cfg->listen[i]);
 	free(cfg->listen);
 	free(cfg->sections);
+	for (i = 0; i < cfg->nhosts; i++) {
+		free(cfg->hosts[i].names);
+		free(cfg->hosts[i].cert);
+		free(cfg->hosts[i].key);
+		xz_app_free(cfg->hosts[i].app);
+	}
+	free(cfg->hosts);
 	free(cfg->hostname);
 	free(cfg->access_log);
 	free(cfg->error_log);
 	free(cfg->cert);
 	free(cfg->key);
 	free(cfg->ticket_key);
+	free(cfg->metrics_listen);
 	free(cfg->user);
 	free(cfg->chroot_dir);
 	cfg_clear_errors(cfg);

@@ -187,6 +187,8 @@ tls_io_handshake(void *t)
 	if (rc == TLS_DONE && tls_conn_retried(t))
 		log_debug("HelloRetryRequest sent: no key share the server "
 		          "takes");
+	if (rc == TLS_DONE)
+		metrics_handshake(tls_conn_resumed(t), tls_conn_retried(t));
 	return rc;
 }
 
@@ -371,6 +373,17 @@ conn_log_access(struct xz_conn *c, const char *reason)
 	log_access_entry(&e);
 }
 
+/* The worker's counters (metrics.c): status, mount, bytes, duration. */
+static void
+conn_count(const struct xz_conn *c)
+{
+	const struct xz_request *req = &c->req;
+
+	metrics_request(req->status,
+	    req->counted_as != NULL ? req->counted_as : "none", c->bytes_sent,
+	    conn_elapsed_ms(c));
+}
+
 void
 conn_close(struct xz_conn *c, const char *reason)
 {
@@ -380,6 +393,8 @@ conn_close(struct xz_conn *c, const char *reason)
 	if (c->has_request && !c->req.ended)
 		request_cancel(&c->req);
 	conn_log_access(c, reason);
+	if (c->has_request)
+		conn_count(c);
 	log_debug("conn %u: closed: %s", c->id, reason);
 	if (c->has_request)
 		request_clear(&c->req);
@@ -410,23 +425,20 @@ conn_answer(struct xz_conn *c, int status, const char *meta)
 	conn_kick(c);
 }
 
-static bool
-conn_host_is_ours(const struct xz_conn *c, const char *host)
+/*
+ * The site that answers: the one the request's host belongs to, which
+ * must be the one whose certificate the handshake chose by SNI (no SNI:
+ * the default site); NULL means another server's request (53).
+ */
+static const struct site *
+conn_site(const struct xz_conn *c, const char *host)
 {
-	const char *const *h;
-	size_t len = strlen(host), hlen;
+	char sni[256];
+	const char *name =
+	    c->io->sni != NULL ? c->io->sni(c->t, sni, sizeof(sni)) : NULL;
+	const struct site *s = site_for_name(c->cfg->sites, host);
 
-	/* "localhost." is "localhost": a root label (RFC 1034, 3.1). */
-	if (len > 1 && host[len - 1] == '.')
-		len--;
-	for (h = c->cfg->hostnames; h != NULL && *h != NULL; h++) {
-		hlen = strlen(*h);
-		if (hlen > 1 && (*h)[hlen - 1] == '.')
-			hlen--;
-		if (hlen == len && strncasecmp(*h, host, len) == 0)
-			return true;
-	}
-	return false;
+	return s != NULL && s == site_for_sni(c->cfg->sites, name) ? s : NULL;
 }
 
 static void
@@ -526,6 +538,7 @@ static void
 conn_start_request(struct xz_conn *c, size_t urllen)
 {
 	struct xz_request *req = &c->req;
+	const struct site *site;
 	const char *why = NULL;
 	int rc;
 
@@ -545,7 +558,7 @@ conn_start_request(struct xz_conn *c, size_t urllen)
 	}
 	/* Behind a proxy, URLs name the proxy's port (public_port). */
 	if ((strcmp(req->url.scheme, "gemini") != 0 && !req->url.titan) ||
-	    !conn_host_is_ours(c, req->url.host) ||
+	    (site = conn_site(c, req->url.host)) == NULL ||
 	    (req->url.port != -1 &&
 	        req->url.port != (c->cfg->public_port > 0 ?
 	                                 c->cfg->public_port :
@@ -564,7 +577,7 @@ conn_start_request(struct xz_conn *c, size_t urllen)
 		return;
 	}
 	conn_fill_request(c);
-	app_dispatch(c->cfg->app, req);
+	app_dispatch(site->app, req);
 	if (req->upload_admitted && c->state == CONN_HANDLER)
 		conn_start_upload(c, urllen + 2);
 }

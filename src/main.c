@@ -181,7 +181,10 @@ reload_log_keys(const struct xz_log_opts *was, const struct xz_log_opts *now,
  * server logs them, the old configuration serving on), or a new app
  * handed to the server, which frees it when its time is over.
  */
-/* A reloaded configuration, freed when the server is done with it. */
+/*
+ * A reloaded configuration, freed when the server is done with it: the
+ * default site's app, and the config, which owns its [host] sites' apps.
+ */
 struct loaded {
 	struct xz_config *cfg;
 	struct xz_app *app;
@@ -220,8 +223,14 @@ reload_config(struct xz_server *srv, char *errbuf, size_t errlen, void *arg)
 	}
 	reload_log_keys(ra->logs, xz_config_log_opts(l->cfg), errbuf, errlen);
 	/* On failure, loaded_free has run. */
-	return xz_server_reload(srv, l->app, xz_config_server_opts(l->cfg),
-	    loaded_free, l, errbuf, errlen);
+	if ((rc = xz_server_reload(srv, l->app, xz_config_server_opts(l->cfg),
+	         loaded_free, l, errbuf, errlen)) != XZ_OK)
+		return rc;
+	/*
+	 * Its [host] sites join the staged configuration (their apps are
+	 * the config's, freed with it); a failure drops it all.
+	 */
+	return xz_config_add_sites(l->cfg, srv, errbuf, errlen);
 }
 
 /* Each connection is a descriptor: take all the kernel allows us. */
@@ -284,6 +293,9 @@ main(int argc, char **argv)
 	so.nlisten_fds = listen_fds(fds, sizeof(fds) / sizeof(*fds));
 	so.sd_notify = true;
 	if ((srv = xz_server_new(app, &so, errbuf, sizeof(errbuf))) == NULL)
+		errx(1, "%s", errbuf);
+	if (cfg != NULL &&
+	    xz_config_add_sites(cfg, srv, errbuf, sizeof(errbuf)) != XZ_OK)
 		errx(1, "%s", errbuf);
 	for (size_t i = 0; i < so.nlisten_fds; i++)
 		close(fds[i]); /* each worker listens on its own dup */

@@ -221,6 +221,7 @@ rl_before(struct xz_request *req, void *arg)
 		log_warnx("rate limit: %s over %g/s (burst %g) under %s, "
 		          "answered 44 (logged once a minute)",
 		    addr, r->rate, r->burst, r->plen ? r->prefix : "/");
+	metrics_rate_limited();
 	/* Gemini's 44: the meta is the whole seconds to wait. */
 	snprintf(meta, sizeof(meta), "%.0f", rl_ceil(wait));
 	return xz_respond(req, 44, meta);

@@ -87,6 +87,25 @@ relay_fail(struct relay *r, const char *meta, const char *detail)
 }
 
 /*
+ * A backend that went away without a byte of answer (killed, restarted,
+ * or the connection never accepted: a reset from its listen queue) has
+ * answered nothing, so nothing reached the client: with
+ * unanswered_returns the request goes back to the owner, who may try
+ * another backend. True when it did (r is then freed).
+ */
+static bool
+relay_unanswered(struct relay *r, const char *detail)
+{
+	if (!r->cfg->unanswered_returns || r->header_sent ||
+	    evbuffer_get_length(bufferevent_get_input(r->bev)) != 0)
+		return false;
+	log_warnx("%s: %s: %s, before answering", r->cfg->name,
+	    xz_request_url(r->req), detail);
+	relay_finish(r, RELAY_UNANSWERED);
+	return true;
+}
+
+/*
  * Parses the header at the front of in, once: a bad one is caught as soon
  * as it arrives, held answer or not. Returns XZ_OK (status, meta and
  * hdrlen kept), XZ_EAGAIN, or XZ_EPARSE after answering the error.
@@ -222,7 +241,8 @@ relay_on_read(struct bufferevent *bev, void *arg)
 		char detail[128];
 
 		snprintf(detail, sizeof(detail), "read: %s", strerror(errno));
-		relay_fail(r, r->cfg->meta_bad, detail);
+		if (!relay_unanswered(r, detail))
+			relay_fail(r, r->cfg->meta_bad, detail);
 		return;
 	}
 	if (more > 0) {
@@ -251,8 +271,11 @@ relay_on_eof(struct relay *r)
 		return;
 	}
 	if (!r->header_sent) {
-		int rc = relay_parse(r, in);
+		int rc;
 
+		if (relay_unanswered(r, "closed"))
+			return;
+		rc = relay_parse(r, in);
 		if (rc == XZ_EAGAIN)
 			relay_fail(r, r->cfg->meta_bad,
 			    evbuffer_get_length(in) == 0 ?
@@ -274,6 +297,7 @@ relay_on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		relay_on_eof(r);
 	} else if (what & BEV_EVENT_TIMEOUT) {
+		metrics_backend_failed(r->cfg->backend_id, METRICS_TIMEOUT);
 		relay_fail(r, r->cfg->meta_timeout,
 		    (what & BEV_EVENT_READING) ? "silent past the timeout" :
 		                                 "took no request bytes");
@@ -286,7 +310,8 @@ relay_on_event(struct bufferevent *bev, short what, void *arg)
 		 * A reset is never taken for the end of an answer: held, it
 		 * could hide a truncated body behind a clean 2x.
 		 */
-		relay_fail(r, r->cfg->meta_bad, detail);
+		if (!relay_unanswered(r, detail))
+			relay_fail(r, r->cfg->meta_bad, detail);
 	}
 }
 
@@ -297,6 +322,7 @@ relay_on_max_duration(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
 
+	metrics_backend_failed(r->cfg->backend_id, METRICS_TIMEOUT);
 	relay_fail(r, r->cfg->meta_timeout, "answer took over max_duration");
 }
 

@@ -173,6 +173,7 @@ struct xz_server {
 	TAILQ_HEAD(, generation) retired;
 	unsigned long ngens;   /* generations made: the next one's id - 1 */
 	unsigned long reloads; /* reloads that took effect (for metrics) */
+	bool ran;              /* xz_server_run was called: sites are fixed */
 	bool running;          /* the startup hooks ran: reloads run theirs */
 	bool finished;         /* xz_server_run has returned */
 	unsigned max_connections_given; /* opts' own, before the default */
@@ -191,6 +192,7 @@ struct xz_server {
 	struct accept_failures accept_failures;
 	char error[256];   /* why xz_server_run failed (xz_server_error) */
 	char *notify_path; /* $NOTIFY_SOCKET, with opts.sd_notify */
+	struct metrics *metrics; /* opts.metrics_listen; NULL: off */
 };
 
 /*
@@ -238,6 +240,7 @@ server_conn_closed(struct xz_conn *c, void *arg)
 	admit_release(w->srv->admit, &e->key);
 	server_gen_unref(w->srv, e->gen);
 	free(e);
+	metrics_conn_closed();
 	/* A descriptor came free: a paused listener need not wait. */
 	for (i = 0; i < w->srv->naddrs; i++)
 		if (w->listeners[i].backing_off) {
@@ -339,6 +342,7 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	generation_ref(e->gen);
 	TAILQ_INSERT_TAIL(&w->conns, e, link);
 	w->nconns++;
+	metrics_conn_opened(); /* before conn_new: its failure closes it */
 	e->c = conn_new(w->base, fd, &e->gen->cfgs[l->index], sa,
 	    server_conn_closed, e);
 	if (e->c == NULL) {
@@ -347,6 +351,7 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		server_gen_unref(w->srv, e->gen);
 		w->nconns--;
 		free(e);
+		metrics_conn_closed();
 	}
 }
 
@@ -429,9 +434,11 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	metrics_worker_enter(w->srv->metrics, (int)(w - w->srv->workers));
 	event_base_dispatch(w->base);
 	/* Stopped: anything left (the drain timed out) is closed here. */
 	worker_close_all(w);
+	metrics_worker_leave();
 	/* The main thread waits on the stop pipe for the last worker. */
 	__atomic_sub_fetch(&w->srv->nrunning, 1, __ATOMIC_RELEASE);
 	xz_server_stop(w->srv);
@@ -698,6 +705,30 @@ server_defaults(struct xz_server_opts *o)
 	}
 }
 
+/*
+ * Before the run, to the first generation; in the reload callback, after
+ * xz_server_reload, to the one staged.
+ */
+int
+xz_server_add_site(struct xz_server *srv, struct xz_app *app,
+    const struct xz_site_opts *opts, char *errbuf, size_t errlen)
+{
+	struct generation *g = srv->in_reload ? srv->staged : srv->gen;
+
+	if (opts == NULL || opts->hostname == NULL) {
+		snprintf(errbuf, errlen, "hostname: none given");
+		return XZ_EINVAL;
+	}
+	if (g == NULL || (srv->ran && !srv->in_reload)) {
+		snprintf(errbuf, errlen, "site %s: the server runs already%s",
+		    opts->hostname,
+		    srv->in_reload ? " (xz_server_reload first)" : "");
+		return XZ_ESTATE;
+	}
+	return generation_add_site(g, opts->hostname, app, opts->cert_file,
+	    opts->key_file, errbuf, errlen);
+}
+
 /* Descriptors open now, which connections cannot have. */
 static unsigned long
 server_fds_open(void)
@@ -911,6 +942,11 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 		generation_ref(srv->gen);
 		srv->workers[i].gen = srv->gen;
 	}
+	if (srv->opts.metrics_listen != NULL &&
+	    (srv->metrics = metrics_new(srv->opts.metrics_listen,
+	         srv->opts.metrics_allow_remote, srv->nworkers, err, errlen)) ==
+	        NULL)
+		goto fail;
 	server_set_max_connections(srv);
 	srv->admit = admit_new(srv->opts.max_connections,
 	    srv->opts.max_connections_per_address);
@@ -928,6 +964,12 @@ int
 xz_ticket_key_new(const char *path, char *errbuf, size_t errlen)
 {
 	return tls_ticket_key_write(path, errbuf, errlen) == 0 ? XZ_OK : XZ_EIO;
+}
+
+int
+xz_server_metrics_port(const struct xz_server *srv)
+{
+	return srv != NULL ? metrics_port(srv->metrics) : -1;
 }
 
 int
@@ -1002,12 +1044,9 @@ server_reap(struct xz_server *srv)
 		next = TAILQ_NEXT(g, link);
 		if (!generation_unused(g))
 			continue;
-		if (g->started) {
-			app_shutdown(g->app);
-			g->started = false;
-		}
-		/* Its release frees the app: not while processes are left. */
-		if (g->release != NULL && app_busy(g->app)) {
+		generation_shutdown(g);
+		/* Its release frees the apps: not while processes are left. */
+		if (g->release != NULL && generation_busy(g)) {
 			busy = true;
 			continue;
 		}
@@ -1056,7 +1095,7 @@ static void
 server_restart_only(const struct xz_server *srv, const struct xz_server_opts *o)
 {
 	const struct xz_server_opts *s = &srv->opts;
-	const char *what[6];
+	const char *what[7];
 	size_t n = 0, i;
 
 	if (s->nlisten_fds == 0 && !server_same_listen(o->listen, s->listen))
@@ -1072,6 +1111,9 @@ server_restart_only(const struct xz_server *srv, const struct xz_server_opts *o)
 		what[n++] = "max_connections";
 	if (o->drain_timeout != s->drain_timeout)
 		what[n++] = "drain_timeout";
+	if (!server_same_str(o->metrics_listen, s->metrics_listen) ||
+	    o->metrics_allow_remote != s->metrics_allow_remote)
+		what[n++] = "metrics_listen";
 	for (i = 0; i < n; i++)
 		log_warnx("reload: %s changed: it needs a restart (the old "
 		          "value stays)",
@@ -1089,14 +1131,13 @@ server_commit(struct xz_server *srv, char *err, size_t errlen)
 	int i, rc;
 
 	srv->staged = NULL;
-	if (g->app != cur->app) {
-		if (srv->running && (rc = app_startup(g->app)) != XZ_OK) {
+	if (generation_app(g) != generation_app(cur)) {
+		if (srv->running && (rc = generation_startup(g)) != XZ_OK) {
 			snprintf(err, errlen, "a startup hook failed: %s",
 			    xz_strerror(rc));
 			generation_free(g);
 			return rc;
 		}
-		g->started = srv->running;
 	} else {
 		/* One app, one life: its hooks ran, and run once at the end. */
 		g->started = cur->started;
@@ -1119,7 +1160,9 @@ server_commit(struct xz_server *srv, char *err, size_t errlen)
 	srv->gen = g;
 	server_gen_unref(srv, cur);
 	srv->reloads++;
+	metrics_reload(srv->metrics);
 	log_info("reloaded: configuration %lu for new connections", g->id);
+	generation_log_sites(g);
 	return XZ_OK;
 }
 
@@ -1130,7 +1173,8 @@ xz_server_reload(struct xz_server *srv, struct xz_app *app,
 {
 	struct generation *cur = srv->gen, *g;
 	struct xz_server_opts o = opts != NULL ? *opts : cur->opts;
-	bool same = app == NULL || app == cur->app;
+	bool same = app == NULL || app == generation_app(cur);
+	size_t i;
 
 	if (srv->finished || srv->staged != NULL || (same && release)) {
 		snprintf(err, errlen, "%s",
@@ -1144,12 +1188,20 @@ xz_server_reload(struct xz_server *srv, struct xz_app *app,
 	server_defaults(&o);
 	if (opts != NULL)
 		server_restart_only(srv, &o);
-	if ((g = server_gen_new(srv, &o, same ? cur->app : app, err, errlen)) ==
-	    NULL) {
+	if ((g = server_gen_new(srv, &o, same ? generation_app(cur) : app, err,
+	         errlen)) == NULL) {
 		if (release != NULL)
 			release(arg);
 		return XZ_EINVAL;
 	}
+	/* The same apps: the same sites, their certificates read again. */
+	for (i = 1; same && i < cur->nspecs; i++)
+		if (generation_add_site(g, cur->specs[i].names,
+		        cur->specs[i].app, cur->specs[i].cert_file,
+		        cur->specs[i].key_file, err, errlen) != XZ_OK) {
+			generation_free(g);
+			return XZ_EINVAL;
+		}
 	g->release = release;
 	g->release_arg = arg;
 	srv->staged = g;
@@ -1262,6 +1314,8 @@ xz_server_error(const struct xz_server *srv)
 static void
 stop_waiter_free(struct stop_waiter *sw)
 {
+	if (sw->srv != NULL)
+		metrics_stop(sw->srv->metrics); /* it runs on sw->base */
 	if (sw->sigterm != NULL)
 		event_free(sw->sigterm);
 	if (sw->sigint != NULL)
@@ -1481,6 +1535,8 @@ static void
 server_wait_and_drain(struct xz_server *srv, struct stop_waiter *sw)
 {
 	event_base_dispatch(sw->base);
+	/* /health says 503 from now: balancers stop sending clients. */
+	metrics_set_stopping(srv->metrics);
 	server_notify(srv, "STOPPING=1");
 	sw->draining = true;
 	server_signal_workers(srv);
@@ -1545,14 +1601,8 @@ server_shutdown_apps(struct xz_server *srv)
 		w->gen = NULL;
 	}
 	TAILQ_FOREACH(g, &srv->retired, link)
-	if (g->started) {
-		app_shutdown(g->app);
-		g->started = false;
-	}
-	if (srv->gen->started) {
-		app_shutdown(srv->gen->app);
-		srv->gen->started = false;
-	}
+	generation_shutdown(g);
+	generation_shutdown(srv->gen);
 }
 
 int
@@ -1565,6 +1615,7 @@ xz_server_run(struct xz_server *srv)
 	if (srv->finished)
 		return server_fail(srv, XZ_ESTATE,
 		    "the server has run already");
+	srv->ran = true;
 	if ((rc = server_drop_privileges(srv)) != XZ_OK) {
 		server_close_listeners(srv);
 		srv->finished = true;
@@ -1576,20 +1627,28 @@ xz_server_run(struct xz_server *srv)
 		srv->finished = true;
 		return rc;
 	}
-	if ((rc = app_startup(srv->gen->app)) != XZ_OK) {
+	if ((rc = metrics_start(srv->metrics, sw.base)) != XZ_OK) {
+		stop_waiter_free(&sw);
+		server_close_listeners(srv);
+		srv->finished = true;
+		return server_fail(srv, rc, "cannot serve metrics: %s",
+		    xz_strerror(rc));
+	}
+	if ((rc = generation_startup(srv->gen)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
 		srv->finished = true;
 		return server_fail(srv, rc, "a startup hook failed: %s",
 		    xz_strerror(rc));
 	}
-	srv->gen->started = srv->running = true;
+	srv->running = true;
 	if ((rc = server_start_workers(srv)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
 		server_shutdown_apps(srv); /* the startup hooks ran */
 		return rc;
 	}
+	generation_log_sites(srv->gen);
 	server_log_listening(srv);
 	server_notify(srv, "READY=1\nSTATUS=serving");
 	server_wait_and_drain(srv, &sw);
@@ -1620,6 +1679,7 @@ xz_server_free(struct xz_server *srv)
 	generation_free(srv->gen);
 	free(srv->notify_path);
 	admit_free(srv->admit);
+	metrics_free(srv->metrics);
 	if (srv->stop_pipe[0] != -1)
 		close(srv->stop_pipe[0]);
 	if (srv->stop_pipe[1] != -1)

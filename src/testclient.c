@@ -26,11 +26,10 @@ struct xz_test_client {
 	struct xz_app *app;
 	struct event_base *base;
 	struct conn_cfg cfg;
+	struct site_set *sites; /* one: localhost, the app */
 	char *cert_hash;
 	double timeout;
 };
-
-static const char *const test_hostnames[] = { "localhost", NULL };
 
 /*
  * The plain transport: bytes as they are on the socket, errno turned into
@@ -162,24 +161,28 @@ struct xz_test_client *
 xz_test_client_new(struct xz_app *app)
 {
 	struct xz_test_client *tc = calloc(1, sizeof(*tc));
+	const char *why;
 
 	if (tc == NULL)
 		return NULL;
 	tc->app = app;
 	tc->timeout = 60;
-	tc->cfg.app = app;
 	tc->cfg.io = &test_client_io;
-	tc->cfg.hostnames = test_hostnames;
 	tc->cfg.port = 1965;
 	tc->cfg.request_timeout = 60;
 	tc->cfg.write_timeout = 60;
-	if ((tc->base = event_base_new()) == NULL ||
+	if ((tc->sites = site_set_new()) == NULL ||
+	    site_set_add(tc->sites, "localhost", app, NULL, &why, NULL, 0) !=
+	        XZ_OK ||
+	    (tc->base = event_base_new()) == NULL ||
 	    app_startup(app) != XZ_OK) {
 		if (tc->base != NULL)
 			event_base_free(tc->base);
+		site_set_free(tc->sites);
 		free(tc);
 		return NULL;
 	}
+	tc->cfg.sites = tc->sites;
 	return tc;
 }
 
@@ -190,6 +193,7 @@ xz_test_client_free(struct xz_test_client *tc)
 		return;
 	app_shutdown(tc->app);
 	event_base_free(tc->base);
+	site_set_free(tc->sites);
 	free(tc->cert_hash);
 	free(tc);
 }

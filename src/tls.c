@@ -123,8 +123,21 @@ static const struct tls_group {
 #define CERT_DAYS 3650               /* generated certificates: ~10 years */
 #define DAY 86400
 
-struct tls_ctx {
+/* A site's certificate and key, loaded once (tls_cert_new). */
+struct tls_cert {
 	gnutls_certificate_credentials_t cred;
+	char fingerprint[7 + 64 + 1]; /* SHA256: + hex of the DER */
+};
+
+struct tls_ctx {
+	/*
+	 * The certificate a session starts with (the default site's), and
+	 * the one that may replace it once the ClientHello's SNI is read.
+	 */
+	struct tls_cert *cert;
+	bool owns_cert; /* tls_ctx_new loaded it */
+	struct tls_cert *(*pick)(void *arg, const char *sni);
+	void *pick_arg;
 	/*
 	 * prio[i] lists tls_groups[i] first, then the others in our order:
 	 * with %SERVER_PRECEDENCE GnuTLS picks the first group the client
@@ -522,8 +535,8 @@ key_check(const gnutls_datum_t *pem)
 }
 
 static int
-ctx_load(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
-    size_t errlen)
+ctx_load(gnutls_certificate_credentials_t cred, const struct tls_opts *opts,
+    char *err, size_t errlen)
 {
 	gnutls_datum_t cert = { NULL, 0 }, key = { NULL, 0 };
 	int ret = -1;
@@ -539,7 +552,7 @@ ctx_load(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
 		ret = fail(err, errlen, opts->key_file, gnutls_strerror(ret));
 		goto out;
 	}
-	ret = gnutls_certificate_set_x509_key_mem2(ctx->cred, &cert, &key,
+	ret = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key,
 	    GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH && errlen > 0)
 		snprintf(err, errlen, "%s: does not match the key in %s",
@@ -556,18 +569,82 @@ out:
 int
 tls_check_files(const struct tls_opts *opts, char *err, size_t errlen)
 {
-	struct tls_ctx ctx = { 0 };
+	gnutls_certificate_credentials_t cred;
 	int state, ret;
 
 	if ((state = files_state(opts, err, errlen)) != 1)
 		return state == 0 ? XZ_OK : XZ_EINVAL; /* 0: to be generated */
-	if ((ret = gnutls_certificate_allocate_credentials(&ctx.cred)) < 0) {
+	if ((ret = gnutls_certificate_allocate_credentials(&cred)) < 0) {
 		fail(err, errlen, "TLS credentials", gnutls_strerror(ret));
 		return XZ_ENOMEM;
 	}
-	ret = ctx_load(&ctx, opts, err, errlen);
-	gnutls_certificate_free_credentials(ctx.cred);
+	ret = ctx_load(cred, opts, err, errlen);
+	gnutls_certificate_free_credentials(cred);
 	return ret == 0 ? XZ_OK : XZ_EINVAL;
+}
+
+/* "SHA256:" and the hex of the certificate's DER, as clients pin it. */
+static int
+cert_fingerprint(struct tls_cert *tc)
+{
+	gnutls_datum_t der = { NULL, 0 };
+	unsigned char md[32];
+	size_t i;
+	int ret;
+
+	if ((ret = gnutls_certificate_get_crt_raw(tc->cred, 0, 0, &der)) < 0 ||
+	    (ret = gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size,
+	         md)) < 0)
+		return ret;
+	memcpy(tc->fingerprint, "SHA256:", 7);
+	for (i = 0; i < sizeof(md); i++)
+		snprintf(tc->fingerprint + 7 + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+struct tls_cert *
+tls_cert_new(const struct tls_opts *opts, char *err, size_t errlen)
+{
+	struct tls_cert *tc;
+	int ret;
+
+	if (files_ready(opts, err, errlen) == -1)
+		return NULL;
+	if ((tc = calloc(1, sizeof(*tc))) == NULL) {
+		fail(err, errlen, opts->cert_file, strerror(ENOMEM));
+		return NULL;
+	}
+	if ((ret = gnutls_certificate_allocate_credentials(&tc->cred)) < 0) {
+		tc->cred = NULL;
+		fail(err, errlen, "TLS credentials", gnutls_strerror(ret));
+		goto fail;
+	}
+	if (ctx_load(tc->cred, opts, err, errlen) == -1)
+		goto fail;
+	if ((ret = cert_fingerprint(tc)) < 0) {
+		fail(err, errlen, opts->cert_file, gnutls_strerror(ret));
+		goto fail;
+	}
+	return tc;
+fail:
+	tls_cert_free(tc);
+	return NULL;
+}
+
+void
+tls_cert_free(struct tls_cert *tc)
+{
+	if (tc == NULL)
+		return;
+	if (tc->cred != NULL)
+		gnutls_certificate_free_credentials(tc->cred);
+	free(tc);
+}
+
+const char *
+tls_cert_fingerprint(const struct tls_cert *tc)
+{
+	return tc->fingerprint;
 }
 
 /* TLS_PRIORITY_BASE, then tls_groups[first], then the others in order. */
@@ -671,13 +748,11 @@ ctx_init(struct tls_ctx *ctx, const struct tls_opts *opts, char *err,
 {
 	int ret;
 
-	if ((ret = gnutls_certificate_allocate_credentials(&ctx->cred)) < 0) {
-		ctx->cred = NULL;
-		return fail(err, errlen, "TLS credentials",
-		    gnutls_strerror(ret));
+	if (opts->cert_file != NULL) {
+		if ((ctx->cert = tls_cert_new(opts, err, errlen)) == NULL)
+			return -1;
+		ctx->owns_cert = true;
 	}
-	if (ctx_load(ctx, opts, err, errlen) == -1)
-		return -1;
 	if (ctx_priorities(ctx, err, errlen) == -1)
 		return -1;
 	if (opts->ticket_key_file != NULL)
@@ -694,10 +769,8 @@ tls_ctx_new(const struct tls_opts *opts, char *err, size_t errlen)
 {
 	struct tls_ctx *ctx;
 
-	if (files_ready(opts, err, errlen) == -1)
-		return NULL;
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
-		fail(err, errlen, opts->cert_file, strerror(ENOMEM));
+		fail(err, errlen, "TLS context", strerror(ENOMEM));
 		return NULL;
 	}
 	if (ctx_init(ctx, opts, err, errlen) == -1) {
@@ -714,8 +787,8 @@ tls_ctx_free(struct tls_ctx *ctx)
 
 	if (ctx == NULL)
 		return;
-	if (ctx->cred != NULL)
-		gnutls_certificate_free_credentials(ctx->cred);
+	if (ctx->owns_cert)
+		tls_cert_free(ctx->cert);
 	for (i = 0; i < TLS_NGROUPS; i++)
 		if (ctx->prio[i] != NULL)
 			gnutls_priority_deinit(ctx->prio[i]);
@@ -726,9 +799,45 @@ tls_ctx_free(struct tls_ctx *ctx)
 	free(ctx);
 }
 
+void
+tls_ctx_set_certs(struct tls_ctx *ctx, struct tls_cert *dflt,
+    struct tls_cert *(*pick)(void *arg, const char *sni), void *arg)
+{
+	if (ctx->owns_cert)
+		tls_cert_free(ctx->cert);
+	ctx->owns_cert = false;
+	ctx->cert = dflt;
+	ctx->pick = pick;
+	ctx->pick_arg = arg;
+}
+
 /*
  * Connections.
  */
+
+/*
+ * Virtual hosts: the certificate is the one of the site the client named
+ * (SNI, RFC 6066, 3), chosen after the ClientHello is read and before
+ * GnuTLS picks a certificate for the cipher suite. Without a pick (one
+ * site) the session keeps the default it started with, at no cost.
+ */
+static int
+conn_pick_cert(gnutls_session_t s, struct tls_conn *tc)
+{
+	char name[256];
+	size_t n = sizeof(name) - 1;
+	unsigned type;
+	struct tls_cert *cert;
+
+	if (gnutls_server_name_get(s, name, &n, &type, 0) != 0 ||
+	    type != GNUTLS_NAME_DNS)
+		n = 0;
+	name[n < sizeof(name) ? n : sizeof(name) - 1] = '\0';
+	cert = tc->ctx->pick(tc->ctx->pick_arg, n > 0 ? name : NULL);
+	if (cert == NULL || cert == tc->ctx->cert)
+		return 0;
+	return gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cert->cred);
+}
 
 /*
  * TOFU accepts any client certificate, but GnuTLS refuses one whose
@@ -743,6 +852,11 @@ tls_ctx_free(struct tls_ctx *ctx)
 static int
 conn_client_hello(gnutls_session_t s)
 {
+	struct tls_conn *tc = gnutls_session_get_ptr(s);
+	int ret;
+
+	if (tc->ctx->pick != NULL && (ret = conn_pick_cert(s, tc)) < 0)
+		return ret;
 	if (gnutls_protocol_get_version(s) == GNUTLS_TLS1_3)
 		gnutls_session_enable_compatibility_mode(s);
 	return 0;
@@ -986,7 +1100,7 @@ conn_init(struct tls_conn *tc, struct tls_ctx *ctx)
 	}
 	if ((ret = gnutls_priority_set(tc->s, ctx->prio[0])) < 0 ||
 	    (ret = gnutls_credentials_set(tc->s, GNUTLS_CRD_CERTIFICATE,
-	         ctx->cred)) < 0 ||
+	         ctx->cert->cred)) < 0 ||
 	    (ret = gnutls_session_ticket_enable_server(tc->s,
 	         &ctx->ticket_key)) < 0)
 		return ret;
@@ -1158,6 +1272,12 @@ bool
 tls_conn_retried(const struct tls_conn *tc)
 {
 	return tc->hellos > 1;
+}
+
+bool
+tls_conn_resumed(const struct tls_conn *tc)
+{
+	return gnutls_session_is_resumed(tc->s) != 0;
 }
 
 ssize_t

@@ -69,6 +69,64 @@ size_t log_escape(char *dst, size_t dstlen, const char *src, size_t srclen,
     bool quote);
 
 /*
+ * metrics.c: counters for operators, served in the Prometheus text format
+ * (GET /metrics) with a health check (GET /health) over HTTP on the main
+ * thread's loop. Each worker thread bumps its own counters (no lock);
+ * a scrape sums them. The bumps (metrics_request ... metrics_rate_limited)
+ * count for the worker the calling thread entered (metrics_worker_enter)
+ * and do nothing on any other thread (the test client's).
+ */
+#define METRICS_MAX_NAMES 64 /* mounts, and backends; more: "other" */
+#define METRICS_STATUSES 61  /* none, 10..69 */
+#define METRICS_BUCKETS 12   /* latency buckets before +Inf */
+struct metrics;
+enum metrics_fail {
+	METRICS_CONNECT,         /* refused, unreachable, no such socket */
+	METRICS_CONNECT_TIMEOUT, /* the connect took longer than timeout */
+	METRICS_TIMEOUT,         /* silent (or slow to take) past timeout */
+	METRICS_NFAILS,
+};
+/*
+ * XZ_OK when spec ("127.0.0.1:9165", "[::1]:9165") resolves to a loopback
+ * address, or to any with allow_remote; XZ_EINVAL with the reason in err.
+ */
+int metrics_check_listen(const char *spec, bool allow_remote, char *err,
+    size_t errlen);
+/*
+ * Counters for nworkers workers, and the listening socket bound on spec
+ * (checked as metrics_check_listen; no SO_REUSEPORT: a second process is
+ * refused). NULL with the reason in err.
+ */
+struct metrics *metrics_new(const char *spec, bool allow_remote, int nworkers,
+    char *err, size_t errlen);
+/* Serves HTTP on base (the main thread's) until metrics_stop. */
+int metrics_start(struct metrics *m, struct event_base *base);
+void metrics_stop(struct metrics *m); /* before base is freed */
+void metrics_free(struct metrics *m); /* NULL is a no-op */
+int metrics_port(const struct metrics *m);
+/* The calling thread is worker i of m (m NULL: none) until _leave. */
+void metrics_worker_enter(struct metrics *m, int worker);
+void metrics_worker_leave(void);
+/* From any thread: /health answers 503 from now; a reload took effect. */
+void metrics_set_stopping(struct metrics *m);
+void metrics_reload(struct metrics *m);
+/*
+ * A backend's id for metrics_backend_failed ("127.0.0.1:4000",
+ * "unix:/run/app.sock"), given once when the backend is made; its
+ * counters show from then on, zeros included. Never 0 but when full.
+ */
+int metrics_backend_id(const char *name);
+/* The bumps, for the calling worker. mount: a prefix, "routes", "none". */
+void metrics_request(int status, const char *mount, size_t bytes, double ms);
+void metrics_conn_opened(void);
+void metrics_conn_closed(void);
+void metrics_handshake(bool resumed, bool retried);
+void metrics_backend_failed(int backend, enum metrics_fail kind);
+void metrics_rate_limited(void);
+/* A CGI script was spawned (+1) or reaped (-1); any thread. */
+void metrics_cgi_process(int delta);
+
+/*
  * strlist.c: "a, b c" -> { "a", "b", "c", NULL }: items are separated by
  * commas and white space; empty items are dropped. NULL when out of
  * memory. Free with strlist_free (NULL is a no-op).
@@ -220,14 +278,36 @@ int cert_validity(const void *der, size_t len, char not_before[21],
     char not_after[21]);
 
 /*
- * Loads the certificate and key; when neither file exists, generates a
- * self-signed one for hostname (key file mode 0600) first. NULL with a
- * reason in err ("certs/x.crt: reason") on failure. A context may be shared
- * by threads; free it after its last connection.
+ * One site's certificate and key (opts' files and hostname; ed25519):
+ * loaded as tls_ctx_new would, generated first when neither file exists.
+ * NULL with "certs/x.crt: reason" in err. Read-only once made.
+ */
+struct tls_cert;
+struct tls_cert *tls_cert_new(const struct tls_opts *opts, char *err,
+    size_t errlen);
+void tls_cert_free(struct tls_cert *tc); /* NULL is a no-op */
+/* "SHA256:" + lowercase hex of the certificate's DER. */
+const char *tls_cert_fingerprint(const struct tls_cert *tc);
+
+/*
+ * The shared part of every handshake: priorities, the ticket master key,
+ * and (when opts->cert_file is set) the certificate and key, loaded as
+ * tls_cert_new does. NULL with a reason in err ("certs/x.crt: reason") on
+ * failure. A context may be shared by threads; free it after its last
+ * connection.
  */
 struct tls_ctx *tls_ctx_new(const struct tls_opts *opts, char *err,
     size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx); /* NULL is a no-op */
+/*
+ * Virtual hosts: sessions start with dflt (borrowed; replaces the one
+ * tls_ctx_new loaded); when pick is not NULL, it is called after each
+ * ClientHello with the SNI (NULL: none) and returns the certificate to
+ * use (NULL: dflt). Call before the first connection; pick runs on the
+ * worker threads and must only read.
+ */
+void tls_ctx_set_certs(struct tls_ctx *ctx, struct tls_cert *dflt,
+    struct tls_cert *(*pick)(void *arg, const char *sni), void *arg);
 /* GnuTLS's session-ticket master key: 64 raw bytes. */
 #define TLS_TICKET_KEY_SIZE 64
 /*
@@ -260,6 +340,8 @@ int tls_conn_handshake(struct tls_conn *tc);
 size_t tls_key_share_pick(const void *hello, size_t len);
 /* After TLS_DONE: true when the server sent a HelloRetryRequest. */
 bool tls_conn_retried(const struct tls_conn *tc);
+/* After TLS_DONE: true when the client resumed a session (a ticket). */
+bool tls_conn_resumed(const struct tls_conn *tc);
 /* Bytes read (> 0; len > 0), or TLS_WANT_*, TLS_EOF, TLS_ERROR. */
 ssize_t tls_conn_read(struct tls_conn *tc, void *buf, size_t len);
 /*
@@ -286,6 +368,43 @@ const char *tls_conn_cipher(struct tls_conn *tc);  /* IANA name */
 /* The host name the client sent (SNI) into buf; NULL when it sent none. */
 const char *tls_conn_sni(struct tls_conn *tc, char *buf, size_t len);
 const char *tls_conn_strerror(struct tls_conn *tc); /* the last error */
+
+/*
+ * site.c: the sites (virtual hosts) of a server, each its names, its app
+ * and its certificate; the set is built before the workers start and only
+ * read afterwards. The first site added is the default: a client that
+ * sends no SNI, or an unknown one, gets its certificate.
+ */
+struct site {
+	char **names;          /* lower-case, no final dot; NULL-ended */
+	struct xz_app *app;    /* borrowed */
+	struct tls_cert *cert; /* owned; NULL for the test client */
+};
+struct site_set;
+struct site_set *site_set_new(void);
+void site_set_free(struct site_set *set); /* NULL is a no-op */
+/*
+ * Adds a site for names ("a.example, *.a.example": exact names,
+ * single-label "*." wildcards, "*" for any host at all), app (borrowed)
+ * and cert (taken, freed even on failure; may be NULL). XZ_OK; XZ_EINVAL
+ * with a static *why ("no name given", "a wildcard is '*.' and a name",
+ * "a name is in two sites") or XZ_ENOMEM; *bad then names the offending
+ * name (valid until the set is freed or the next call), or NULL.
+ */
+int site_set_add(struct site_set *set, const char *names, struct xz_app *app,
+    struct tls_cert *cert, const char **why, char *bad, size_t badlen);
+size_t site_set_count(const struct site_set *set);
+const struct site *site_set_get(const struct site_set *set, size_t i);
+/*
+ * The site a host name belongs to: an exact name first, then a
+ * "*.rest" wildcard for "label.rest", then a "*" site; NULL for none.
+ * Case and a final dot do not matter.
+ */
+const struct site *site_for_name(const struct site_set *set, const char *host);
+/* The site of a handshake's SNI (NULL: none): site_for_name or the default. */
+const struct site *site_for_sni(const struct site_set *set, const char *sni);
+/* tls_ctx_set_certs's pick over a site set (arg). */
+struct tls_cert *site_pick_cert(void *arg, const char *sni);
 
 /*
  * request.c: one request, from its parsed line to xz_end (accessors,
@@ -362,7 +481,9 @@ struct xz_request {
 	struct xz_cert cert;     /* the client's certificate facts */
 	const char *tls_version; /* static strings; NULL without TLS */
 	const char *tls_cipher;
-	const char *mount;     /* the matched mount prefix, or "" */
+	const char *mount; /* the matched mount prefix, or "" */
+	/* For metrics: the mount ("/" the root's) or "routes"; NULL: none */
+	const char *counted_as;
 	const char *path_info; /* into url.path */
 	char **param_names;    /* route parameters (names borrowed) */
 	char **param_values;
@@ -591,15 +712,18 @@ extern const struct conn_io conn_io_tls;
 
 /* What a connection needs from its listener; shared, read-only. */
 struct conn_cfg {
-	struct xz_app *app;
-	const struct conn_io *io;     /* the transport */
-	void *io_ctx;                 /* its open()'s ctx */
-	const char *const *hostnames; /* lower-case, NULL-ended */
-	int port;                     /* the listener's port */
-	int public_port;              /* the port URLs carry; 0: port */
-	double request_timeout;       /* handshake + request line */
-	double write_timeout;         /* a client that takes no bytes */
-	size_t send_min_rate;         /* bytes/s while output waits; 0: none */
+	/*
+	 * The sites: the SNI's site must be the request host's (else 53),
+	 * and its app answers.
+	 */
+	const struct site_set *sites;
+	const struct conn_io *io; /* the transport */
+	void *io_ctx;             /* its open()'s ctx */
+	int port;                 /* the listener's port */
+	int public_port;          /* the port URLs carry; 0: port */
+	double request_timeout;   /* handshake + request line */
+	double write_timeout;     /* a client that takes no bytes */
+	size_t send_min_rate;     /* bytes/s while output waits; 0: none */
 	bool access_log;
 };
 
@@ -654,34 +778,53 @@ unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
 
 /*
  * generation.c: one generation of the configuration (server.c's reload):
- * the app, the TLS context, the hostnames and each listener's conn_cfg,
- * immutable once made. A connection holds a reference from accept to
- * close; the server frees a generation once none is left.
+ * the sites (names, apps, certificates), the TLS context, each
+ * listener's conn_cfg, immutable once serving. A connection holds a
+ * reference from accept to close; the server frees a generation once
+ * none is left.
  */
+struct generation_site { /* how a site was made, to make it again */
+	char *names, *cert_file, *key_file;
+	struct xz_app *app;
+};
 struct generation {
 	unsigned refs;    /* atomic: the server, each worker, each connection */
 	unsigned long id; /* 1 for the first, then one per reload */
-	struct xz_app *app; /* borrowed */
-	bool started;       /* its app's shutdown hooks are ours to run */
-	/* Run when it is freed (xz_server_reload's): frees the app. */
+	bool started;     /* its apps' shutdown hooks are ours to run */
+	/* Run when it is freed (xz_server_reload's): frees the apps. */
 	void (*release)(void *arg);
 	void *release_arg;
 	struct xz_server_opts opts; /* defaulted; strings below */
 	char *hostname, *cert_file, *key_file, *ticket_key_file;
-	char **hostnames; /* lower-case, NULL-ended */
+	struct site_set *sites;        /* [0]: the default site, opts' */
+	struct generation_site *specs; /* one per site, in order */
+	size_t nspecs;
 	struct tls_ctx *tls;
 	struct conn_cfg *cfgs; /* one per listener (ports[i]) */
 	size_t ncfgs;
 	TAILQ_ENTRY(generation) link; /* the server's retired ones */
 };
 /*
- * Reads the certificate (generated when missing) and ticket key of o
- * (defaulted, copied) for app (borrowed; set release to free it).
- * One reference, the caller's. NULL with the reason in err.
+ * Reads the ticket key of o (defaulted, copied) and the certificate of
+ * its default site, opts.hostname served by app (borrowed; set release
+ * to free it). One reference, the caller's. NULL with the reason in err.
  */
 struct generation *generation_new(const struct xz_server_opts *o,
     struct xz_app *app, const int *ports, size_t nports, char *err,
     size_t errlen);
+/* One more site (xz_server_add_site), before g serves. */
+int generation_add_site(struct generation *g, const char *names,
+    struct xz_app *app, const char *cert_file, const char *key_file, char *err,
+    size_t errlen);
+struct xz_app *generation_app(const struct generation *g); /* default's */
+/* Each app's startup hooks, once an app; undone when one fails. */
+int generation_startup(struct generation *g);
+/* Their shutdown hooks, the last started first (when started). */
+void generation_shutdown(struct generation *g);
+/* An app has work left on the workers' loops (app_busy). */
+bool generation_busy(const struct generation *g);
+/* Each site's names and certificate fingerprint, which TOFU clients pin. */
+void generation_log_sites(const struct generation *g);
 void generation_ref(struct generation *g);
 /* true when that was the last reference. Any thread. */
 bool generation_unref(struct generation *g);
@@ -796,18 +939,28 @@ struct relay_cfg {
 	const char *meta_too_big; /* "SCGI response exceeds maximum size" */
 	const char *meta_bad;     /* "SCGI backend error" */
 	const char *name;         /* for the log: "scgi /api" */
+	int backend_id;           /* metrics_backend_id; 0: not counted */
+	/*
+	 * A backend that closes or resets the connection before a single
+	 * byte of answer ends the relay with RELAY_UNANSWERED, the request
+	 * untouched: another backend may take it (SCGI pools).
+	 */
+	bool unanswered_returns;
 };
 
 enum relay_end {
-	RELAY_OK,     /* the backend's answer went out whole */
-	RELAY_FAILED, /* the client got error_status (or a cut stream) */
+	RELAY_OK,         /* the backend's answer went out whole */
+	RELAY_FAILED,     /* the client got error_status (or a cut stream) */
+	RELAY_UNANSWERED, /* unanswered_returns: req not answered, still
+	                     the caller's */
 };
 
 /*
  * Relays what bev (taken; reading enabled by the relay) brings to req.
  * cfg is borrowed and must outlive the relay. done runs once, when req
  * has been answered and ended (after that the caller must not touch
- * req); the relay has then freed bev and itself. NULL when out of memory
+ * req), or with RELAY_UNANSWERED, req untouched; the relay has then
+ * freed bev and itself. NULL when out of memory
  * (bev freed, nothing answered).
  */
 struct relay *relay_new(struct xz_request *req, struct bufferevent *bev,
@@ -846,5 +999,73 @@ void backend_handler_titan(struct xz_handler *h,
 /* The relay's view of cfg, with kind's metas; name is borrowed. */
 void backend_relay_cfg(struct relay_cfg *r, const struct xz_backend_config *cfg,
     const struct backend_kind *kind, const char *name);
+
+/*
+ * pool.c: the choice among a mount's backends (least connections or
+ * round robin), their passive health (max_fails, fail_timeout), their
+ * connection slots (max_conns) and the queue for one; shared by the
+ * worker threads through atomics, the queue under a mutex. Times are ms
+ * of whatever monotonic clock the caller passes (unit tests pass their
+ * own). Also the parser of a backend address string.
+ */
+#define POOL_MAX                                                               \
+	64 /* backends in one pool: a request's tried set is a mask            \
+	    */
+struct pool;
+
+/* Someone waiting for a slot; wake runs once, on any thread, under the
+ * pool's lock (so it may only signal, e.g. event_active). */
+struct pool_waiter {
+	struct pool_waiter *next;
+	void (*wake)(void *arg);
+	void *arg;
+	bool queued; /* in the queue (pool's lock) */
+};
+
+/* The defaults for the zero fields (max_fails 1, fail_timeout 10, ...). */
+void pool_config_fill(struct xz_pool_config *cfg);
+/* Why cfg cannot be used, or NULL. */
+const char *pool_config_invalid(const struct xz_pool_config *cfg);
+/* A pool of n (1..POOL_MAX) members, cfg copied (NULL: defaults); NULL
+ * when out of memory or n is out of range. One member is never rested. */
+struct pool *pool_new(size_t n, const struct xz_pool_config *cfg);
+void pool_free(struct pool *p);
+size_t pool_size(const struct pool *p);
+const struct xz_pool_config *pool_config(const struct pool *p);
+int pool_active(struct pool *p, size_t i);
+bool pool_resting(struct pool *p, size_t i, int64_t now);
+/*
+ * The member to try, with a slot taken (give it back with pool_release),
+ * skipping those in tried (bit i: member i) and those resting; -1 when
+ * none, *busy then telling whether one was only full (wait: pool_wait)
+ * rather than none left (the request fails).
+ */
+int pool_pick(struct pool *p, uint64_t tried, int64_t now, bool *busy);
+/* Whether pool_pick would find a slot now (none is taken). */
+bool pool_has_room(struct pool *p, uint64_t tried, int64_t now);
+/* Gives member i's slot back; wakes the first waiter, if any. */
+void pool_release(struct pool *p, size_t i);
+/* Member i failed (connect, or closed without answering); true when
+ * that made it rest for fail_timeout. The place a failure is counted. */
+bool pool_failed(struct pool *p, size_t i, int64_t now);
+/* Member i answered: its failures are forgotten. */
+void pool_answered(struct pool *p, size_t i);
+/* Queues w (at the front: a waiter woken too late); false when full. */
+bool pool_wait(struct pool *p, struct pool_waiter *w, bool front);
+/* Takes w out of the queue; woken: it was woken and will not take the
+ * slot, which the next waiter then gets. w may then be freed. */
+void pool_unwait(struct pool *p, struct pool_waiter *w, bool woken);
+int pool_waiting(struct pool *p);
+
+/* A backend's address as written: unix:PATH, host:port, [v6]:port. */
+struct pool_addr {
+	bool is_unix;
+	char path[108]; /* sun_path's size */
+	char host[256];
+	int port;
+};
+/* XZ_OK, or XZ_EINVAL with the reason ("backend x: ...") in why. */
+int pool_addr_parse(const char *spec, struct pool_addr *a, char *why,
+    size_t whylen);
 
 #endif /* XZ_PRIVATE_H */

@@ -331,3 +331,51 @@ Test(alloc, every_request_allocation_may_fail)
 	cr_assert_gt(sites, 20);
 	cr_assert_not(leaks_found(), "memory leaked (see the report above)");
 }
+
+/*
+ * A configuration with sites ([host] sections, their state and mounts):
+ * loading and applying it, every allocation failing once.
+ */
+static void
+config_sites(void)
+{
+	char path[160], err[2048];
+	struct xz_config *cfg;
+	struct xz_app *app;
+	long at = atomic_load(&fail_at);
+	FILE *f;
+
+	atomic_store(&fail_at, 0);
+	snprintf(path, sizeof(path), "%s/x.conf", root);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fprintf(f,
+	    "[server]\nhostname = localhost, alias\n"
+	    "[static /]\nroot = %s\n"
+	    "[host a.example]\nnames = www.a.example, *.a.example\n"
+	    "[state a.example]\nk = v\n"
+	    "[static a.example /]\nroot = %s\nrequire_cert = true\n"
+	    "[cgi a.example /c]\nscript = %s/hi.cgi\n"
+	    "[host b.example]\n[static b.example /]\nroot = %s\n",
+	    root, root, root, root);
+	fclose(f);
+	app = xz_app_new();
+	cr_assert_not_null(app);
+	atomic_store(&calls, 0);
+	atomic_store(&fail_at, at);
+	if ((cfg = xz_config_load(path, err, sizeof(err))) != NULL)
+		(void)xz_config_apply(cfg, app, err, sizeof(err));
+	atomic_store(&fail_at, 0);
+	xz_config_free(cfg);
+	xz_app_free(app);
+	unlink(path);
+}
+
+Test(alloc, every_config_allocation_with_sites_may_fail)
+{
+	long sites = torture(config_sites);
+
+	cr_log_info("config with sites: %ld allocations, each failed once",
+	    sites);
+	cr_assert_gt(sites, 20);
+	cr_assert_not(leaks_found(), "memory leaked (see the report above)");
+}

@@ -24,13 +24,13 @@
 /* Generous: these bound a hang, they never time a pass. */
 #define WAIT_SECONDS 30.0
 
-static const char *const hostnames[] = { "localhost", NULL };
 static double request_timeout = 60;
 
 struct fixture {
 	struct event_base *base;
 	struct xz_app *app;
 	struct conn_cfg cfg;
+	struct site_set *sites;
 	struct xz_conn *c;
 	int peer; /* the client's end */
 	bool closed;
@@ -48,14 +48,18 @@ on_closed(struct xz_conn *c, void *arg)
 static void
 fixture_open(struct fixture *f, struct xz_app *app)
 {
+	const char *why;
 	int sv[2];
 
 	memset(f, 0, sizeof(*f));
 	f->app = app;
 	cr_assert_not_null(f->base = event_base_new());
-	f->cfg.app = app;
+	cr_assert_not_null(f->sites = site_set_new());
+	cr_assert_eq(
+	    site_set_add(f->sites, "localhost", app, NULL, &why, NULL, 0),
+	    XZ_OK);
+	f->cfg.sites = f->sites;
 	f->cfg.io = &test_client_io;
-	f->cfg.hostnames = hostnames;
 	f->cfg.port = 1965;
 	f->cfg.request_timeout = request_timeout;
 	f->cfg.write_timeout = 60;
@@ -74,6 +78,7 @@ fixture_close(struct fixture *f)
 	if (f->peer != -1)
 		close(f->peer);
 	event_base_free(f->base);
+	site_set_free(f->sites);
 	xz_app_free(f->app);
 }
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,19 @@ pattern(size_t i)
 }
 
 static void backend_next(evutil_socket_t, short, void *);
+
+/*
+ * The fake backend write()s to its socket: once the relay has closed its
+ * end (an answer cut short on purpose), that write must fail with EPIPE,
+ * not kill the test process.
+ */
+static void
+ignore_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+TestSuite(relay, .init = ignore_sigpipe);
 
 static void
 backend_close(struct backend *b)

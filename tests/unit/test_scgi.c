@@ -1096,3 +1096,198 @@ Test(scgi, many_requests_in_a_row)
 	xz_test_client_free(tc);
 	xz_app_free(app);
 }
+
+/*
+ * Pools: failover before any byte reached the client.
+ */
+
+/* A TCP port bound and not listening: it refuses (fd kept by caller). */
+static int
+refusing_port(int *fd)
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t len = sizeof(sin);
+
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(*fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(getsockname(*fd, (struct sockaddr *)&sin, &len), 0);
+	return ntohs(sin.sin_port);
+}
+
+static void
+mount_pool(struct xz_app *app, const char *a, const char *b,
+    const struct xz_pool_config *pc, double timeout)
+{
+	const char *list[] = { a, b, NULL };
+	struct xz_scgi_opts o = { .backends = list, .timeout = timeout };
+
+	if (pc != NULL)
+		o.pool = *pc;
+	cr_assert_eq(xz_scgi(app, "/api", &o), XZ_OK, "%s", xz_app_error(app));
+}
+
+Test(scgi_pool, a_refused_backend_fails_over_then_rests)
+{
+	struct xz_app *app;
+	struct xz_test_client *tc = client(&app);
+	struct mock *m = mock_unix(tc, MOCK_ANSWER, "20 text/gemini\r\nok");
+	struct xz_test_response *r;
+	char dead[64], live[160];
+	int fd, i;
+
+	snprintf(dead, sizeof(dead), "127.0.0.1:%d", refusing_port(&fd));
+	snprintf(live, sizeof(live), "unix:%s", m->path);
+	mount_pool(app, dead, live, NULL, 0);
+	/* Whichever goes first, every request is answered by the live one;
+	 * after the first refusal the dead one rests: no second try. */
+	for (i = 0; i < 6; i++) {
+		r = get(tc, "/api/x");
+		expect(r, 20, "text/gemini");
+		xz_test_response_free(r);
+	}
+	cr_expect_eq(m->connections, 6);
+	mock_free(m);
+	xz_test_client_free(tc);
+	close(fd);
+	xz_app_free(app);
+}
+
+Test(scgi_pool, every_backend_down_is_failed_to_connect)
+{
+	struct xz_app *app;
+	struct xz_test_client *tc = client(&app);
+	struct xz_test_response *r;
+	char a[64], b[64];
+	int fa, fb, i;
+
+	snprintf(a, sizeof(a), "127.0.0.1:%d", refusing_port(&fa));
+	snprintf(b, sizeof(b), "127.0.0.1:%d", refusing_port(&fb));
+	mount_pool(app, a, b, NULL, 0);
+	for (i = 0; i < 3; i++) { /* tried, then both resting */
+		r = get(tc, "/api/x");
+		expect(r, 43, "Failed to connect to SCGI backend");
+		xz_test_response_free(r);
+	}
+	xz_test_client_free(tc);
+	close(fa);
+	close(fb);
+	xz_app_free(app);
+}
+
+Test(scgi_pool, a_hanging_connect_fails_over_after_connect_timeout)
+{
+	struct xz_app *app;
+	struct xz_test_client *tc = client(&app);
+	struct mock *m = mock_tcp(tc, MOCK_ANSWER, "20 text/gemini\r\nok");
+	struct xz_pool_config pc = { .connect_timeout = 0.3,
+		.balance = XZ_ROUND_ROBIN };
+	struct xz_test_response *r;
+	int fillers[16], port, lfd, i;
+	char hang[64], live[64];
+	size_t n, k;
+
+	lfd = full_listener(&port, fillers, &n, 16);
+	snprintf(hang, sizeof(hang), "127.0.0.1:%d", port);
+	snprintf(live, sizeof(live), "127.0.0.1:%d", m->port);
+	/* timeout 20: only connect_timeout can have ended the wait. */
+	mount_pool(app, hang, live, &pc, 20);
+	for (i = 0; i < 2; i++) {
+		r = get(tc, "/api/x");
+		expect(r, 20, "text/gemini");
+		xz_test_response_free(r);
+	}
+	cr_expect_eq(m->connections, 2);
+	mock_free(m);
+	for (k = 0; k < n; k++)
+		close(fillers[k]);
+	close(lfd);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+Test(scgi_pool, closed_without_a_word_goes_to_the_next)
+{
+	struct xz_app *app;
+	struct xz_test_client *tc = client(&app);
+	/* Reads the request, then closes without answering. */
+	struct mock *mute = mock_tcp(tc, MOCK_ANSWER, "");
+	struct mock *m = mock_tcp(tc, MOCK_ANSWER, "20 text/gemini\r\nok");
+	struct xz_pool_config pc = { .max_fails = -1 };
+	struct xz_test_response *r;
+	char a[64], b[64];
+	int i;
+
+	snprintf(a, sizeof(a), "127.0.0.1:%d", mute->port);
+	snprintf(b, sizeof(b), "127.0.0.1:%d", m->port);
+	mount_pool(app, a, b, &pc, 0);
+	for (i = 0; i < 4; i++) {
+		r = get(tc, "/api/x");
+		expect(r, 20, "text/gemini");
+		xz_test_response_free(r);
+	}
+	cr_expect_eq(m->connections, 4);
+	cr_expect_geq(mute->connections, 1, "never tried");
+	mock_free(mute);
+	mock_free(m);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+Test(scgi_pool, a_partial_answer_is_never_retried)
+{
+	struct xz_app *app;
+	struct xz_test_client *tc = client(&app);
+	/* Half a header, then the close: the answer began. */
+	struct mock *bad = mock_tcp(tc, MOCK_ANSWER, "20 text/gem");
+	struct mock *m = mock_tcp(tc, MOCK_ANSWER, "20 text/gemini\r\nok");
+	struct xz_pool_config pc = { .max_fails = -1 };
+	struct xz_test_response *r;
+	char a[64], b[64];
+	int i, errors = 0;
+
+	snprintf(a, sizeof(a), "127.0.0.1:%d", bad->port);
+	snprintf(b, sizeof(b), "127.0.0.1:%d", m->port);
+	mount_pool(app, a, b, &pc, 0);
+	for (i = 0; i < 4; i++) {
+		r = get(tc, "/api/x");
+		if (r->status == 43) {
+			expect(r, 43, "SCGI backend error");
+			errors++;
+		}
+		xz_test_response_free(r);
+	}
+	cr_expect_eq(errors, bad->connections);
+	cr_expect_eq(errors + m->connections, 4);
+	mock_free(bad);
+	mock_free(m);
+	xz_test_client_free(tc);
+	xz_app_free(app);
+}
+
+Test(scgi_pool, registration_errors)
+{
+	struct xz_app *app = xz_app_new();
+	const char *bad[] = { "127.0.0.1:4000", "nocolon", NULL };
+	const char *none[] = { NULL };
+	const char *one[] = { "unix:/tmp/x.sock", NULL };
+	struct xz_scgi_opts o = { .backends = bad };
+
+	cr_assert_eq(xz_scgi(app, "/a", &o), XZ_EINVAL);
+	cr_expect_not_null(strstr(xz_app_error(app), "backend nocolon"), "%s",
+	    xz_app_error(app));
+	o.backends = none;
+	cr_assert_eq(xz_scgi(app, "/b", &o), XZ_EINVAL);
+	o = (struct xz_scgi_opts){ .backends = one,
+		.host = "127.0.0.1",
+		.port = 4000 };
+	cr_assert_eq(xz_scgi(app, "/c", &o), XZ_EINVAL);
+	o = (struct xz_scgi_opts){ .backends = one,
+		.pool = { .max_conns = -1 } };
+	cr_assert_eq(xz_scgi(app, "/d", &o), XZ_EINVAL);
+	cr_assert_null(xz_scgi_pool(bad, NULL, NULL));
+	cr_expect_not_null(strstr(xz_handler_error(), "nocolon"));
+	cr_assert_eq(xz_mount(app, "/e", xz_scgi_pool(one, NULL, NULL)), XZ_OK);
+	xz_app_free(app);
+}

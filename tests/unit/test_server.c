@@ -511,3 +511,89 @@ Test(server, reload_hands_over_a_new_app)
 	cr_expect_eq(t.released, 2);
 	xz_app_free(app); /* the first stays ours */
 }
+
+/*
+ * Sites (xz_server_add_site): each app's hooks run once however many
+ * sites it serves; bad names and a second site for a name are refused
+ * with the reason; no site may join once the server has run.
+ */
+Test(server, sites_run_each_apps_hooks_once)
+{
+	struct xz_app *app = app_with_hooks(false);
+	struct xz_app *other = app_with_hooks(false);
+	struct xz_server *srv = server_new(app, 1);
+	char c2[160], k2[160], err[256] = "";
+	struct xz_site_opts so = { .hostname = "a.example, *.a.example",
+		.cert_file = c2,
+		.key_file = k2 };
+	pthread_t t;
+
+	snprintf(c2, sizeof(c2), "%s/a.crt", dir);
+	snprintf(k2, sizeof(k2), "%s/a.key", dir);
+	cr_assert_eq(xz_server_add_site(srv, other, &so, err, sizeof(err)),
+	    XZ_OK, "%s", err);
+	so.hostname = "b.example";
+	so.cert_file = cert;
+	so.key_file = key;
+	cr_assert_eq(xz_server_add_site(srv, app, &so, err, sizeof(err)), XZ_OK,
+	    "%s", err);
+	so.hostname = "B.example.";
+	cr_expect_eq(xz_server_add_site(srv, other, &so, err, sizeof(err)),
+	    XZ_EINVAL);
+	cr_expect_str_eq(err, "hostname: a name is in two sites ('b.example')");
+	so.hostname = "x.*.example";
+	cr_expect_eq(xz_server_add_site(srv, other, &so, err, sizeof(err)),
+	    XZ_EINVAL);
+	cr_expect_str_eq(err,
+	    "hostname: a wildcard is '*.' and a name (one label) "
+	    "('x.*.example')");
+	cr_assert_eq(pthread_create(&t, NULL, stop_soon, srv), 0);
+	cr_assert_eq(xz_server_run(srv), XZ_OK);
+	pthread_join(t, NULL);
+	cr_expect_eq(startups, 2, "one per app, not per site");
+	cr_expect_eq(shutdowns, 2);
+	so.hostname = "late.example";
+	cr_expect_eq(xz_server_add_site(srv, other, &so, err, sizeof(err)),
+	    XZ_ESTATE);
+	xz_server_free(srv);
+	xz_app_free(app);
+	xz_app_free(other);
+	remove(c2);
+	remove(k2);
+}
+
+/*
+ * metrics_listen through the library: a non-loopback address is refused
+ * by xz_server_new unless allowed; a loopback one is bound at once (its
+ * port known before xz_server_run), and closed by xz_server_free.
+ */
+Test(server, metrics_listen_checked_and_bound)
+{
+	static const char *const listen[] = { "127.0.0.1:0", NULL };
+	struct xz_app *app = xz_app_new();
+	struct xz_server_opts o = { 0 };
+	struct xz_server *srv;
+	char err[256] = "";
+	int port;
+
+	o.listen = listen;
+	o.cert_file = cert;
+	o.key_file = key;
+	o.workers = 2;
+	o.quiet = true;
+	o.metrics_listen = "0.0.0.0:0";
+	cr_assert_null(xz_server_new(app, &o, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "not a loopback address"), "%s", err);
+	o.metrics_listen = "127.0.0.1:0";
+	srv = xz_server_new(app, &o, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+	port = xz_server_metrics_port(srv);
+	cr_assert_gt(port, 0);
+	cr_assert_eq(try_connect(port), 0);
+	xz_server_free(srv);
+	cr_assert_eq(try_connect(port), ECONNREFUSED);
+	srv = server_new(app, 1);
+	cr_assert_eq(xz_server_metrics_port(srv), -1); /* off */
+	xz_server_free(srv);
+	xz_app_free(app);
+}

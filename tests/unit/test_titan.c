@@ -250,7 +250,6 @@ Test(titan, refusals_are_59_with_a_reason)
 }
 
 /* A connection of our own, to cut an upload short. */
-static const char *const hosts[] = { "localhost", NULL };
 
 static void
 on_closed(struct xz_conn *c, void *arg)
@@ -264,9 +263,10 @@ run_cut_upload(bool stall)
 	struct seen s = { 0 };
 	struct xz_app *app = titan_app(&s);
 	struct event_base *base = event_base_new();
-	struct conn_cfg cfg = { .app = app,
+	struct site_set *sites = site_set_new();
+	const char *why;
+	struct conn_cfg cfg = { .sites = sites,
 		.io = &test_client_io,
-		.hostnames = hosts,
 		.port = 1965,
 		.request_timeout = 0.3,
 		.write_timeout = 5 };
@@ -275,6 +275,8 @@ run_cut_upload(bool stall)
 	bool closed = false;
 	int sv[2], i;
 
+	cr_assert_eq(site_set_add(sites, "localhost", app, NULL, &why, NULL, 0),
+	    XZ_OK);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	cr_assert_not_null(
 	    conn_new(base, sv[0], &cfg, NULL, on_closed, &closed));
@@ -293,6 +295,7 @@ run_cut_upload(bool stall)
 	if (stall)
 		close(sv[1]);
 	event_base_free(base);
+	site_set_free(sites);
 	xz_app_free(app);
 }
 
