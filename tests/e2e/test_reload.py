@@ -433,3 +433,76 @@ def test_notify_reloading_ready_and_watchdog(tmp_path, site):
     finally:
         notify.close()
         stop_clean(s)
+
+
+def fetch_sni(port, sni, path="/"):
+    """(reply body, the server certificate's sha256 hex) for SNI sni."""
+    ctx = client_context()
+    with socket.create_connection(("127.0.0.1", port),
+                                  timeout=10 * SLOW) as raw:
+        with ctx.wrap_socket(raw, server_hostname=sni) as s:
+            der = s.getpeercert(binary_form=True)
+            s.sendall(f"gemini://{sni}{path}\r\n".encode())
+            data = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+    return data, hashlib.sha256(der).hexdigest()
+
+
+def test_a_second_hosts_renewed_certificate_and_pages(tmp_path, site):
+    """[host] sites are part of what a reload reads again: a second
+    host's certificate, renewed on disk, is served after the reload, its
+    new pages too; a host added by the reload serves, one removed no
+    longer does (53), and the reload is counted in the metrics."""
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "index.gmi").write_text("# second\n")
+    crt, key = tmp_path / "second.crt", tmp_path / "second.key"
+    new_certificate(crt, key)
+    metrics = socket.socket()
+    metrics.bind(("127.0.0.1", 0))
+    mport = metrics.getsockname()[1]
+    metrics.close()
+    host = (f"[host second.example]\ncert = {crt}\nkey = {key}\n"
+            f"[static second.example /]\nroot = {second}\n")
+    extra = f"metrics_listen = 127.0.0.1:{mport}\n"
+    s = start_server(tmp_path, site.body("A", extra) + host)
+    try:
+        body, fp = fetch_sni(s.port, "second.example")
+        assert body == b"20 text/gemini\r\n# second\n"
+        assert fp == file_cert_sha256(crt)
+        old_fp = fp
+        new_certificate(crt, key)  # renewed, as certbot would
+        (tmp_path / "third").mkdir()
+        (tmp_path / "third" / "index.gmi").write_text("# third\n")
+        write_config(tmp_path, site.body("B", extra) + host.replace(
+            "root = " + str(second), "root = " + str(tmp_path / "third")) +
+            "[host fourth.example]\n"
+            f"[static fourth.example /]\nroot = {second}\n")
+        reload(s)
+        assert "reloaded: configuration 2" in s.log(), s.log()
+        body, fp = fetch_sni(s.port, "second.example")
+        assert body == b"20 text/gemini\r\n# third\n"
+        assert fp == file_cert_sha256(crt) and fp != old_fp
+        assert fetch_sni(s.port, "fourth.example")[0] == (
+            b"20 text/gemini\r\n# second\n")
+        assert s.get("/").body == b"# B\n"
+        # Removed again: fourth.example is no site's any more.
+        site.write("B", extra)
+        reload(s)
+        body, _ = fetch_sni(s.port, "fourth.example")
+        assert body.startswith(b"53 "), body
+        with socket.create_connection(("127.0.0.1", mport)) as c:
+            c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            text = b""
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                text += d
+        assert re.search(rb"\nxitzin_reloads_total 2\n", text), text
+    finally:
+        stop_clean(s)
