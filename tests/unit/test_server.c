@@ -597,3 +597,64 @@ Test(server, metrics_listen_checked_and_bound)
 	xz_server_free(srv);
 	xz_app_free(app);
 }
+
+/*
+ * SIGHUP without a reload callback: the same apps on the same sites,
+ * every certificate read again (a second site's, removed, is generated
+ * anew, as at start), and no hook runs again.
+ */
+struct sighup_test {
+	struct xz_server *srv;
+	const char *crt, *key;
+	atomic_bool regenerated;
+};
+
+static void *
+sighup_driver(void *arg)
+{
+	struct sighup_test *t = arg;
+	int waited;
+
+	for (waited = 0;
+	     __atomic_load_n(&startups, __ATOMIC_ACQUIRE) < 2 && waited < 10000;
+	     waited++)
+		usleep(1000);
+	remove(t->crt);
+	remove(t->key);
+	kill(getpid(), SIGHUP);
+	for (waited = 0; access(t->crt, F_OK) != 0 && waited < 10000; waited++)
+		usleep(1000);
+	atomic_store(&t->regenerated, access(t->crt, F_OK) == 0);
+	xz_server_stop(t->srv);
+	return NULL;
+}
+
+Test(server, sighup_without_a_callback_rereads_every_sites_certificate)
+{
+	struct xz_app *app = app_with_hooks(false);
+	struct xz_app *other = app_with_hooks(false);
+	char c2[160], k2[160], err[256] = "";
+	struct sighup_test t = { .srv = server_new(app, 1),
+		.crt = c2,
+		.key = k2 };
+	struct xz_site_opts so = { .hostname = "a.example",
+		.cert_file = c2,
+		.key_file = k2 };
+	pthread_t driver;
+
+	snprintf(c2, sizeof(c2), "%s/a.crt", dir);
+	snprintf(k2, sizeof(k2), "%s/a.key", dir);
+	cr_assert_eq(xz_server_add_site(t.srv, other, &so, err, sizeof(err)),
+	    XZ_OK, "%s", err);
+	cr_assert_eq(pthread_create(&driver, NULL, sighup_driver, &t), 0);
+	cr_assert_eq(xz_server_run(t.srv), XZ_OK);
+	pthread_join(driver, NULL);
+	cr_expect(atomic_load(&t.regenerated), "site a.example's reloaded");
+	cr_expect_eq(startups, 2, "not again at the reload");
+	cr_expect_eq(shutdowns, 2, "once each, at the end");
+	xz_server_free(t.srv);
+	xz_app_free(app);
+	xz_app_free(other);
+	remove(c2);
+	remove(k2);
+}
