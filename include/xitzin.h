@@ -724,8 +724,15 @@ XZ_API int xz_cgi_script(struct xz_app *app, const char *prefix,
 struct xz_server;
 
 struct xz_server_opts {
-	const char *const
-	    *listen;          /* "0.0.0.0:1965", "[::1]:1965"; NULL-ended */
+	/*
+	 * "0.0.0.0:1965", "[::1]:1965"; NULL-ended. An address may be
+	 * followed by " proxy_protocol=v1" (or v2, or any): its connections
+	 * open with a PROXY protocol header (HAProxy's send-proxy,
+	 * send-proxy-v2) before TLS, whose client is then the connection's
+	 * (REMOTE_ADDR, REMOTE_PORT, the access log, the per-address limit,
+	 * rate limits); a connection without a valid one is closed.
+	 */
+	const char *const *listen;
 	const char *hostname; /* names the URL may carry, comma-separated */
 	/*
 	 * The port a URL may name (gemini://host:PORT/): behind a proxy

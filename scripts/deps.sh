@@ -5,7 +5,7 @@ set -eu
 
 build="meson ninja-build pkg-config gcc libevent-dev libgnutls28-dev libinih-dev"
 run="$build python3 perl"
-test="$build clang-format openssl systemd libcriterion-dev python3 python3-pytest uwsgi-core uwsgi-plugin-python3 libscgi-perl perl prometheus python3-prometheus-client"
+test="$build clang-format openssl systemd libcriterion-dev python3 python3-pytest uwsgi-core uwsgi-plugin-python3 libscgi-perl perl prometheus python3-prometheus-client haproxy"
 bench="$build molly-brown"
 fuzz="$build clang libclang-rt-14-dev"
 valgrind="valgrind"

@@ -131,7 +131,7 @@ admit_take_locked(struct admit *a, const struct admit_key *k)
 
 	if (a->max_total > 0 && a->total >= a->max_total)
 		return false;
-	if (a->max_per_addr > 0) {
+	if (a->max_per_addr > 0 && k->family != AF_UNSPEC) {
 		p = admit_find(a, k);
 		if (*p == NULL) {
 			if ((*p = calloc(1, sizeof(**p))) == NULL)
@@ -169,11 +169,37 @@ admit_release(struct admit *a, const struct admit_key *k)
 		return;
 	pthread_mutex_lock(&a->lock);
 	a->total--;
-	if (a->max_per_addr > 0 && *(p = admit_find(a, k)) != NULL &&
-	    --(*p)->count == 0) {
+	if (a->max_per_addr > 0 && k->family != AF_UNSPEC &&
+	    *(p = admit_find(a, k)) != NULL && --(*p)->count == 0) {
 		gone = *p;
 		*p = gone->next;
 		free(gone);
 	}
 	pthread_mutex_unlock(&a->lock);
+}
+
+bool
+admit_address(struct admit *a, const struct sockaddr *sa, struct admit_key *k)
+{
+	struct admit_key nk;
+	struct admit_count **p;
+	bool ok = true;
+
+	admit_key_of(sa, &nk);
+	if (a->max_per_addr == 0 || nk.family == AF_UNSPEC) {
+		*k = nk;
+		return true;
+	}
+	pthread_mutex_lock(&a->lock);
+	p = admit_find(a, &nk);
+	if (*p == NULL && (*p = calloc(1, sizeof(**p))) != NULL)
+		(*p)->key = nk;
+	if (*p == NULL || (*p)->count >= a->max_per_addr)
+		ok = false;
+	else
+		(*p)->count++;
+	pthread_mutex_unlock(&a->lock);
+	if (ok)
+		*k = nk;
+	return ok;
 }

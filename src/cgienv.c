@@ -37,6 +37,7 @@ static const char *const reserved[] = {
 	"REMOTE_ADDR",
 	"REMOTE_HOST",
 	"REMOTE_IDENT",
+	"REMOTE_PORT",
 	"REMOTE_USER",
 	"REQUEST_METHOD",
 	"SCGI",
@@ -179,7 +180,7 @@ cgienv_add_request(struct cgienv *env, const struct cgienv_src *src)
 {
 	const struct xz_cert *cert = src->cert;
 	bool has_cert = cert != NULL && cert->present;
-	char port[16], length[24];
+	char port[16], rport[16], length[24];
 	int rc = XZ_OK;
 
 	snprintf(port, sizeof(port), "%d", src->server_port);
@@ -199,6 +200,11 @@ cgienv_add_request(struct cgienv *env, const struct cgienv_src *src)
 	ADD("GEMINI_URL", or_empty(src->url));
 	ADD("REMOTE_ADDR", or_empty(src->remote_addr));
 	ADD("REMOTE_HOST", or_empty(src->remote_addr));
+	/* Not RFC 3875's, but what CGI servers set (Apache, nginx, gmid). */
+	if (src->remote_port > 0) {
+		snprintf(rport, sizeof(rport), "%d", src->remote_port);
+		ADD("REMOTE_PORT", rport);
+	}
 	ADD("TLS_CLIENT_AUTHORISED", has_cert ? "1" : "0");
 	if (has_cert) {
 		ADD("TLS_CLIENT_HASH", cert->hash);
@@ -313,6 +319,7 @@ cgienv_request(struct cgienv *env, struct xz_request *req,
 	src.path_info = path_info;
 	src.query = xz_request_query(req);
 	src.remote_addr = xz_request_remote_addr(req);
+	src.remote_port = req->remote_port;
 	src.cert = &req->cert;
 	src.tls_version = req->tls_version;
 	src.tls_cipher = req->tls_cipher;

@@ -46,8 +46,11 @@
 #define CONN_LINGER_SECONDS 2.0
 /* How often a half-closed client, no longer read, is looked at for a reset. */
 #define CONN_PROBE_SECONDS 1.0
+/* The PROXY header is read into the request line's buffer. */
+_Static_assert(PROXY_MAX <= XZ_MAX_URL + 2, "PROXY_MAX over the line");
 
 enum conn_state {
+	CONN_PROXY, /* reading a PROXY header (conn_cfg.proxy) */
 	CONN_HANDSHAKE,
 	CONN_READ_REQUEST,
 	CONN_HANDLER, /* a handler owns the response */
@@ -57,8 +60,8 @@ enum conn_state {
 	CONN_CLOSING,
 };
 
-static const char *const conn_state_name[] = { "handshake", "read-request",
-	"handler", "flush", "bye", "linger", "closing" };
+static const char *const conn_state_name[] = { "proxy", "handshake",
+	"read-request", "handler", "flush", "bye", "linger", "closing" };
 
 struct xz_conn {
 	unsigned id;
@@ -71,13 +74,15 @@ struct xz_conn {
 	struct event *ev_read;
 	struct event *ev_write;
 	struct event *ev_timer;
-	char line[XZ_MAX_URL + 2]; /* URL + CRLF */
+	/* URL + CRLF; before it, the PROXY header's bytes taken so far */
+	char line[XZ_MAX_URL + 2];
 	size_t linelen;
 	struct evbuffer *out;
 	size_t bytes_sent;
 	struct xz_request req;
 	bool has_request;
-	char addr[64];
+	char addr[64]; /* the client's: the peer's, or the PROXY header's */
+	int port;      /* the client's port */
 	const char *abort_reason; /* set: close without close_notify */
 	bool peer_done;           /* the client sent its FIN or close_notify */
 	bool logged;              /* the access line is out */
@@ -302,6 +307,16 @@ conn_format_addr(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "unknown");
 }
 
+static int
+conn_addr_port(const struct sockaddr *sa)
+{
+	if (sa != NULL && sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa != NULL && sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
 struct xz_conn *
 conn_new(struct event_base *base, int fd, const struct conn_cfg *cfg,
     const struct sockaddr *sa, conn_closed_fn closed, void *arg)
@@ -321,6 +336,7 @@ conn_new(struct event_base *base, int fd, const struct conn_cfg *cfg,
 	c->closed_arg = arg;
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
 	conn_format_addr(sa, c->addr, sizeof(c->addr));
+	c->port = conn_addr_port(sa);
 	c->io = cfg->io;
 	c->ev_read = event_new(base, fd, EV_READ, conn_on_read, c);
 	c->ev_write = event_new(base, fd, EV_WRITE, conn_on_write, c);
@@ -334,9 +350,14 @@ conn_new(struct event_base *base, int fd, const struct conn_cfg *cfg,
 		conn_close(c, "out of memory");
 		return NULL;
 	}
-	c->state = CONN_HANDSHAKE; /* a transport without one is done at once */
+	/* A transport without a handshake is done with it at once. */
+	c->state = cfg->proxy != PROXY_OFF ? CONN_PROXY : CONN_HANDSHAKE;
+	/* One bound for all before the request: header, handshake, line. */
 	conn_arm_timer(c, cfg->request_timeout);
-	/* The client speaks first: its ClientHello or its request line. */
+	/*
+	 * The client speaks first: its ClientHello or its request line; the
+	 * load balancer before it, its PROXY header.
+	 */
 	event_add(c->ev_read, NULL);
 	return c;
 }
@@ -448,6 +469,7 @@ conn_fill_request(struct xz_conn *c)
 
 	req->port = c->cfg->port;
 	snprintf(req->remote_addr, sizeof(req->remote_addr), "%s", c->addr);
+	req->remote_port = c->port;
 	if (c->io->peer(c->t, req) != XZ_OK)
 		log_warnx("conn %u: client certificate unreadable", c->id);
 }
@@ -655,6 +677,128 @@ conn_handshake(struct xz_conn *c)
 }
 
 /*
+ * A connection without a valid PROXY header is closed with nothing
+ * written (the proxy, or whoever it is, gets no answer to misread), and
+ * logged once with its first 64 bytes: as text (the log escapes it)
+ * when they are printable, else in hex (a v2 header, TLS).
+ */
+static void
+conn_proxy_refuse(struct xz_conn *c, const char *why, size_t have)
+{
+	char shown[64 * 2 + 1];
+	size_t n = have < 64 ? have : 64, i;
+	bool text = true;
+
+	for (i = 0; i < n; i++)
+		if (c->line[i] < 0x20 && c->line[i] != '\r' &&
+		    c->line[i] != '\n')
+			text = false;
+	if (text)
+		snprintf(shown, sizeof(shown), "\"%.*s\"", (int)n, c->line);
+	for (i = 0; !text && i < n; i++)
+		snprintf(shown + 2 * i, 3, "%02x", (unsigned char)c->line[i]);
+	if (n == 0)
+		shown[0] = '\0';
+	log_warnx("conn %u: from %s: bad PROXY header: %s (%zu byte%s%s%s%s)",
+	    c->id, c->addr, why, have, have == 1 ? "" : "s", n > 0 ? ": " : "",
+	    shown, have > n ? "..." : "");
+	conn_close(c, "bad PROXY header");
+}
+
+/*
+ * The header is read: its client is the connection's from now on (the
+ * per-address limit, the logs, REMOTE_ADDR, rate limits); a header that
+ * names none (v2 LOCAL, a health check; v1 UNKNOWN) leaves the peer's.
+ * Then TLS, whose first bytes may be in the socket already.
+ */
+static void
+conn_proxied(struct xz_conn *c, const struct proxy_hdr *h)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	const struct sockaddr *client = (const struct sockaddr *)&h->src;
+
+	if (h->family == AF_UNSPEC) {
+		log_debug("conn %u: PROXY v%d %s: the peer stays the client",
+		    c->id, h->version, h->local ? "LOCAL" : "without address");
+		client = (const struct sockaddr *)&peer;
+		/* A health check may be gone already (its reset): quietly. */
+		if (getpeername(c->fd, (struct sockaddr *)&peer, &len) == -1) {
+			conn_close(c, "client went away");
+			return;
+		}
+	}
+	if (c->cfg->proxied != NULL &&
+	    !c->cfg->proxied(client, c->closed_arg)) {
+		log_debug("conn %u: connection limit reached for the PROXY "
+		          "header's address, dropped",
+		    c->id);
+		conn_close(c, "connection limit reached");
+		return;
+	}
+	if (h->family != AF_UNSPEC) {
+		log_debug("conn %u: PROXY v%d: %s is the proxy's", c->id,
+		    h->version, c->addr);
+		conn_format_addr(client, c->addr, sizeof(c->addr));
+		c->port = conn_addr_port(client);
+	}
+	c->linelen = 0;
+	conn_set_state(c, CONN_HANDSHAKE);
+	conn_handshake(c);
+}
+
+/*
+ * The PROXY header: peeked at, and only its own bytes taken from the
+ * socket, so that what follows (the ClientHello, often in the same
+ * segment) stays there for TLS. c->line keeps the bytes taken so far;
+ * the parser says when they cannot begin a header. Every byte taken is
+ * the header's, so a socket that stays readable always has new bytes.
+ */
+static void
+conn_read_proxy(struct xz_conn *c)
+{
+	struct proxy_hdr h;
+	const char *why = "";
+	size_t take;
+	ssize_t n;
+	int rc;
+
+	n = recv(c->fd, c->line + c->linelen, PROXY_MAX - c->linelen,
+	    MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		event_add(c->ev_read, NULL);
+		return;
+	}
+	if (n <= 0 && c->linelen == 0) {
+		/* Connected and closed: a TCP health check, no warning. */
+		conn_close(c, "closed before a PROXY header");
+		return;
+	}
+	if (n <= 0) {
+		conn_proxy_refuse(c, n == 0 ? "cut short" : strerror(errno),
+		    c->linelen);
+		return;
+	}
+	rc = proxy_parse(c->line, c->linelen + (size_t)n, c->cfg->proxy, &h,
+	    &why);
+	if (rc == XZ_EPARSE) {
+		conn_proxy_refuse(c, why, c->linelen + (size_t)n);
+		return;
+	}
+	take = rc == XZ_OK ? h.len - c->linelen : (size_t)n;
+	if (recv(c->fd, c->line + c->linelen, take, MSG_DONTWAIT) !=
+	    (ssize_t)take) {
+		conn_close(c, "read error");
+		return;
+	}
+	c->linelen += take;
+	if (rc == XZ_OK)
+		conn_proxied(c, &h);
+	else
+		event_add(c->ev_read, NULL);
+}
+
+/*
  * The client is done sending (a FIN, or a TLS close_notify) but may still
  * read: RFC 8446, 6.1 lets the other side go on writing, and so does TCP.
  * Stop reading (a socket at EOF is always readable) and answer anyway; a
@@ -745,6 +889,9 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 	struct xz_conn *c = arg;
 
 	switch (c->state) {
+	case CONN_PROXY:
+		conn_read_proxy(c);
+		break;
 	case CONN_HANDSHAKE:
 		conn_handshake(c);
 		break;
@@ -790,6 +937,7 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	case CONN_BYE:
 		conn_flush(c);
 		break;
+	case CONN_PROXY:
 	case CONN_LINGER:
 	case CONN_CLOSING:
 		break;
@@ -889,6 +1037,10 @@ conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 	struct xz_conn *c = arg;
 
 	switch (c->state) {
+	case CONN_PROXY:
+		conn_proxy_refuse(c, "no whole header within request_timeout",
+		    c->linelen);
+		break;
 	case CONN_HANDSHAKE:
 	case CONN_READ_REQUEST:
 		conn_close(c, "request timeout");

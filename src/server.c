@@ -148,8 +148,9 @@ struct worker {
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	int fd;   /* a socket passed to us (systemd), or -1 */
-	int port; /* once bound */
+	int fd;                /* a socket passed to us (systemd), or -1 */
+	int port;              /* once bound */
+	enum proxy_mode proxy; /* the PROXY header its connections open with */
 };
 
 /* Failed accepts across the workers, for a log that cannot flood. */
@@ -251,6 +252,19 @@ server_conn_closed(struct xz_conn *c, void *arg)
 		event_base_loopexit(w->base, NULL);
 }
 
+/* For the log: which PROXY header a listener's connections open with. */
+static const char *const server_proxy_name[] = { "", "PROXY v1 header, ",
+	"PROXY v2 header, ", "PROXY v1 or v2 header, " };
+
+/* The PROXY header named the client: count it against its address. */
+static bool
+server_conn_proxied(const struct sockaddr *client, void *arg)
+{
+	struct conn_entry *e = arg;
+
+	return admit_address(e->w->srv->admit, client, &e->key);
+}
+
 /* Runs once the events that were ready with the batch have been served. */
 static void
 server_on_resume(evutil_socket_t fd, short what, void *arg)
@@ -330,7 +344,13 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	if (!admit_take(w->srv->admit, sa, &e->key)) {
+	/*
+	 * Behind a proxy the peer is the proxy: the per-address count waits
+	 * for the header's client (server_conn_proxied).
+	 */
+	if (!admit_take(w->srv->admit,
+	        w->srv->addrs[l->index].proxy != PROXY_OFF ? NULL : sa,
+	        &e->key)) {
 		/* Over a limit: refused before any TLS work. */
 		log_debug("accept: connection limit reached, dropped");
 		free(e);
@@ -445,15 +465,59 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* "0.0.0.0:1965", "[::1]:1965", "localhost:1965" -> the first address. */
+/*
+ * What may follow a listen address, one space apart: for now
+ * "proxy_protocol=v1|v2|any", the PROXY header its connections open with.
+ */
 static int
-server_parse_listen(const char *spec, struct listen_addr *la, char *err,
+server_listen_options(const char *spec, const char *opts,
+    struct listen_addr *la, char *err, size_t errlen)
+{
+	char **words = strlist_split(opts), **w;
+	int mode, rc = XZ_OK;
+
+	if (words == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return XZ_ENOMEM;
+	}
+	for (w = words; *w != NULL && rc == XZ_OK; w++) {
+		if (strncmp(*w, "proxy_protocol=", 15) == 0 &&
+		    (mode = proxy_mode_parse(*w + 15)) != -1) {
+			la->proxy = (enum proxy_mode)mode;
+			continue;
+		}
+		snprintf(err, errlen,
+		    "listen %s: '%s': expected proxy_protocol=v1, v2 or any",
+		    spec, *w);
+		rc = XZ_EINVAL;
+	}
+	strlist_free(words);
+	return rc;
+}
+
+/*
+ * "0.0.0.0:1965", "[::1]:1965", "localhost:1965" -> the first address;
+ * options may follow ("127.0.0.1:1966 proxy_protocol=v2").
+ */
+static int
+server_parse_listen(const char *whole, struct listen_addr *la, char *err,
     size_t errlen)
 {
 	struct addrinfo hints = { 0 }, *res;
-	char host[256];
+	char host[256], spec[300];
 	const char *colon, *port;
+	size_t speclen = strcspn(whole, " \t");
 	int rc;
+
+	la->proxy = PROXY_OFF;
+	if (whole[speclen] != '\0' &&
+	    server_listen_options(whole, whole + speclen, la, err, errlen) !=
+	        XZ_OK)
+		return XZ_EINVAL;
+	if (speclen >= sizeof(spec))
+		goto bad;
+	memcpy(spec, whole, speclen);
+	spec[speclen] = '\0';
 
 	if (spec[0] == '[') {
 		const char *close = strchr(spec, ']');
@@ -489,14 +553,14 @@ server_parse_listen(const char *spec, struct listen_addr *la, char *err,
 	return XZ_OK;
 bad:
 	snprintf(err, errlen, "listen %s: expected HOST:PORT or [IPV6]:PORT",
-	    spec);
+	    whole);
 	return XZ_EINVAL;
 }
 
 int
 server_check_listen(const char *spec, char *err, size_t errlen)
 {
-	struct listen_addr la;
+	struct listen_addr la = { 0 };
 
 	return server_parse_listen(spec, &la, err, errlen);
 }
@@ -868,6 +932,11 @@ server_gen_new(struct xz_server *srv, const struct xz_server_opts *o,
 		ports[i] = srv->addrs[i].port;
 	g = generation_new(o, app, ports, srv->naddrs, err, errlen);
 	free(ports);
+	/* The listeners' own, the same in every generation. */
+	for (i = 0; g != NULL && i < srv->naddrs; i++) {
+		g->cfgs[i].proxy = srv->addrs[i].proxy;
+		g->cfgs[i].proxied = server_conn_proxied;
+	}
 	return g;
 }
 
@@ -1397,11 +1466,12 @@ server_log_listening(const struct xz_server *srv)
 			inet_ntop(AF_INET,
 			    &((const struct sockaddr_in *)ss)->sin_addr, name,
 			    sizeof(name));
-		log_info("listening on %s%s%s port %d (%d workers, at most %u "
-		         "connections)",
+		log_info("listening on %s%s%s port %d (%s%d workers, at most "
+		         "%u connections)",
 		    ss->ss_family == AF_INET6 ? "[" : "", name,
 		    ss->ss_family == AF_INET6 ? "]" : "", srv->addrs[i].port,
-		    srv->nworkers, srv->opts.max_connections);
+		    server_proxy_name[srv->addrs[i].proxy], srv->nworkers,
+		    srv->opts.max_connections);
 	}
 }
 

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
 
@@ -133,6 +134,48 @@ void metrics_cgi_process(int delta);
  */
 char **strlist_split(const char *s);
 void strlist_free(char **list);
+
+/*
+ * proxy.c: the PROXY protocol header (HAProxy's v1 text line or v2 binary
+ * block) a load balancer sends before the client's bytes.
+ */
+enum proxy_mode {
+	PROXY_OFF = 0, /* no header: the peer is the client */
+	PROXY_V1,
+	PROXY_V2,
+	PROXY_ANY, /* either, told apart by the first byte */
+};
+#define PROXY_V1_MAX 107 /* the longest v1 line, CRLF included */
+#define PROXY_MAX 1024   /* the longest header taken (v2 with its TLVs) */
+
+struct proxy_hdr {
+	size_t len;  /* the header's bytes: what follows is the client's */
+	int version; /* 1 or 2 */
+	bool local;  /* v2 LOCAL: the proxy's own connection (health check) */
+	/*
+	 * AF_INET or AF_INET6: the client's address and port (src) and the
+	 * ones it reached (dst). AF_UNSPEC: the header names no client (v1
+	 * UNKNOWN; v2 LOCAL, UNSPEC or a Unix socket): keep the peer's.
+	 */
+	int family;
+	struct sockaddr_storage src, dst;
+};
+
+/*
+ * Reads the header a connection opened with from its first len bytes
+ * (mode not PROXY_OFF). XZ_OK: h is filled; the header is h->len bytes.
+ * XZ_EAGAIN: every byte given belongs to a header not yet whole (read
+ * more, never past it). XZ_EPARSE: not a valid header, as soon as the
+ * bytes show it; *why (why may be NULL) a static reason. Strict: v1 is
+ * "PROXY TCP4|TCP6 src dst sport dport" or "PROXY UNKNOWN ..." and CRLF
+ * in at most 107 bytes, one space between fields; v2 is version 2, LOCAL
+ * or PROXY, a stream family (UNSPEC, INET, INET6, UNIX), an address block
+ * that fits and TLVs that fit it exactly, at most PROXY_MAX bytes in all.
+ */
+int proxy_parse(const void *buf, size_t len, enum proxy_mode mode,
+    struct proxy_hdr *h, const char **why);
+/* "v1", "v2", "any" -> PROXY_V1, PROXY_V2, PROXY_ANY; -1 otherwise. */
+int proxy_mode_parse(const char *s);
 
 /*
  * url.c: the Gemini request line and its URL.
@@ -478,6 +521,7 @@ struct xz_request {
 	struct xz_url url;
 	int port;                /* the port the request arrived on */
 	char remote_addr[64];    /* numeric, no port */
+	int remote_port;         /* 0: unknown (the test client) */
 	struct xz_cert cert;     /* the client's certificate facts */
 	const char *tls_version; /* static strings; NULL without TLS */
 	const char *tls_cipher;
@@ -725,6 +769,14 @@ struct conn_cfg {
 	double write_timeout;     /* a client that takes no bytes */
 	size_t send_min_rate;     /* bytes/s while output waits; 0: none */
 	bool access_log;
+	/*
+	 * PROXY_OFF, or the PROXY header the connection must open with
+	 * (read under request_timeout). Then proxied, when not NULL, runs
+	 * with the client it names (the peer, when it names none) and
+	 * conn_new's arg: false refuses it (a per-address limit).
+	 */
+	enum proxy_mode proxy;
+	bool (*proxied)(const struct sockaddr *client, void *arg);
 };
 
 typedef void (*conn_closed_fn)(struct xz_conn *c, void *arg);
@@ -765,8 +817,19 @@ struct admit_key {
 };
 struct admit *admit_new(unsigned max_total, unsigned max_per_addr);
 void admit_free(struct admit *a);
-/* Counts a connection from sa in (true), or refuses it (false). */
+/*
+ * Counts a connection from sa in (true), or refuses it (false). sa NULL
+ * (a PROXY listener's peer, the proxy): the global count only, until
+ * admit_address.
+ */
 bool admit_take(struct admit *a, const struct sockaddr *sa,
+    struct admit_key *key);
+/*
+ * A connection taken with sa NULL now has its client, sa: counts it
+ * against sa's address and makes key sa's (true), or refuses it (false,
+ * key unchanged: admit_release still releases the global count).
+ */
+bool admit_address(struct admit *a, const struct sockaddr *sa,
     struct admit_key *key);
 void admit_release(struct admit *a, const struct admit_key *key);
 /*
@@ -854,6 +917,7 @@ struct cgienv_src {
 	const char *path_info;   /* PATH_INFO, decoded */
 	const char *query;       /* QUERY_STRING, raw; NULL when none */
 	const char *remote_addr; /* REMOTE_ADDR, REMOTE_HOST */
+	int remote_port;         /* REMOTE_PORT; 0: left out */
 	const struct xz_cert *cert;
 	const char *tls_version;
 	const char *tls_cipher;

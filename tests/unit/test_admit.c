@@ -83,3 +83,38 @@ Test(admit, default_max_from_the_descriptor_limit)
 	/* unlimited */
 	cr_expect_eq(admit_default_max(ULONG_MAX, 20), UINT_MAX);
 }
+
+/*
+ * A PROXY listener: the peer (the proxy) counts only in the total; the
+ * header's client, once read, against its own address.
+ */
+Test(admit, proxied_connections_count_the_header_address)
+{
+	struct admit *a = admit_new(4, 2);
+	struct sockaddr_in c1 = v4("192.0.2.1", 1), c2 = v4("192.0.2.2", 1);
+	struct admit_key k[5];
+	int i;
+
+	for (i = 0; i < 4; i++)
+		cr_assert(admit_take(a, NULL, &k[i]), "%d", i);
+	cr_assert(!admit_take(a, NULL, &k[4]), "the total still holds");
+	cr_assert(admit_address(a, (struct sockaddr *)&c1, &k[0]));
+	cr_assert(admit_address(a, (struct sockaddr *)&c1, &k[1]));
+	cr_assert(!admit_address(a, (struct sockaddr *)&c1, &k[2]),
+	    "a third from c1");
+	cr_assert(admit_address(a, (struct sockaddr *)&c2, &k[3]));
+	/* Refused: the connection closes, releasing its total only. */
+	admit_release(a, &k[2]);
+	admit_release(a, &k[0]);
+	cr_assert(admit_take(a, NULL, &k[4]));
+	cr_assert(admit_address(a, (struct sockaddr *)&c1, &k[4]),
+	    "c1's count went down");
+	admit_release(a, &k[1]);
+	admit_release(a, &k[3]);
+	admit_release(a, &k[4]);
+	for (i = 0; i < 2; i++)
+		cr_assert(admit_take(a, (struct sockaddr *)&c1, &k[i]));
+	cr_assert(!admit_take(a, (struct sockaddr *)&c1, &k[2]),
+	    "every count back where it was");
+	admit_free(a);
+}

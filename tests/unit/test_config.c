@@ -88,6 +88,8 @@ Test(config, options_and_defaults)
 	cfg = xz_config_load(write_conf("[server]\n"
 	                                "listen = 127.0.0.1:1965\n"
 	                                "listen = [::1]:1965\n"
+	                                "listen = 127.0.0.1:1966 "
+	                                "proxy_protocol=any\n"
 	                                "hostname = example.org\n"
 	                                "workers = 3\n"
 	                                "request_timeout = 2.5\n"
@@ -102,7 +104,8 @@ Test(config, options_and_defaults)
 	o = xz_config_server_opts(cfg);
 	cr_expect_str_eq(o->listen[0], "127.0.0.1:1965");
 	cr_expect_str_eq(o->listen[1], "[::1]:1965");
-	cr_expect_null(o->listen[2]);
+	cr_expect_str_eq(o->listen[2], "127.0.0.1:1966 proxy_protocol=any");
+	cr_expect_null(o->listen[3]);
 	cr_expect_str_eq(o->hostname, "example.org");
 	cr_expect_eq(o->workers, 3);
 	cr_expect_float_eq(o->request_timeout, 2.5, 1e-9);
@@ -294,6 +297,13 @@ Test(config, start_checks)
 	    ":2: listen 127.0.0.1:abc: port 'abc' not in 0..65535");
 	expect_error("[server]\nlisten = 127.0.0.1\n",
 	    ":2: listen 127.0.0.1: expected HOST:PORT");
+	expect_error("[server]\nlisten = 127.0.0.1:1965 proxy_protocol=v3\n",
+	    ":2: listen 127.0.0.1:1965 proxy_protocol=v3: 'proxy_protocol=v3': "
+	    "expected proxy_protocol=v1, v2 or any");
+	expect_error("[server]\nlisten = 127.0.0.1:1965 proxy\n",
+	    ":2: listen 127.0.0.1:1965 proxy: 'proxy': expected");
+	expect_error("[server]\nlisten = 127.0.0.1 proxy_protocol=v2\n",
+	    ":2: listen 127.0.0.1 proxy_protocol=v2: expected HOST:PORT");
 	expect_error("[server]\nlisten = no.such.host.invalid:1965\n",
 	    ":2: listen no.such.host.invalid:1965: ");
 	expect_error("[server]\nuser = no-such-user-xz\n",

@@ -3,8 +3,8 @@
  * plain transport (test_client_io), the test playing the client byte by
  * byte: request lines that come in pieces, the 1,024-byte limit, the
  * server's own answers (53, 59, 31), a client that leaves or half-closes
- * while a handler works, and a streamed body that waits for the client
- * to drain.
+ * while a handler works, a streamed body that waits for the client
+ * to drain, and a PROXY header before the request.
  */
 #include <criterion/criterion.h>
 #include <sys/socket.h>
@@ -25,6 +25,9 @@
 #define WAIT_SECONDS 30.0
 
 static double request_timeout = 60;
+/* The listener's PROXY mode, and its per-address check (NULL: none). */
+static enum proxy_mode proxy_mode = PROXY_OFF;
+static bool (*proxied)(const struct sockaddr *, void *);
 
 struct fixture {
 	struct event_base *base;
@@ -63,6 +66,8 @@ fixture_open(struct fixture *f, struct xz_app *app)
 	f->cfg.port = 1965;
 	f->cfg.request_timeout = request_timeout;
 	f->cfg.write_timeout = 60;
+	f->cfg.proxy = proxy_mode;
+	f->cfg.proxied = proxied;
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
 	f->peer = sv[1];
@@ -502,6 +507,124 @@ Test(conn, request_timeout_drops_a_silent_client)
 	send_str(&f, "gemini://localhost/");
 	got = read_all(&f, &len);
 	cr_expect_eq(len, 0);
+	free(got);
+	wait_closed(&f);
+	fixture_close(&f);
+}
+
+static int
+who(struct xz_request *req, void *arg)
+{
+	char body[128];
+
+	snprintf(body, sizeof(body), "%s %d\n", xz_request_remote_addr(req),
+	    req->remote_port);
+	return xz_gemtext(req, body);
+}
+
+static struct xz_app *
+who_app(void)
+{
+	struct xz_app *app = xz_app_new();
+
+	cr_assert_not_null(app);
+	cr_assert_eq(xz_route(app, "/", who, NULL), XZ_OK);
+	return app;
+}
+
+/*
+ * The header a byte at a time, then the request in the same write as its
+ * last byte: the header's bytes alone are taken, the line is the
+ * transport's, and the header's client is the request's.
+ */
+Test(conn, proxy_header_in_pieces_then_the_request)
+{
+	static const char hdr[] = "PROXY TCP6 2001:db8::5 ::1 4242 1965\r\n";
+	struct fixture f;
+	char buf[64], *got;
+	size_t i;
+
+	proxy_mode = PROXY_ANY;
+	fixture_open(&f, who_app());
+	for (i = 0; i + 1 < sizeof(hdr) - 1; i++) {
+		cr_assert_eq(write(f.peer, hdr + i, 1), 1);
+		spin(&f);
+		cr_assert_eq(read(f.peer, buf, sizeof(buf)), -1);
+		cr_assert_eq(errno, EAGAIN);
+	}
+	send_str(&f, "\ngemini://localhost/\r\n");
+	got = read_all(&f, NULL);
+	cr_expect_str_eq(got, "20 text/gemini\r\n2001:db8::5 4242\n");
+	free(got);
+	wait_closed(&f);
+	fixture_close(&f);
+}
+
+/* v2 LOCAL: the peer stays the client (a socketpair: "local"). */
+Test(conn, proxy_v2_local_keeps_the_peer)
+{
+	static const char hdr[] = "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00"
+	                          "gemini://localhost/\r\n";
+	struct fixture f;
+	char *got;
+
+	proxy_mode = PROXY_V2;
+	fixture_open(&f, who_app());
+	cr_assert_eq(write(f.peer, hdr, sizeof(hdr) - 1),
+	    (ssize_t)sizeof(hdr) - 1);
+	got = read_all(&f, NULL);
+	cr_expect_str_eq(got, "20 text/gemini\r\nlocal 0\n");
+	free(got);
+	wait_closed(&f);
+	fixture_close(&f);
+}
+
+/* A request line where a header must be: closed, nothing written. */
+Test(conn, proxy_header_missing)
+{
+	char *got;
+
+	proxy_mode = PROXY_V1;
+	got = exchange("gemini://localhost/\r\n");
+
+	cr_expect_str_eq(got, "");
+	free(got);
+}
+
+static bool
+refuse_all(const struct sockaddr *sa, void *arg)
+{
+	return sa->sa_family != AF_INET;
+}
+
+/* The per-address check refuses the header's client: closed, silent. */
+Test(conn, proxy_client_refused)
+{
+	char *got;
+
+	proxy_mode = PROXY_V1;
+	proxied = refuse_all;
+	got = exchange("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n"
+	               "gemini://localhost/\r\n");
+
+	cr_expect_str_eq(got, "");
+	free(got);
+}
+
+/* No header within request_timeout: closed. */
+Test(conn, proxy_header_timeout)
+{
+	struct fixture f;
+	char *got;
+	double t0 = now_s();
+
+	proxy_mode = PROXY_V2;
+	request_timeout = 0.2;
+	fixture_open(&f, who_app());
+	send_str(&f, "\r\n\r\n");
+	got = read_all(&f, NULL);
+	cr_expect_str_eq(got, "");
+	cr_expect_geq(now_s() - t0, 0.15);
 	free(got);
 	wait_closed(&f);
 	fixture_close(&f);
