@@ -899,7 +899,8 @@ XZ_API void xz_server_stop(struct xz_server *srv);
  * hooks run when it takes over, if the server runs already; a failing one
  * fails the reload. A reload's apps are new ones, or (app NULL, release
  * NULL) the current ones: the same sites, their certificates read again,
- * their hooks not run again. The app given to xz_server_new stays the
+ * their hooks not run again (the app serving now with a release:
+ * XZ_EINVAL, and release is not run). The app given to xz_server_new stays the
  * caller's: free it after xz_server_free, as always.
  *
  * opts (copied; NULL: the current ones) give the hostnames, the

@@ -1245,11 +1245,15 @@ xz_server_reload(struct xz_server *srv, struct xz_app *app,
 	bool same = app == NULL || app == generation_app(cur);
 	size_t i;
 
-	if (srv->finished || srv->staged != NULL || (same && release)) {
+	if (same && release != NULL) {
+		/* Not run: it would free the app that serves. */
+		snprintf(err, errlen, "the app serving now cannot be released");
+		return XZ_EINVAL;
+	}
+	if (srv->finished || srv->staged != NULL) {
 		snprintf(err, errlen, "%s",
-		    srv->finished       ? "the server has stopped" :
-		    srv->staged != NULL ? "a reload is staged already" :
-		                          "the app serving has its release");
+		    srv->finished ? "the server has stopped" :
+		                    "a reload is staged already");
 		if (release != NULL)
 			release(arg);
 		return XZ_ESTATE;

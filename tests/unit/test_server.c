@@ -504,6 +504,10 @@ Test(server, reload_hands_over_a_new_app)
 	cr_expect_eq(t.second.startups, 1, "once, though reloaded again");
 	cr_expect_eq(t.second.shutdowns, 1);
 	cr_expect_eq(t.released, 1, "the second serves to the end");
+	cr_expect_eq(xz_server_reload(t.srv, NULL, NULL, release_app, app,
+	                 t.err[0], sizeof(t.err[0])),
+	    XZ_EINVAL, "the serving app with a release");
+	cr_expect_eq(t.released, 1, "not released: it serves");
 	cr_expect_eq(xz_server_reload(t.srv, NULL, NULL, NULL, NULL, t.err[0],
 	                 sizeof(t.err[0])),
 	    XZ_ESTATE, "not once stopped");
