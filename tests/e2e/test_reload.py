@@ -506,3 +506,52 @@ def test_a_second_hosts_renewed_certificate_and_pages(tmp_path, site):
         assert re.search(rb"\nxitzin_reloads_total 2\n", text), text
     finally:
         stop_clean(s)
+
+
+def test_a_storm_of_sighups(tmp_path, site):
+    """SIGHUPs as fast as they can be sent, while clients are served:
+    reloads run one after another (signals that arrive together are
+    one), none is lost between the main thread and the workers, every
+    request is answered, and every replaced configuration is freed."""
+    s = start_server(tmp_path, site.body("A"), args=("-v",))
+    stop = threading.Event()
+    errors, done = [], [0]
+
+    def client():
+        while not stop.is_set():
+            try:
+                r = s.get("/cgi-bin/hi.sh", timeout=30)
+                if r.status != 20 or r.body not in (b"cgi A", b"cgi B"):
+                    errors.append(r)
+            except Exception as e:  # any failure counts
+                errors.append(repr(e))
+            done[0] += 1
+
+    try:
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for i in range(60):
+            if i % 20 == 0:
+                site.write("B" if i % 40 == 0 else "A")
+            s.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.002)
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert errors == [], errors[:5]
+        assert done[0] > 0
+        n = reloads_done(s)
+        assert n >= 1, s.log()
+        # The last configuration written (A) serves.
+        site.write("A")
+        reload(s)
+        assert s.get("/").body == b"# A\n"
+        deadline = time.time() + 20 * SLOW
+        while s.log().count("its last connection is over, released") < n + 1:
+            assert time.time() < deadline, s.log()[-3000:]
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        stop_clean(s)
