@@ -900,8 +900,8 @@ XZ_API void xz_server_stop(struct xz_server *srv);
  * fails the reload. A reload's apps are new ones, or (app NULL, release
  * NULL) the current ones: the same sites, their certificates read again,
  * their hooks not run again (the app serving now with a release:
- * XZ_EINVAL, and release is not run). The app given to xz_server_new stays the
- * caller's: free it after xz_server_free, as always.
+ * XZ_EINVAL, and release is not run). The app given to xz_server_new
+ * stays the caller's: free it after xz_server_free, as always.
  *
  * opts (copied; NULL: the current ones) give the hostnames, the
  * certificate and key (read again, so a renewed certificate is taken),
@@ -909,7 +909,8 @@ XZ_API void xz_server_stop(struct xz_server *srv);
  * send_min_rate and quiet. What a reload cannot change keeps its old
  * value, with a warning in the log: listen (the listening sockets stay,
  * so no connection is refused meanwhile), workers, user, chroot_dir,
- * max_connections, max_connections_per_address, drain_timeout.
+ * max_connections, max_connections_per_address, drain_timeout,
+ * metrics_listen and metrics_allow_remote.
  *
  * Call it on the server's main thread: in the reload callback below,
  * where the new configuration takes over when the callback returns
