@@ -1,8 +1,9 @@
 /*
  * main.c - the xitzin program: a thin user of libxitzin.
  *
- *   xitzin [-v] [-c FILE] [-t] [DIR]
+ *   xitzin [-v] [-c FILE] [-p PIDFILE] [-t] [DIR]
  *   xitzin -k FILE
+ *   xitzin -s reload|reopen|stop -p PIDFILE
  *
  * With -c it serves what xitzin.conf(5) describes; with DIR alone it
  * serves that directory on localhost:1965 with a certificate generated
@@ -15,6 +16,7 @@
 #include <sys/resource.h>
 
 #include <err.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +28,14 @@
 static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: xitzin [-tv] [-c FILE] [DIR]\n"
+	    "usage: xitzin [-tv] [-c FILE] [-p PIDFILE] [DIR]\n"
 	    "       xitzin -k FILE\n"
+	    "       xitzin -s reload|reopen|stop -p PIDFILE\n"
 	    "  -c FILE  read the configuration from FILE (xitzin.conf(5))\n"
 	    "  -k FILE  write a new session-ticket key to FILE and exit\n"
+	    "  -p FILE  serving: write our pid to FILE; with -s: read it\n"
+	    "  -s SIG   tell the xitzin of -p to reload (SIGHUP), reopen its\n"
+	    "           logs (SIGUSR1) or stop (SIGTERM), and exit\n"
 	    "  -t       check the configuration and exit (-n is the same)\n"
 	    "  -v       verbose log (debug lines)\n"
 	    "  -V       print the version and exit\n"
@@ -43,6 +49,8 @@ struct options {
 	const char *config;
 	const char *dir;
 	const char *ticket_key; /* -k */
+	const char *pid_file;   /* -p */
+	const char *signal;     /* -s */
 	bool check_only;
 	bool verbose;
 };
@@ -52,13 +60,19 @@ parse_args(int argc, char **argv, struct options *o)
 {
 	int ch;
 
-	while ((ch = getopt(argc, argv, "c:hk:ntvV")) != -1) {
+	while ((ch = getopt(argc, argv, "c:hk:np:s:tvV")) != -1) {
 		switch (ch) {
 		case 'c':
 			o->config = optarg;
 			break;
 		case 'k':
 			o->ticket_key = optarg;
+			break;
+		case 'p':
+			o->pid_file = optarg;
+			break;
+		case 's':
+			o->signal = optarg;
 			break;
 		case 'n':
 		case 't':
@@ -78,6 +92,12 @@ parse_args(int argc, char **argv, struct options *o)
 	}
 	argc -= optind;
 	argv += optind;
+	if (o->signal != NULL) {
+		if (argc > 0 || o->pid_file == NULL || o->ticket_key != NULL ||
+		    o->check_only)
+			usage(1);
+		return;
+	}
 	if (o->ticket_key != NULL) {
 		if (argc > 0 || o->config != NULL || o->check_only)
 			usage(1);
@@ -89,6 +109,64 @@ parse_args(int argc, char **argv, struct options *o)
 		o->dir = argv[0];
 	else if (o->config == NULL)
 		o->config = XITZIN_DEFAULT_CONF;
+}
+
+/*
+ * -s: the signal for the xitzin whose pid is in the file. A stale file
+ * may name another process by now: only one called xitzin is signalled.
+ */
+static int __attribute__((noreturn))
+send_signal(const char *what, const char *pid_file)
+{
+	char buf[32], comm[64] = "", path[64];
+	FILE *f;
+	long pid;
+	char *end;
+	int sig;
+
+	if (strcmp(what, "reload") == 0)
+		sig = SIGHUP;
+	else if (strcmp(what, "reopen") == 0)
+		sig = SIGUSR1;
+	else if (strcmp(what, "stop") == 0)
+		sig = SIGTERM;
+	else
+		errx(1, "-s %s: expected reload, reopen or stop", what);
+	if ((f = fopen(pid_file, "r")) == NULL)
+		err(1, "%s", pid_file);
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	pid = strtol(buf, &end, 10);
+	if (pid <= 1 || (*end != '\n' && *end != '\0'))
+		errx(1, "%s: no pid in it", pid_file);
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fgets(comm, sizeof(comm), f) == NULL)
+			comm[0] = '\0';
+		fclose(f);
+	}
+	comm[strcspn(comm, "\n")] = '\0';
+	if (strcmp(comm, "xitzin") != 0)
+		errx(1, "%s: process %ld is not running xitzin (%s)", pid_file,
+		    pid, comm[0] != '\0' ? comm : "no such process");
+	if (kill((pid_t)pid, sig) == -1)
+		err(1, "%s: process %ld", pid_file, pid);
+	exit(0);
+}
+
+/* -p: our pid, for -s; written once the listeners are bound. */
+static void
+write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd, len;
+
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1 || write(fd, buf, (size_t)len) != len)
+		err(1, "%s", path);
+	close(fd);
 }
 
 /*
@@ -259,6 +337,8 @@ main(int argc, char **argv)
 	int rc;
 
 	parse_args(argc, argv, &o);
+	if (o.signal != NULL)
+		send_signal(o.signal, o.pid_file);
 	if (o.ticket_key != NULL) {
 		if (xz_ticket_key_new(o.ticket_key, errbuf, sizeof(errbuf)) !=
 		    XZ_OK)
@@ -299,6 +379,8 @@ main(int argc, char **argv)
 		errx(1, "%s", errbuf);
 	for (size_t i = 0; i < so.nlisten_fds; i++)
 		close(fds[i]); /* each worker listens on its own dup */
+	if (o.pid_file != NULL)
+		write_pid_file(o.pid_file);
 	if (cfg != NULL) {
 		ra.path = o.config;
 		ra.logs = xz_config_log_opts(cfg);
@@ -309,5 +391,9 @@ main(int argc, char **argv)
 	xz_config_free(cfg);
 	xz_app_free(app);
 	xz_log_close();
+	/* Best effort: after dropping privileges it may not be ours to remove.
+	 */
+	if (o.pid_file != NULL)
+		(void)unlink(o.pid_file);
 	return rc == XZ_OK ? 0 : 1;
 }

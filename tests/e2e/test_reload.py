@@ -555,3 +555,41 @@ def test_a_storm_of_sighups(tmp_path, site):
     finally:
         stop.set()
         stop_clean(s)
+
+
+def test_signals_through_a_pid_file(tmp_path, site):
+    """xitzin -p FILE writes its pid; xitzin -s reload|reopen|stop -p FILE
+    signals it, and refuses a file that names another process."""
+    pid_file = tmp_path / "xitzin.pid"
+    s = start_server(tmp_path, site.body("A"), args=("-p", str(pid_file)))
+    try:
+        assert pid_file.read_text() == f"{s.proc.pid}\n"
+        site.write("B")
+        r = subprocess.run([BIN, "-s", "reload", "-p", str(pid_file)],
+                           capture_output=True, text=True, timeout=30 * SLOW)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        deadline = time.time() + 30 * SLOW
+        while "reloaded: configuration 2" not in s.log():
+            assert time.time() < deadline, s.log()
+            time.sleep(0.01)
+        assert s.get("/").body == b"# B\n"
+        stale = tmp_path / "stale.pid"
+        stale.write_text(f"{os.getpid()}\n")  # this test, not a xitzin
+        r = subprocess.run([BIN, "-s", "reload", "-p", str(stale)],
+                           capture_output=True, text=True, timeout=30 * SLOW)
+        assert r.returncode == 1
+        assert f"process {os.getpid()} is not running xitzin" in r.stderr
+        r = subprocess.run([BIN, "-s", "reload"], capture_output=True,
+                           text=True, timeout=30 * SLOW)  # which one?
+        assert r.returncode == 1 and "usage:" in r.stderr, r.stderr
+        r = subprocess.run([BIN, "-s", "restart", "-p", str(pid_file)],
+                           capture_output=True, text=True, timeout=30 * SLOW)
+        assert r.returncode == 1
+        assert "expected reload, reopen or stop" in r.stderr, r.stderr
+        r = subprocess.run([BIN, "-s", "stop", "-p", str(pid_file)],
+                           capture_output=True, text=True, timeout=30 * SLOW)
+        assert r.returncode == 0, r.stderr
+        assert s.proc.wait(timeout=30 * SLOW) == 0, s.log()
+        assert not pid_file.exists()
+    finally:
+        stop_clean(s)
