@@ -806,9 +806,11 @@ struct xz_server_opts {
 	size_t nlisten_fds;
 	/*
 	 * Tell the service manager (the datagram socket named by
-	 * $NOTIFY_SOCKET, as sd_notify(3)) READY=1 once serving and
-	 * STOPPING=1 when the stop begins (before any stop_delay). No
-	 * $NOTIFY_SOCKET: nothing.
+	 * $NOTIFY_SOCKET, as sd_notify(3)) READY=1 once serving,
+	 * RELOADING=1 (with MONOTONIC_USEC=) then READY=1 around a reload,
+	 * STOPPING=1 when the stop begins (before any stop_delay), and
+	 * WATCHDOG=1 every half $WATCHDOG_USEC from the main thread's loop
+	 * (when $WATCHDOG_PID is unset or ours). No $NOTIFY_SOCKET: nothing.
 	 */
 	bool sd_notify;
 	/*
@@ -860,18 +862,22 @@ struct xz_site_opts {
  * Adds a site serving app (borrowed: it must outlive the server; one app
  * may serve several sites) before xz_server_run, which runs each app's
  * startup hooks once. The certificate is loaded (or generated) now.
- * XZ_OK; XZ_EINVAL with the reason in errbuf (a bad or empty name, a
- * name another site has, a wildcard of more than one label, the
- * certificate); XZ_ESTATE once the server has run; XZ_ENOMEM.
+ * In the reload callback, after xz_server_reload, the site joins the
+ * configuration being reloaded instead (its app then lives until that
+ * configuration's release runs). XZ_OK; XZ_EINVAL with the reason in
+ * errbuf (a bad or empty name, a name another site has, a wildcard of
+ * more than one label, the certificate); XZ_ESTATE once the server has
+ * run (outside a reload); XZ_ENOMEM.
  */
 XZ_API int xz_server_add_site(struct xz_server *srv, struct xz_app *app,
     const struct xz_site_opts *opts, char *errbuf, size_t errlen);
 /*
  * Drops privileges (opts.user, opts.chroot_dir), sets up SIGTERM/SIGINT
- * handling, runs the startup hooks, starts the workers, serves until
- * SIGTERM/SIGINT or xz_server_stop() (then opts.stop_delay more), lets
- * in-flight requests finish (up to drain_timeout), runs the shutdown
- * hooks and returns XZ_OK.
+ * and SIGHUP (reload, below) handling, runs the startup hooks, starts the
+ * workers, serves until SIGTERM/SIGINT or xz_server_stop() (then
+ * opts.stop_delay more), lets in-flight requests finish (up to
+ * drain_timeout), runs the shutdown hooks (of every app it served) and
+ * returns XZ_OK.
  * On failure (privileges, signals, a startup hook, a worker thread that
  * cannot start) it returns an error with the reason in xz_server_error():
  * the listeners are closed by then (connections are refused, none waits
@@ -884,6 +890,61 @@ XZ_API int xz_server_run(struct xz_server *srv);
 XZ_API const char *xz_server_error(const struct xz_server *srv);
 /* Asks a running server to stop, from any thread or a signal handler. */
 XZ_API void xz_server_stop(struct xz_server *srv);
+
+/*
+ * Reload: new connections are served by app under opts, while those
+ * already accepted finish under what they were accepted with (app,
+ * certificate, timeouts: a request in flight never sees a change). The
+ * old app's shutdown hooks run, and its tasks stop, once its last
+ * connection has ended.
+ *
+ * app serves the default site (opts.hostname); xz_server_add_site, called
+ * next in the reload callback, adds other sites to the new configuration.
+ * The apps are borrowed: release (may be NULL) runs with arg once the new
+ * configuration is over (its last connection ended, its shutdown hooks
+ * run, the processes its CGI mounts started reaped; at the latest in
+ * xz_server_free), or at once when this reload fails: free the apps
+ * there, and what opts and their handlers point into. Their startup
+ * hooks run when it takes over, if the server runs already; a failing one
+ * fails the reload. A reload's apps are new ones, or (app NULL, release
+ * NULL) the current ones: the same sites, their certificates read again,
+ * their hooks not run again (the app serving now with a release:
+ * XZ_EINVAL, and release is not run). The app given to xz_server_new
+ * stays the caller's: free it after xz_server_free, as always.
+ *
+ * opts (copied; NULL: the current ones) give the hostnames, the
+ * certificate and key (read again, so a renewed certificate is taken),
+ * the ticket key file (read again), public_port, the timeouts,
+ * send_min_rate, stop_delay and quiet. What a reload cannot change keeps its
+ * old value, with a warning in the log: listen (the listening sockets stay, so
+ * no connection is refused meanwhile), workers, user, chroot_dir,
+ * max_connections, max_connections_per_address, drain_timeout,
+ * metrics_listen and metrics_allow_remote.
+ *
+ * Call it on the server's main thread: in the reload callback below,
+ * where the new configuration takes over when the callback returns
+ * XZ_OK (and is dropped when it fails), or before xz_server_run, where it
+ * does at once. XZ_OK; or an error with the reason in errbuf, the
+ * configuration before still serving. No lock is taken on the request
+ * path: each worker takes the new configuration up between two
+ * callbacks.
+ */
+XZ_API int xz_server_reload(struct xz_server *srv, struct xz_app *app,
+    const struct xz_server_opts *opts, void (*release)(void *arg), void *arg,
+    char *errbuf, size_t errlen);
+/*
+ * What SIGHUP does, on the server's main thread: fn builds a new app
+ * (re-reading its configuration) and calls xz_server_reload; it returns
+ * XZ_OK, or an error with one reason a line in errbuf ("xitzin.conf:12:
+ * reason"), each then logged, while the old configuration keeps serving.
+ * errbuf starts empty; lines left in it on XZ_OK are logged as warnings.
+ * Without a callback, SIGHUP reloads the same app with the same opts:
+ * the certificate, key and ticket key are read again.
+ */
+typedef int (*xz_reload_fn)(struct xz_server *srv, char *errbuf, size_t errlen,
+    void *arg);
+XZ_API void xz_server_on_reload(struct xz_server *srv, xz_reload_fn fn,
+    void *arg);
 /* The port a listener was bound to (useful with port 0), or -1. */
 XZ_API int xz_server_port(const struct xz_server *srv, size_t listener);
 /* The port metrics_listen was bound to (useful with port 0), or -1. */

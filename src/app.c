@@ -648,6 +648,20 @@ app_shutdown(struct xz_app *app)
 	app_run_shutdown_hooks(app);
 }
 
+bool
+app_busy(const struct xz_app *app)
+{
+	size_t i;
+
+	for (i = 0; i < app->nmounts; i++) {
+		const struct xz_handler *h = app->mounts[i].handler;
+
+		if (h->busy != NULL && h->busy(h->state))
+			return true;
+	}
+	return false;
+}
+
 static struct state_entry *
 state_find(struct xz_app *app, const char *key)
 {

@@ -1086,7 +1086,8 @@ cgi_start(struct xz_request *req, void *state)
 }
 
 /*
- * Disposal comes after every event loop has stopped: what is left is
+ * Disposal comes after every event loop has stopped, or (a reloaded
+ * app's) once cgi_busy says none has a process left: what is left is
  * killed and reaped here, waiting for each (a SIGKILL is quick).
  */
 static void
@@ -1118,6 +1119,23 @@ cgi_dispose(void *state)
 	free(m->script);
 	free(m->name);
 	free(m);
+}
+
+/*
+ * Processes not yet reaped, their requests over: their events are on the
+ * workers' loops, so a reload's old mount waits for them to go before
+ * it is disposed of (app_busy).
+ */
+static bool
+cgi_busy(void *state)
+{
+	struct cgi_mount *m = state;
+	bool busy;
+
+	pthread_mutex_lock(&m->lock);
+	busy = !TAILQ_EMPTY(&m->procs);
+	pthread_mutex_unlock(&m->lock);
+	return busy;
 }
 
 static const struct xz_handler_ops cgi_ops = {
@@ -1205,6 +1223,8 @@ cgi_mount(struct xz_app *app, const char *prefix, struct cgi_mount *m)
 	struct xz_backend_config cfg = m->cfg; /* m is gone on failure */
 	struct xz_handler *h = xz_handler_new(&cgi_ops, m);
 
+	if (h != NULL)
+		h->busy = cgi_busy;
 	backend_handler_titan(h, &cfg);
 	return xz_mount(app, prefix, h);
 }

@@ -57,6 +57,20 @@ static const char *const reserved[] = {
 	"TLS_VERSION",
 };
 
+/*
+ * The service manager's words to xitzin (sd_notify(3), sd_watchdog_enabled(3),
+ * sd_listen_fds(3)): inherited, they would let a script tell systemd
+ * READY=1 or feed the watchdog for the server, or take its sockets.
+ */
+static const char *const service_manager[] = {
+	"LISTEN_FDNAMES",
+	"LISTEN_FDS",
+	"LISTEN_PID",
+	"NOTIFY_SOCKET",
+	"WATCHDOG_PID",
+	"WATCHDOG_USEC",
+};
+
 static bool
 name_eq(const char *a, const char *b, size_t blen)
 {
@@ -158,6 +172,10 @@ inherit_refused(const struct cgienv_src *src, const char *name, size_t namelen)
 
 	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		if (name_eq(reserved[i], name, namelen))
+			return true;
+	for (i = 0; i < sizeof(service_manager) / sizeof(service_manager[0]);
+	     i++)
+		if (name_eq(service_manager[i], name, namelen))
 			return true;
 	/* Nor the variable of a state key that is not set. */
 	if (namelen < strlen(XITZIN_PREFIX) ||

@@ -11,11 +11,22 @@
  *
  * The main thread waits for SIGTERM/SIGINT or xz_server_stop() (a
  * self-pipe, so a signal handler may call it), reopening the log files on
- * SIGUSR1 meanwhile, serves on for stop_delay (a load balancer's checks
- * see the stop and send no more), then tells every worker to close its
- * listeners and to finish its connections within drain_timeout. A second
- * SIGTERM/SIGINT cuts the drain short, closing what is left as the drain
- * timeout would (CGI groups killed).
+ * SIGUSR1 and reloading on SIGHUP meanwhile, serves on for stop_delay (a
+ * load balancer's checks see the stop and send no more), then tells every
+ * worker to close its listeners and to finish its connections within
+ * drain_timeout. A second SIGTERM/SIGINT cuts the drain short, closing
+ * what is left as the drain timeout would (CGI groups killed).
+ *
+ * Reload: what the configuration says lives in a generation
+ * (generation.c). The main thread builds the new one (reading the
+ * certificates, running the new app's startup hooks) while the workers
+ * serve; then each worker is handed a reference through an atomic slot
+ * and an event, and takes it up between two callbacks. A connection
+ * keeps the generation it was accepted under to its end; the old one is
+ * freed on the main thread once its last connection has closed and its
+ * app's processes are reaped (app_busy), after its shutdown hooks. The
+ * request path takes no lock: accept reads the worker's own pointer.
+ * The listening sockets stay: listen changes need a restart.
  */
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -85,19 +96,28 @@
 #define SERVER_ACCEPT_BACKOFF 0.1 /* seconds */
 /* Failing accepts log one line per interval, with a count. */
 #define SERVER_ACCEPT_LOG_INTERVAL 10 /* seconds */
+/*
+ * A replaced configuration whose last connection is over, but whose CGI
+ * processes are still being reaped, is looked at again after this.
+ */
+#define SERVER_REAP_RETRY 0.05 /* seconds */
 
 struct worker;
+struct xz_server;
+
+static void server_notify(const struct xz_server *srv, const char *state);
 
 struct conn_entry {
 	struct xz_conn *c;
 	struct worker *w;
+	struct generation *gen; /* a reference, to the connection's end */
 	struct admit_key key;
 	TAILQ_ENTRY(conn_entry) link;
 };
 
 struct listener {
 	struct worker *w;
-	const struct conn_cfg *cfg;
+	size_t index; /* in srv->addrs and each generation's cfgs */
 	struct evconnlistener *evl;
 	struct event *ev_resume;  /* re-enables evl after a full batch */
 	struct event *ev_backoff; /* re-enables evl after a failed accept */
@@ -113,6 +133,14 @@ struct worker {
 	struct listener *listeners; /* one per listen address */
 	struct event *ev_stop;
 	struct event *ev_drain_timeout;
+	/*
+	 * What new connections get: a reference of the worker's own, read
+	 * at accept without a lock. The main thread leaves the next one in
+	 * next_gen (a reference too) and activates ev_reload.
+	 */
+	struct generation *gen;
+	struct generation *next_gen; /* atomic */
+	struct event *ev_reload;
 	TAILQ_HEAD(, conn_entry) conns;
 	size_t nconns;
 	bool stopping;
@@ -121,8 +149,9 @@ struct worker {
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	int fd; /* a socket passed to us (systemd), or -1 */
-	struct conn_cfg cfg;
+	int fd;                /* a socket passed to us (systemd), or -1 */
+	int port;              /* once bound */
+	enum proxy_mode proxy; /* the PROXY header its connections open with */
 };
 
 /* Failed accepts across the workers, for a log that cannot flood. */
@@ -136,10 +165,25 @@ struct accept_failures {
 };
 
 struct xz_server {
+	/* As given, defaulted: the first generation's, and the restart-only. */
 	struct xz_server_opts opts;
-	struct tls_ctx *tls;
-	struct site_set *sites; /* [0]: the default, opts.hostname and app */
-	bool ran;               /* xz_server_run was called: sites are fixed */
+	struct generation *gen; /* the current one (main thread) */
+	/* Made by xz_server_reload in the reload callback, not yet serving. */
+	struct generation *staged;
+	bool in_reload; /* the reload callback runs */
+	/* Replaced, waiting for their connections to end (main thread). */
+	TAILQ_HEAD(, generation) retired;
+	unsigned long ngens;   /* generations made: the next one's id - 1 */
+	unsigned long reloads; /* reloads that took effect (for metrics) */
+	bool ran;              /* xz_server_run was called: sites are fixed */
+	bool running;          /* the startup hooks ran: reloads run theirs */
+	bool finished;         /* xz_server_run has returned */
+	unsigned max_connections_given; /* opts' own, before the default */
+	xz_reload_fn reload_fn;
+	void *reload_arg;
+	struct event *ev_reap;     /* main loop: a generation may be unused */
+	struct event *ev_watchdog; /* main loop: WATCHDOG=1 */
+	long watchdog_usec;        /* $WATCHDOG_USEC, with opts.sd_notify */
 	struct listen_addr *addrs;
 	size_t naddrs;
 	struct worker *workers;
@@ -161,7 +205,7 @@ struct xz_server {
 struct stop_waiter {
 	struct xz_server *srv;
 	struct event_base *base;
-	struct event *sigterm, *sigint, *sigusr1, *pipe_ev;
+	struct event *sigterm, *sigint, *sigusr1, *sighup, *pipe_ev;
 	bool delaying; /* in stop_delay */
 	bool draining;
 };
@@ -177,6 +221,17 @@ server_on_backoff(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_enable(l->evl);
 }
 
+/*
+ * Drops a reference to g, from any thread; the last one wakes the main
+ * thread, which frees g unless it is still the current one.
+ */
+static void
+server_gen_unref(struct xz_server *srv, struct generation *g)
+{
+	if (g != NULL && generation_unref(g) && srv->ev_reap != NULL)
+		event_active(srv->ev_reap, EV_TIMEOUT, 1);
+}
+
 static void
 server_conn_closed(struct xz_conn *c, void *arg)
 {
@@ -186,6 +241,7 @@ server_conn_closed(struct xz_conn *c, void *arg)
 
 	TAILQ_REMOVE(&w->conns, e, link);
 	admit_release(w->srv->admit, &e->key);
+	server_gen_unref(w->srv, e->gen);
 	free(e);
 	metrics_conn_closed();
 	/* A descriptor came free: a paused listener need not wait. */
@@ -294,7 +350,8 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	 * Behind a proxy the peer is the proxy: the per-address count waits
 	 * for the header's client (server_conn_proxied).
 	 */
-	if (!admit_take(w->srv->admit, l->cfg->proxy != PROXY_OFF ? NULL : sa,
+	if (!admit_take(w->srv->admit,
+	        w->srv->addrs[l->index].proxy != PROXY_OFF ? NULL : sa,
 	        &e->key)) {
 		/* Over a limit: refused before any TLS work. */
 		log_debug("accept: connection limit reached, dropped");
@@ -303,13 +360,17 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		return;
 	}
 	e->w = w;
+	e->gen = w->gen;
+	generation_ref(e->gen);
 	TAILQ_INSERT_TAIL(&w->conns, e, link);
 	w->nconns++;
 	metrics_conn_opened(); /* before conn_new: its failure closes it */
-	e->c = conn_new(w->base, fd, l->cfg, sa, server_conn_closed, e);
+	e->c = conn_new(w->base, fd, &e->gen->cfgs[l->index], sa,
+	    server_conn_closed, e);
 	if (e->c == NULL) {
 		TAILQ_REMOVE(&w->conns, e, link);
 		admit_release(w->srv->admit, &e->key);
+		server_gen_unref(w->srv, e->gen);
 		w->nconns--;
 		free(e);
 		metrics_conn_closed();
@@ -404,6 +465,21 @@ worker_on_stop(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(w->ev_drain_timeout, &tv);
 }
 
+/* Runs in the worker: new connections get the generation left for it. */
+static void
+worker_on_reload(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct generation *g, *old;
+
+	g = __atomic_exchange_n(&w->next_gen, NULL, __ATOMIC_ACQ_REL);
+	if (g == NULL)
+		return;
+	old = w->gen;
+	w->gen = g;
+	server_gen_unref(w->srv, old);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -438,7 +514,7 @@ server_listen_options(const char *spec, const char *opts,
 	for (w = words; *w != NULL && rc == XZ_OK; w++) {
 		if (strncmp(*w, "proxy_protocol=", 15) == 0 &&
 		    (mode = proxy_mode_parse(*w + 15)) != -1) {
-			la->cfg.proxy = (enum proxy_mode)mode;
+			la->proxy = (enum proxy_mode)mode;
 			continue;
 		}
 		snprintf(err, errlen,
@@ -464,7 +540,7 @@ server_parse_listen(const char *whole, struct listen_addr *la, char *err,
 	size_t speclen = strcspn(whole, " \t");
 	int rc;
 
-	la->cfg.proxy = PROXY_OFF;
+	la->proxy = PROXY_OFF;
 	if (whole[speclen] != '\0' &&
 	    server_listen_options(whole, whole + speclen, la, err, errlen) !=
 	        XZ_OK)
@@ -640,7 +716,9 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 	    (w->ev_stop = event_new(w->base, -1, 0, worker_on_stop, w)) ==
 	        NULL ||
 	    (w->ev_drain_timeout =
-	            evtimer_new(w->base, worker_on_drain_timeout, w)) == NULL) {
+	            evtimer_new(w->base, worker_on_drain_timeout, w)) == NULL ||
+	    (w->ev_reload = event_new(w->base, -1, 0, worker_on_reload, w)) ==
+	        NULL) {
 		snprintf(err, errlen, "out of memory");
 		return XZ_ENOMEM;
 	}
@@ -649,9 +727,9 @@ worker_init(struct xz_server *srv, struct worker *w, char *err, size_t errlen)
 
 		if ((fd = server_bind(&srv->addrs[i], true, err, errlen)) == -1)
 			return XZ_EIO;
-		srv->addrs[i].cfg.port = server_addr_port(&srv->addrs[i].ss);
+		srv->addrs[i].port = server_addr_port(&srv->addrs[i].ss);
 		l->w = w;
-		l->cfg = &srv->addrs[i].cfg;
+		l->index = i;
 		if ((l->ev_resume = event_new(w->base, -1, 0, server_on_resume,
 		         l)) == NULL ||
 		    (l->ev_backoff = evtimer_new(w->base, server_on_backoff,
@@ -696,6 +774,8 @@ worker_free(struct worker *w, size_t naddrs)
 		event_free(w->ev_stop);
 	if (w->ev_drain_timeout != NULL)
 		event_free(w->ev_drain_timeout);
+	if (w->ev_reload != NULL)
+		event_free(w->ev_reload);
 	if (w->base != NULL)
 		event_base_free(w->base);
 }
@@ -721,109 +801,26 @@ server_defaults(struct xz_server_opts *o)
 }
 
 /*
- * A site's certificate: cert_file and key_file, or, neither given, the
- * program's choice, certs/NAME.crt and certs/NAME.key under the working
- * directory (NAME the site's first name, a '*' written '_'), generated
- * when neither exists, so that a first program runs as is; a generated
- * certificate holds all the site's names. One file without the other is
- * a mistake worth naming.
+ * Before the run, to the first generation; in the reload callback, after
+ * xz_server_reload, to the one staged.
  */
-static struct tls_cert *
-server_site_cert(const struct xz_server *srv, const char *names,
-    const char *cert_file, const char *key_file, char *err, size_t errlen)
-{
-	struct tls_opts topts = { .cert_file = cert_file,
-		.key_file = key_file,
-		.hostname = names,
-		.ed25519 = srv->opts.key_ed25519 };
-	char **list = strlist_split(names), *cpath = NULL, *kpath = NULL;
-	struct tls_cert *cert = NULL;
-
-	if (list == NULL || list[0] == NULL) {
-		snprintf(err, errlen, "hostname: none given, or out of memory");
-		goto out;
-	}
-	for (char *q = list[0]; *q != '\0'; q++)
-		*q = *q == '*' ? '_' : (char)tolower((unsigned char)*q);
-	if ((cert_file == NULL) != (key_file == NULL)) {
-		snprintf(err, errlen,
-		    "%s given without %s (give both, or neither "
-		    "to use certs/%s.crt and .key)",
-		    cert_file != NULL ? "cert_file" : "key_file",
-		    cert_file != NULL ? "key_file" : "cert_file", list[0]);
-		goto out;
-	}
-	if (cert_file == NULL &&
-	    (strchr(list[0], '/') != NULL || list[0][0] == '.')) {
-		snprintf(err, errlen,
-		    "cert_file and key_file: none given, and "
-		    "hostname '%s' cannot name them",
-		    list[0]);
-		goto out;
-	}
-	if (cert_file == NULL) {
-		if (asprintf(&cpath, "certs/%s.crt", list[0]) == -1 ||
-		    asprintf(&kpath, "certs/%s.key", list[0]) == -1) {
-			snprintf(err, errlen, "out of memory");
-			goto out;
-		}
-		topts.cert_file = cpath;
-		topts.key_file = kpath;
-		log_info("no cert_file given: using %s and %s (generated when "
-		         "missing)",
-		    cpath, kpath);
-	}
-	cert = tls_cert_new(&topts, err, errlen);
-out:
-	strlist_free(list);
-	free(cpath);
-	free(kpath);
-	return cert;
-}
-
-/* Adds a site to srv->sites; the TLS layer picks among several by SNI. */
-static int
-server_add_site(struct xz_server *srv, const char *names, struct xz_app *app,
-    const char *cert_file, const char *key_file, char *err, size_t errlen)
-{
-	struct tls_cert *cert;
-	const char *why;
-	char bad[256];
-	int rc;
-
-	if (app == NULL) {
-		snprintf(err, errlen, "site %s: no app", names ? names : "");
-		return XZ_EINVAL;
-	}
-	if ((cert = server_site_cert(srv, names != NULL ? names : "", cert_file,
-	         key_file, err, errlen)) == NULL)
-		return XZ_EINVAL;
-	if ((rc = site_set_add(srv->sites, names, app, cert, &why, bad,
-	         sizeof(bad))) != XZ_OK) {
-		snprintf(err, errlen, "hostname: %s%s%s%s", why,
-		    bad[0] != '\0' ? " ('" : "", bad,
-		    bad[0] != '\0' ? "')" : "");
-		return rc;
-	}
-	tls_ctx_set_certs(srv->tls, site_set_get(srv->sites, 0)->cert,
-	    site_set_count(srv->sites) > 1 ? site_pick_cert : NULL, srv->sites);
-	return XZ_OK;
-}
-
 int
 xz_server_add_site(struct xz_server *srv, struct xz_app *app,
     const struct xz_site_opts *opts, char *errbuf, size_t errlen)
 {
+	struct generation *g = srv->in_reload ? srv->staged : srv->gen;
+
 	if (opts == NULL || opts->hostname == NULL) {
 		snprintf(errbuf, errlen, "hostname: none given");
 		return XZ_EINVAL;
 	}
-	if (srv->ran) {
-		snprintf(errbuf, errlen, "site %s: the server runs already",
-		    opts->hostname);
+	if (g == NULL || (srv->ran && !srv->in_reload)) {
+		snprintf(errbuf, errlen, "site %s: the server runs already%s",
+		    opts->hostname,
+		    srv->in_reload ? " (xz_server_reload first)" : "");
 		return XZ_ESTATE;
 	}
-	return server_add_site(srv, opts->hostname, app, opts->cert_file,
+	return generation_add_site(g, opts->hostname, app, opts->cert_file,
 	    opts->key_file, errbuf, errlen);
 }
 
@@ -932,8 +929,6 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 		return XZ_ENOMEM;
 	srv->naddrs = n;
 	for (i = 0; i < n; i++) {
-		struct conn_cfg *cfg = &srv->addrs[i].cfg;
-
 		srv->addrs[i].fd = -1;
 		if (srv->opts.nlisten_fds > 0) {
 			if (server_take_fd(srv->opts.listen_fds[i],
@@ -947,19 +942,52 @@ server_setup_addrs(struct xz_server *srv, char *err, size_t errlen)
 			return XZ_EIO;
 		else
 			close(fd);
-		cfg->sites = srv->sites;
-		cfg->io = &conn_io_tls;
-		cfg->io_ctx = srv->tls;
-		cfg->public_port = srv->opts.public_port;
-		cfg->request_timeout = srv->opts.request_timeout;
-		cfg->write_timeout = srv->opts.write_timeout;
-		cfg->send_min_rate = srv->opts.send_min_rate > 0 ?
-		                         (size_t)srv->opts.send_min_rate :
-		                         0;
-		cfg->access_log = !srv->opts.quiet;
-		cfg->proxied = server_conn_proxied;
 	}
 	return XZ_OK;
+}
+
+/* A generation for app and o (defaulted) on the bound listeners. */
+static struct generation *
+server_gen_new(struct xz_server *srv, const struct xz_server_opts *o,
+    struct xz_app *app, char *err, size_t errlen)
+{
+	struct generation *g;
+	int *ports;
+	size_t i;
+
+	if ((ports = calloc(srv->naddrs, sizeof(*ports))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < srv->naddrs; i++)
+		ports[i] = srv->addrs[i].port;
+	g = generation_new(o, app, ports, srv->naddrs, err, errlen);
+	free(ports);
+	/* The listeners' own, the same in every generation. */
+	for (i = 0; g != NULL && i < srv->naddrs; i++) {
+		g->cfgs[i].proxy = srv->addrs[i].proxy;
+		g->cfgs[i].proxied = server_conn_proxied;
+	}
+	return g;
+}
+
+/*
+ * $WATCHDOG_USEC when the watchdog is ours ($WATCHDOG_PID unset or our
+ * pid, as sd_watchdog_enabled(3)); else 0.
+ */
+static long
+server_watchdog_usec(void)
+{
+	const char *usec = getenv("WATCHDOG_USEC");
+	const char *pid = getenv("WATCHDOG_PID");
+	char *end;
+	long v;
+
+	if (usec == NULL ||
+	    (pid != NULL && strtol(pid, &end, 10) != (long)getpid()))
+		return 0;
+	v = strtol(usec, &end, 10);
+	return *end == '\0' && v > 0 ? v : 0;
 }
 
 struct xz_server *
@@ -967,7 +995,6 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
     size_t errlen)
 {
 	struct xz_server *srv = calloc(1, sizeof(*srv));
-	struct tls_opts topts = { 0 };
 	int i;
 
 	if (srv == NULL) {
@@ -976,13 +1003,17 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	}
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	pthread_mutex_init(&srv->accept_failures.lock, NULL);
+	TAILQ_INIT(&srv->retired);
 	srv->opts = *opts;
+	srv->max_connections_given = opts->max_connections;
 	server_defaults(&srv->opts);
 	if (opts->sd_notify && getenv("NOTIFY_SOCKET") != NULL &&
 	    (srv->notify_path = strdup(getenv("NOTIFY_SOCKET"))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (opts->sd_notify)
+		srv->watchdog_usec = server_watchdog_usec();
 	if (evthread_use_pthreads() == -1) {
 		snprintf(err, errlen, "cannot set up libevent's locking");
 		goto fail;
@@ -991,21 +1022,6 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 		snprintf(err, errlen, "stop pipe: %s", strerror(errno));
 		goto fail;
 	}
-	if (srv->opts.public_port < 0 || srv->opts.public_port > 65535) {
-		snprintf(err, errlen, "public_port %d out of range 1..65535",
-		    srv->opts.public_port);
-		goto fail;
-	}
-	/* The ticket key is the server's: every site's sessions resume. */
-	topts.ticket_key_file = srv->opts.ticket_key_file;
-	if ((srv->sites = site_set_new()) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	if ((srv->tls = tls_ctx_new(&topts, err, errlen)) == NULL ||
-	    server_add_site(srv, srv->opts.hostname, app, srv->opts.cert_file,
-	        srv->opts.key_file, err, errlen) != XZ_OK)
-		goto fail;
 	if (server_setup_addrs(srv, err, errlen) != XZ_OK)
 		goto fail;
 	srv->workers = calloc((size_t)srv->opts.workers, sizeof(*srv->workers));
@@ -1017,6 +1033,15 @@ xz_server_new(struct xz_app *app, const struct xz_server_opts *opts, char *err,
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_init(srv, &srv->workers[i], err, errlen) != XZ_OK)
 			goto fail;
+	/* The caller's app: freed by the caller (no release). */
+	if ((srv->gen = server_gen_new(srv, &srv->opts, app, err, errlen)) ==
+	    NULL)
+		goto fail;
+	srv->gen->id = ++srv->ngens;
+	for (i = 0; i < srv->nworkers; i++) {
+		generation_ref(srv->gen);
+		srv->workers[i].gen = srv->gen;
+	}
 	if (srv->opts.metrics_listen != NULL &&
 	    (srv->metrics = metrics_new(srv->opts.metrics_listen,
 	         srv->opts.metrics_allow_remote, srv->nworkers, err, errlen)) ==
@@ -1052,7 +1077,7 @@ xz_server_port(const struct xz_server *srv, size_t listener)
 {
 	if (srv == NULL || listener >= srv->naddrs)
 		return -1;
-	return srv->addrs[listener].cfg.port;
+	return srv->addrs[listener].port;
 }
 
 void
@@ -1094,6 +1119,269 @@ static void
 server_on_sigusr1(evutil_socket_t sig, short what, void *arg)
 {
 	(void)xz_log_reopen();
+}
+
+/* Every WATCHDOG_USEC / 2: the main loop still turns. */
+static void
+server_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	server_notify(arg, "WATCHDOG=1");
+}
+
+/*
+ * Frees the retired generations nothing holds any more, on the main
+ * thread: their app's shutdown hooks first (which also stop its tasks),
+ * then, once its handlers have nothing left on the workers' loops
+ * (app_busy: CGI processes not yet reaped), the app with the rest. A
+ * busy one is looked at again shortly.
+ */
+static void
+server_reap(struct xz_server *srv)
+{
+	struct generation *g, *next;
+	struct timeval tv = xz_timeval(SERVER_REAP_RETRY);
+	bool busy = false;
+
+	for (g = TAILQ_FIRST(&srv->retired); g != NULL; g = next) {
+		next = TAILQ_NEXT(g, link);
+		if (!generation_unused(g))
+			continue;
+		generation_shutdown(g);
+		/* Its release frees the apps: not while processes are left. */
+		if (g->release != NULL && generation_busy(g)) {
+			busy = true;
+			continue;
+		}
+		TAILQ_REMOVE(&srv->retired, g, link);
+		log_debug("configuration %lu: its last connection is over, "
+		          "released",
+		    g->id);
+		generation_free(g);
+	}
+	if (busy && srv->ev_reap != NULL)
+		evtimer_add(srv->ev_reap, &tv);
+}
+
+static void
+server_on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	server_reap(arg);
+}
+
+static bool
+server_same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	       (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool
+server_same_listen(const char *const *a, const char *const *b)
+{
+	static const char *const dflt[] = { "localhost:1965", NULL };
+
+	a = a != NULL ? a : dflt;
+	b = b != NULL ? b : dflt;
+	for (; *a != NULL && *b != NULL; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return *a == NULL && *b == NULL;
+}
+
+/*
+ * What a reload cannot change: the listening sockets (kept, so that no
+ * connection is refused meanwhile), the workers, the privileges, the
+ * connection limits. Said once a reload, each; the old values stay.
+ */
+static void
+server_restart_only(const struct xz_server *srv, const struct xz_server_opts *o)
+{
+	const struct xz_server_opts *s = &srv->opts;
+	const char *what[7];
+	size_t n = 0, i;
+
+	if (s->nlisten_fds == 0 && !server_same_listen(o->listen, s->listen))
+		what[n++] = "listen";
+	if (o->workers != s->workers)
+		what[n++] = "workers";
+	if (!server_same_str(o->user, s->user))
+		what[n++] = "user";
+	if (!server_same_str(o->chroot_dir, s->chroot_dir))
+		what[n++] = "chroot";
+	if (o->max_connections != srv->max_connections_given ||
+	    o->max_connections_per_address != s->max_connections_per_address)
+		what[n++] = "max_connections";
+	if (o->drain_timeout != s->drain_timeout)
+		what[n++] = "drain_timeout";
+	if (!server_same_str(o->metrics_listen, s->metrics_listen) ||
+	    o->metrics_allow_remote != s->metrics_allow_remote)
+		what[n++] = "metrics_listen";
+	for (i = 0; i < n; i++)
+		log_warnx("reload: %s changed: it needs a restart (the old "
+		          "value stays)",
+		    what[i]);
+}
+
+/*
+ * The staged generation takes over: its app's startup hooks (when the
+ * server runs), then each worker is handed it; the current one retires.
+ */
+static int
+server_commit(struct xz_server *srv, char *err, size_t errlen)
+{
+	struct generation *cur = srv->gen, *g = srv->staged;
+	int i, rc;
+
+	srv->staged = NULL;
+	if (generation_app(g) != generation_app(cur)) {
+		if (srv->running && (rc = generation_startup(g)) != XZ_OK) {
+			snprintf(err, errlen, "a startup hook failed: %s",
+			    xz_strerror(rc));
+			generation_free(g);
+			return rc;
+		}
+	} else {
+		/* One app, one life: its hooks ran, and run once at the end. */
+		g->started = cur->started;
+		g->release = cur->release;
+		g->release_arg = cur->release_arg;
+		cur->started = false;
+		cur->release = NULL;
+	}
+	g->id = ++srv->ngens;
+	for (i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		generation_ref(g);
+		/* One not taken up yet (two reloads in a row) is dropped. */
+		server_gen_unref(srv,
+		    __atomic_exchange_n(&w->next_gen, g, __ATOMIC_ACQ_REL));
+		event_active(w->ev_reload, EV_READ, 1);
+	}
+	TAILQ_INSERT_TAIL(&srv->retired, cur, link);
+	srv->gen = g;
+	server_gen_unref(srv, cur);
+	srv->reloads++;
+	metrics_reload(srv->metrics);
+	log_info("reloaded: configuration %lu for new connections", g->id);
+	generation_log_sites(g);
+	return XZ_OK;
+}
+
+int
+xz_server_reload(struct xz_server *srv, struct xz_app *app,
+    const struct xz_server_opts *opts, void (*release)(void *arg), void *arg,
+    char *err, size_t errlen)
+{
+	struct generation *cur = srv->gen, *g;
+	struct xz_server_opts o = opts != NULL ? *opts : cur->opts;
+	bool same = app == NULL || app == generation_app(cur);
+	size_t i;
+
+	if (same && release != NULL) {
+		/* Not run: it would free the app that serves. */
+		snprintf(err, errlen, "the app serving now cannot be released");
+		return XZ_EINVAL;
+	}
+	if (srv->finished || srv->staged != NULL) {
+		snprintf(err, errlen, "%s",
+		    srv->finished ? "the server has stopped" :
+		                    "a reload is staged already");
+		if (release != NULL)
+			release(arg);
+		return XZ_ESTATE;
+	}
+	server_defaults(&o);
+	if (opts != NULL)
+		server_restart_only(srv, &o);
+	if ((g = server_gen_new(srv, &o, same ? generation_app(cur) : app, err,
+	         errlen)) == NULL) {
+		if (release != NULL)
+			release(arg);
+		return XZ_EINVAL;
+	}
+	/* The same apps: the same sites, their certificates read again. */
+	for (i = 1; same && i < cur->nspecs; i++)
+		if (generation_add_site(g, cur->specs[i].names,
+		        cur->specs[i].app, cur->specs[i].cert_file,
+		        cur->specs[i].key_file, err, errlen) != XZ_OK) {
+			generation_free(g);
+			return XZ_EINVAL;
+		}
+	g->release = release;
+	g->release_arg = arg;
+	srv->staged = g;
+	/* In the reload callback, it takes over when the callback returns. */
+	return srv->in_reload ? XZ_OK : server_commit(srv, err, errlen);
+}
+
+void
+xz_server_on_reload(struct xz_server *srv, xz_reload_fn fn, void *arg)
+{
+	srv->reload_fn = fn;
+	srv->reload_arg = arg;
+}
+
+/*
+ * SIGHUP: the program's reload callback builds a new app from its
+ * configuration and hands it over (xz_server_reload); without one, the
+ * certificates and ticket key are read again for the same app. A failure
+ * is logged line by line ("xitzin.conf:12: ...") and the configuration
+ * before keeps serving. systemd hears RELOADING=1 and then READY=1.
+ */
+static void
+server_reload_now(struct xz_server *srv)
+{
+	char err[8192] = "", msg[96], *line, *save = NULL;
+	struct timespec ts;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	        (unsigned long long)ts.tv_nsec / 1000);
+	server_notify(srv, msg);
+	srv->in_reload = true;
+	if (srv->reload_fn != NULL)
+		rc = srv->reload_fn(srv, err, sizeof(err), srv->reload_arg);
+	else
+		rc = xz_server_reload(srv, NULL, NULL, NULL, NULL, err,
+		    sizeof(err));
+	srv->in_reload = false;
+	if (rc != XZ_OK && srv->staged != NULL) {
+		generation_free(srv->staged); /* its release runs */
+		srv->staged = NULL;
+	} else if (srv->staged != NULL) {
+		rc = server_commit(srv, err, sizeof(err));
+	}
+	if (rc != XZ_OK && err[0] == '\0')
+		snprintf(err, sizeof(err), "%s", xz_strerror(rc));
+	/* The reasons of a failure, or the warnings of a success. */
+	for (line = strtok_r(err, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		log_warnx("reload: %s", line);
+	if (rc == XZ_OK) {
+		server_notify(srv, "READY=1\nSTATUS=serving");
+		return;
+	}
+	log_warnx("reload failed: configuration %lu keeps serving",
+	    srv->gen->id);
+	server_notify(srv,
+	    "READY=1\nSTATUS=reload failed: the previous configuration "
+	    "serves (see the log)");
+}
+
+static void
+server_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct stop_waiter *sw = arg;
+
+	if (sw->draining || sw->delaying) {
+		log_info("SIGHUP while stopping: no reload");
+		return;
+	}
+	log_info("SIGHUP: reloading");
+	server_reload_now(sw->srv);
 }
 
 /* xz_server_stop(), or a worker has returned (while draining). */
@@ -1140,6 +1428,16 @@ stop_waiter_free(struct stop_waiter *sw)
 		event_free(sw->sigint);
 	if (sw->sigusr1 != NULL)
 		event_free(sw->sigusr1);
+	if (sw->sighup != NULL)
+		event_free(sw->sighup);
+	if (sw->srv != NULL && sw->srv->ev_reap != NULL) {
+		event_free(sw->srv->ev_reap);
+		sw->srv->ev_reap = NULL;
+	}
+	if (sw->srv != NULL && sw->srv->ev_watchdog != NULL) {
+		event_free(sw->srv->ev_watchdog);
+		sw->srv->ev_watchdog = NULL;
+	}
 	if (sw->pipe_ev != NULL)
 		event_free(sw->pipe_ev);
 	if (sw->base != NULL)
@@ -1154,6 +1452,8 @@ stop_waiter_free(struct stop_waiter *sw)
 static int
 stop_waiter_init(struct xz_server *srv, struct stop_waiter *sw)
 {
+	struct timeval watchdog = xz_timeval((double)srv->watchdog_usec / 2e6);
+
 	memset(sw, 0, sizeof(*sw));
 	sw->srv = srv;
 	if ((sw->base = worker_base_new()) == NULL ||
@@ -1163,16 +1463,25 @@ stop_waiter_init(struct xz_server *srv, struct stop_waiter *sw)
 	         sw)) == NULL ||
 	    (sw->sigusr1 = evsignal_new(sw->base, SIGUSR1, server_on_sigusr1,
 	         sw)) == NULL ||
+	    (sw->sighup = evsignal_new(sw->base, SIGHUP, server_on_sighup,
+	         sw)) == NULL ||
+	    (srv->ev_reap = evtimer_new(sw->base, server_on_reap, srv)) ==
+	        NULL ||
+	    (srv->watchdog_usec > 0 &&
+	        ((srv->ev_watchdog = event_new(sw->base, -1, EV_PERSIST,
+	              server_on_watchdog, srv)) == NULL ||
+	            evtimer_add(srv->ev_watchdog, &watchdog) == -1)) ||
 	    (sw->pipe_ev = event_new(sw->base, srv->stop_pipe[0],
 	         EV_READ | EV_PERSIST, server_on_stop_pipe, sw)) == NULL ||
 	    evsignal_add(sw->sigterm, NULL) == -1 ||
 	    evsignal_add(sw->sigint, NULL) == -1 ||
 	    evsignal_add(sw->sigusr1, NULL) == -1 ||
+	    evsignal_add(sw->sighup, NULL) == -1 ||
 	    event_add(sw->pipe_ev, NULL) == -1) {
 		stop_waiter_free(sw);
 		return server_fail(srv, XZ_EIO,
-		    "cannot set up SIGTERM and SIGINT handling (out of "
-		    "memory or descriptors)");
+		    "cannot set up SIGTERM, SIGINT and SIGHUP handling (out "
+		    "of memory or descriptors)");
 	}
 	return XZ_OK;
 }
@@ -1197,9 +1506,8 @@ server_log_listening(const struct xz_server *srv)
 		log_info("listening on %s%s%s port %d (%s%d workers, at most "
 		         "%u connections)",
 		    ss->ss_family == AF_INET6 ? "[" : "", name,
-		    ss->ss_family == AF_INET6 ? "]" : "",
-		    srv->addrs[i].cfg.port,
-		    server_proxy_name[srv->addrs[i].cfg.proxy], srv->nworkers,
+		    ss->ss_family == AF_INET6 ? "]" : "", srv->addrs[i].port,
+		    server_proxy_name[srv->addrs[i].proxy], srv->nworkers,
 		    srv->opts.max_connections);
 	}
 }
@@ -1343,10 +1651,11 @@ server_on_delay_end(evutil_socket_t fd, short what, void *arg)
 static void
 server_stop_delay(struct xz_server *srv, struct stop_waiter *sw)
 {
-	struct timeval tv = xz_timeval(srv->opts.stop_delay);
+	double delay = srv->gen->opts.stop_delay; /* a reload may change it */
+	struct timeval tv = xz_timeval(delay);
 	struct event *ev;
 
-	if (srv->opts.stop_delay <= 0)
+	if (delay <= 0)
 		return;
 	if ((ev = evtimer_new(sw->base, server_on_delay_end, sw)) == NULL ||
 	    evtimer_add(ev, &tv) == -1) {
@@ -1355,8 +1664,7 @@ server_stop_delay(struct xz_server *srv, struct stop_waiter *sw)
 			event_free(ev);
 		return;
 	}
-	log_info("closing the listeners in %g s (stop_delay)",
-	    srv->opts.stop_delay);
+	log_info("closing the listeners in %g s (stop_delay)", delay);
 	sw->delaying = true;
 	event_base_dispatch(sw->base);
 	sw->delaying = false;
@@ -1418,66 +1726,30 @@ server_start_workers(struct xz_server *srv)
 	    strerror(err));
 }
 
-/* Whether site i's app is an earlier site's too (its hooks ran then). */
-static bool
-server_app_seen(const struct xz_server *srv, size_t i)
-{
-	for (size_t j = 0; j < i; j++)
-		if (site_set_get(srv->sites, j)->app ==
-		    site_set_get(srv->sites, i)->app)
-			return true;
-	return false;
-}
-
-/* Shutdown hooks of the first n sites' apps, the last started first. */
+/*
+ * The workers have returned: no connection is left. Each app whose
+ * startup hooks ran has its shutdown hooks run, the oldest first; the
+ * generations themselves are freed with the server (after the workers'
+ * loops, which CGI's disposal needs gone).
+ */
 static void
-server_apps_shutdown(struct xz_server *srv, size_t n)
+server_shutdown_apps(struct xz_server *srv)
 {
-	while (n-- > 0)
-		if (!server_app_seen(srv, n))
-			app_shutdown(site_set_get(srv->sites, n)->app);
-}
+	struct generation *g;
+	int i;
 
-/* Each site's app's startup hooks, once an app; undone when one fails. */
-static int
-server_apps_startup(struct xz_server *srv)
-{
-	size_t i, n = site_set_count(srv->sites);
-	int rc;
+	srv->finished = true;
+	for (i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
 
-	for (i = 0; i < n; i++) {
-		if (server_app_seen(srv, i))
-			continue;
-		if ((rc = app_startup(site_set_get(srv->sites, i)->app)) !=
-		    XZ_OK) {
-			server_apps_shutdown(srv, i);
-			return rc;
-		}
+		server_gen_unref(srv, w->gen);
+		server_gen_unref(srv,
+		    __atomic_exchange_n(&w->next_gen, NULL, __ATOMIC_ACQ_REL));
+		w->gen = NULL;
 	}
-	return XZ_OK;
-}
-
-/* Each site's names and certificate fingerprint, which TOFU clients pin. */
-static void
-server_log_sites(const struct xz_server *srv)
-{
-	const struct site *s;
-	size_t i, j;
-	char names[512];
-	int len;
-
-	for (i = 0; i < site_set_count(srv->sites); i++) {
-		s = site_set_get(srv->sites, i);
-		names[0] = '\0';
-		for (j = 0, len = 0;
-		     s->names[j] != NULL && (size_t)len < sizeof(names); j++)
-			len +=
-			    snprintf(names + len, sizeof(names) - (size_t)len,
-			        "%s%s", j > 0 ? ", " : "", s->names[j]);
-		log_info("site %s%s: certificate %s", names,
-		    i == 0 ? " (default)" : "",
-		    s->cert != NULL ? tls_cert_fingerprint(s->cert) : "none");
-	}
+	TAILQ_FOREACH(g, &srv->retired, link)
+	generation_shutdown(g);
+	generation_shutdown(srv->gen);
 }
 
 int
@@ -1487,41 +1759,48 @@ xz_server_run(struct xz_server *srv)
 	int rc;
 
 	srv->error[0] = '\0';
+	if (srv->finished)
+		return server_fail(srv, XZ_ESTATE,
+		    "the server has run already");
 	srv->ran = true;
 	if ((rc = server_drop_privileges(srv)) != XZ_OK) {
 		server_close_listeners(srv);
+		srv->finished = true;
 		return server_fail(srv, rc, "cannot drop privileges: %s",
 		    xz_strerror(rc));
 	}
 	if ((rc = stop_waiter_init(srv, &sw)) != XZ_OK) {
 		server_close_listeners(srv);
+		srv->finished = true;
 		return rc;
 	}
 	if ((rc = metrics_start(srv->metrics, sw.base)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
+		srv->finished = true;
 		return server_fail(srv, rc, "cannot serve metrics: %s",
 		    xz_strerror(rc));
 	}
-	if ((rc = server_apps_startup(srv)) != XZ_OK) {
+	if ((rc = generation_startup(srv->gen)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
+		srv->finished = true;
 		return server_fail(srv, rc, "a startup hook failed: %s",
 		    xz_strerror(rc));
 	}
+	srv->running = true;
 	if ((rc = server_start_workers(srv)) != XZ_OK) {
 		stop_waiter_free(&sw);
 		server_close_listeners(srv);
-		/* the startup hooks ran */
-		server_apps_shutdown(srv, site_set_count(srv->sites));
+		server_shutdown_apps(srv); /* the startup hooks ran */
 		return rc;
 	}
-	server_log_sites(srv);
+	generation_log_sites(srv->gen);
 	server_log_listening(srv);
 	server_notify(srv, "READY=1\nSTATUS=serving");
 	server_wait_and_drain(srv, &sw);
+	server_shutdown_apps(srv);
 	stop_waiter_free(&sw);
-	server_apps_shutdown(srv, site_set_count(srv->sites));
 	log_info("stopped");
 	return XZ_OK;
 }
@@ -1529,6 +1808,7 @@ xz_server_run(struct xz_server *srv)
 void
 xz_server_free(struct xz_server *srv)
 {
+	struct generation *g;
 	int i;
 
 	if (srv == NULL)
@@ -1537,8 +1817,13 @@ xz_server_free(struct xz_server *srv)
 		worker_free(&srv->workers[i], srv->naddrs);
 	free(srv->workers);
 	free(srv->addrs);
-	tls_ctx_free(srv->tls);
-	site_set_free(srv->sites);
+	/* After the loops: every generation is the current or a retired one. */
+	while ((g = TAILQ_FIRST(&srv->retired)) != NULL) {
+		TAILQ_REMOVE(&srv->retired, g, link);
+		generation_free(g);
+	}
+	generation_free(srv->staged);
+	generation_free(srv->gen);
 	free(srv->notify_path);
 	admit_free(srv->admit);
 	metrics_free(srv->metrics);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -462,6 +463,12 @@ struct xz_handler {
 	void *state;
 	bool titan;             /* takes Titan uploads (xz_backend_config) */
 	size_t max_upload_size; /* when titan: the largest body taken */
+	/*
+	 * Optional: state still has work that outlives its requests (CGI
+	 * processes being reaped on the workers' loops), so it may not be
+	 * disposed of while those loops run (app_busy).
+	 */
+	bool (*busy)(void *state);
 };
 
 /* What a request may ask of whatever carries it; a const table. */
@@ -686,6 +693,12 @@ size_t app_state_graves(struct xz_app *app);
 int app_startup(struct xz_app *app);
 /* Runs shutdown hooks in reverse order. */
 void app_shutdown(struct xz_app *app);
+/*
+ * A mount's handler has work left outside any request (xz_handler.busy):
+ * the app may not be freed yet while event loops run. After the last
+ * request of the app is over, a busy app only becomes idle.
+ */
+bool app_busy(const struct xz_app *app);
 
 /*
  * ratelimit.c: per-client token buckets (xz_rate_limit, which registers
@@ -825,6 +838,62 @@ void admit_release(struct admit *a, const struct admit_key *key);
  * (fd_limit - fds_open - 32) / 2, at least 1.
  */
 unsigned admit_default_max(unsigned long fd_limit, unsigned long fds_open);
+
+/*
+ * generation.c: one generation of the configuration (server.c's reload):
+ * the sites (names, apps, certificates), the TLS context, each
+ * listener's conn_cfg, immutable once serving. A connection holds a
+ * reference from accept to close; the server frees a generation once
+ * none is left.
+ */
+struct generation_site { /* how a site was made, to make it again */
+	char *names, *cert_file, *key_file;
+	struct xz_app *app;
+};
+struct generation {
+	unsigned refs;    /* atomic: the server, each worker, each connection */
+	unsigned long id; /* 1 for the first, then one per reload */
+	bool started;     /* its apps' shutdown hooks are ours to run */
+	/* Run when it is freed (xz_server_reload's): frees the apps. */
+	void (*release)(void *arg);
+	void *release_arg;
+	struct xz_server_opts opts; /* defaulted; strings below */
+	char *hostname, *cert_file, *key_file, *ticket_key_file;
+	struct site_set *sites;        /* [0]: the default site, opts' */
+	struct generation_site *specs; /* one per site, in order */
+	size_t nspecs;
+	struct tls_ctx *tls;
+	struct conn_cfg *cfgs; /* one per listener (ports[i]) */
+	size_t ncfgs;
+	TAILQ_ENTRY(generation) link; /* the server's retired ones */
+};
+/*
+ * Reads the ticket key of o (defaulted, copied) and the certificate of
+ * its default site, opts.hostname served by app (borrowed; set release
+ * to free it). One reference, the caller's. NULL with the reason in err.
+ */
+struct generation *generation_new(const struct xz_server_opts *o,
+    struct xz_app *app, const int *ports, size_t nports, char *err,
+    size_t errlen);
+/* One more site (xz_server_add_site), before g serves. */
+int generation_add_site(struct generation *g, const char *names,
+    struct xz_app *app, const char *cert_file, const char *key_file, char *err,
+    size_t errlen);
+struct xz_app *generation_app(const struct generation *g); /* default's */
+/* Each app's startup hooks, once an app; undone when one fails. */
+int generation_startup(struct generation *g);
+/* Their shutdown hooks, the last started first (when started). */
+void generation_shutdown(struct generation *g);
+/* An app has work left on the workers' loops (app_busy). */
+bool generation_busy(const struct generation *g);
+/* Each site's names and certificate fingerprint, which TOFU clients pin. */
+void generation_log_sites(const struct generation *g);
+void generation_ref(struct generation *g);
+/* true when that was the last reference. Any thread. */
+bool generation_unref(struct generation *g);
+bool generation_unused(struct generation *g);
+/* Frees g, then runs its release; NULL is a no-op. */
+void generation_free(struct generation *g);
 
 /*
  * beneath.c (static.c and cgi.c): opens path (no "." or ".." segments)

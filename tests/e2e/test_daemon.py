@@ -130,6 +130,8 @@ def test_contrib_units_verify_and_score(tmp_path):
     from conftest import ROOT
     unit = (ROOT / "contrib" / "xitzin.service").read_text()
     assert "Type=notify" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    assert "WatchdogSec=" in unit
     (tmp_path / "xitzin.service").write_text(
         unit.replace("/usr/local/bin/xitzin", BIN))
     (tmp_path / "xitzin.socket").write_text(

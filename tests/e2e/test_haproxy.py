@@ -441,3 +441,14 @@ def test_stop_delay_values(tmp_path, value, ok):
     assert (r.returncode == 0) == ok, r
     if not ok:
         assert f"stop_delay: invalid value '{value}'" in r.stderr, r
+
+
+def test_reload_changes_stop_delay(xitzin, capsule):
+    s = xitzin(f"[server]\nstop_delay = 3600\n[static /]\nroot = {capsule}\n")
+    s.conf_path.write_text(s.conf_path.read_text().replace(
+        "stop_delay = 3600", "stop_delay = 0.1"))
+    s.proc.send_signal(signal.SIGHUP)
+    wait_for("the reload", lambda: "reloaded" in s.log())
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=30 * SLOW) == 0
+    assert "closing the listeners in 0.1 s (stop_delay)" in s.log(), s.log()

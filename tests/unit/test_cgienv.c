@@ -444,6 +444,28 @@ Test(cgienv, environ_never_overrides)
 	cgienv_clear(&env);
 }
 
+Test(cgienv, service_manager_variables_not_inherited)
+{
+	static const char *const names[] = { "NOTIFY_SOCKET", "WATCHDOG_PID",
+		"WATCHDOG_USEC", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES" };
+	struct cgienv_src src = base_src();
+	struct cgienv env;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		setenv(names[i], "1", 1);
+	setenv("JOURNAL_STREAM", "8:1234", 1); /* stderr's: still true */
+	src.inherit_environment = true;
+	cr_assert_eq(cgienv_build(&env, &src), XZ_OK);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_var(&env, names[i], NULL);
+	assert_var(&env, "JOURNAL_STREAM", "8:1234");
+	cgienv_clear(&env);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unsetenv(names[i]);
+	unsetenv("JOURNAL_STREAM");
+}
+
 Test(cgienv, environ_empty_value_inherited)
 {
 	struct cgienv_src src = base_src();

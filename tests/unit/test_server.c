@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -212,8 +213,8 @@ Test(server, signals_that_cannot_be_set_up_fail_the_run)
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
 	cr_assert_eq(rc, XZ_EIO);
 	cr_expect_str_eq(xz_server_error(srv),
-	    "cannot set up SIGTERM and SIGINT handling (out of memory or "
-	    "descriptors)");
+	    "cannot set up SIGTERM, SIGINT and SIGHUP handling (out of "
+	    "memory or descriptors)");
 	cr_expect_eq(atomic_load(&thread_calls), 0, "no worker started");
 	cr_expect_eq(startups, 0, "nothing ran");
 	cr_expect_eq(shutdowns, 0);
@@ -417,6 +418,151 @@ Test(server, one_certificate_file_without_the_other_is_named)
 }
 
 /*
+ * Reload through the library: SIGHUP runs the program's callback on the
+ * server's main thread, which hands over a new app (xz_server_reload).
+ */
+struct hook_count {
+	int startups, shutdowns;
+	bool fail;
+};
+
+static int
+count_startup(struct xz_app *app, void *arg)
+{
+	struct hook_count *n = arg;
+
+	n->startups++;
+	return n->fail ? XZ_EIO : XZ_OK;
+}
+
+static int
+count_shutdown(struct xz_app *app, void *arg)
+{
+	((struct hook_count *)arg)->shutdowns++;
+	return XZ_OK;
+}
+
+static struct xz_app *
+counted_app(struct hook_count *n)
+{
+	struct xz_app *app = xz_app_new();
+
+	cr_assert_not_null(app);
+	cr_assert_eq(xz_on_startup(app, count_startup, n), XZ_OK);
+	cr_assert_eq(xz_on_shutdown(app, count_shutdown, n), XZ_OK);
+	return app;
+}
+
+struct reload_test {
+	struct xz_server *srv;
+	struct hook_count first, failing, second;
+	atomic_int calls;
+	int rc[3];
+	char err[3][256];
+	int released;          /* apps released (freed) by the server */
+	int released_at[3];    /* released when call i began */
+	int first_shutdowns_1; /* the first app's, when call 1 began */
+};
+
+static struct reload_test *the_test;
+
+static void
+release_app(void *arg)
+{
+	xz_app_free(arg);
+	the_test->released++;
+}
+
+/*
+ * The new app is staged here and takes over once this returns: its
+ * startup hooks run then (the first one's fail: that reload does).
+ */
+static int
+reload_cb(struct xz_server *srv, char *err, size_t errlen, void *arg)
+{
+	struct reload_test *t = arg;
+	int i = atomic_load(&t->calls), rc;
+	struct xz_app *app;
+
+	t->released_at[i] = t->released;
+	if (i == 0) {
+		app = counted_app(&t->failing);
+		rc = xz_server_reload(srv, app, NULL, release_app, app, err,
+		    errlen);
+	} else if (i == 1) {
+		t->first_shutdowns_1 = t->first.shutdowns;
+		app = counted_app(&t->second);
+		rc = xz_server_reload(srv, app, NULL, release_app, app, err,
+		    errlen);
+	} else { /* the same app: certificates read again, no hook runs */
+		rc = xz_server_reload(srv, NULL, NULL, NULL, NULL, err, errlen);
+	}
+	t->rc[i] = rc;
+	snprintf(t->err[i], sizeof(t->err[i]), "%s", err);
+	atomic_fetch_add(&t->calls, 1);
+	return rc;
+}
+
+/* SIGHUP once the server runs (its startup hooks have), thrice. */
+static void *
+reload_driver(void *arg)
+{
+	struct reload_test *t = arg;
+	int i, waited;
+
+	for (waited = 0;
+	     __atomic_load_n(&t->first.startups, __ATOMIC_ACQUIRE) == 0 &&
+	     waited < 10000;
+	     waited++)
+		usleep(1000);
+	for (i = 0; i < 3; i++) {
+		kill(getpid(), SIGHUP);
+		for (waited = 0; atomic_load(&t->calls) == i && waited < 10000;
+		     waited++)
+			usleep(1000);
+	}
+	xz_server_stop(t->srv);
+	return NULL;
+}
+
+Test(server, reload_hands_over_a_new_app)
+{
+	struct reload_test t = { .failing.fail = true };
+	struct xz_app *app = counted_app(&t.first);
+	pthread_t driver;
+
+	the_test = &t;
+	t.srv = server_new(app, 2);
+	xz_server_on_reload(t.srv, reload_cb, &t);
+	cr_assert_eq(pthread_create(&driver, NULL, reload_driver, &t), 0);
+	cr_assert_eq(xz_server_run(t.srv), XZ_OK);
+	pthread_join(driver, NULL);
+	cr_assert_eq(atomic_load(&t.calls), 3);
+	cr_expect_eq(t.rc[0], XZ_OK, "%s", t.err[0]);
+	cr_expect_eq(t.rc[1], XZ_OK, "%s", t.err[1]);
+	cr_expect_eq(t.rc[2], XZ_OK, "%s", t.err[2]);
+	cr_expect_eq(t.failing.startups, 1);
+	cr_expect_eq(t.failing.shutdowns, 0, "its startup failed");
+	cr_expect_eq(t.released_at[1], 1, "the failed one released at once");
+	cr_expect_eq(t.first_shutdowns_1, 0, "the first kept serving");
+	cr_expect_eq(t.first.startups, 1);
+	cr_expect_eq(t.first.shutdowns, 1, "replaced: its shutdown hooks ran");
+	cr_expect_eq(t.second.startups, 1, "once, though reloaded again");
+	cr_expect_eq(t.second.shutdowns, 1);
+	cr_expect_eq(t.released, 1, "the second serves to the end");
+	cr_expect_eq(xz_server_reload(t.srv, NULL, NULL, release_app, app,
+	                 t.err[0], sizeof(t.err[0])),
+	    XZ_EINVAL, "the serving app with a release");
+	cr_expect_eq(t.released, 1, "not released: it serves");
+	cr_expect_eq(xz_server_reload(t.srv, NULL, NULL, NULL, NULL, t.err[0],
+	                 sizeof(t.err[0])),
+	    XZ_ESTATE, "not once stopped");
+	xz_server_free(t.srv); /* releases the second app */
+	cr_expect_eq(t.released, 2);
+	xz_app_free(app); /* the first stays ours */
+}
+
+/*
  * Sites (xz_server_add_site): each app's hooks run once however many
  * sites it serves; bad names and a second site for a name are refused
  * with the reason; no site may join once the server has run.
@@ -500,4 +646,65 @@ Test(server, metrics_listen_checked_and_bound)
 	cr_assert_eq(xz_server_metrics_port(srv), -1); /* off */
 	xz_server_free(srv);
 	xz_app_free(app);
+}
+
+/*
+ * SIGHUP without a reload callback: the same apps on the same sites,
+ * every certificate read again (a second site's, removed, is generated
+ * anew, as at start), and no hook runs again.
+ */
+struct sighup_test {
+	struct xz_server *srv;
+	const char *crt, *key;
+	atomic_bool regenerated;
+};
+
+static void *
+sighup_driver(void *arg)
+{
+	struct sighup_test *t = arg;
+	int waited;
+
+	for (waited = 0;
+	     __atomic_load_n(&startups, __ATOMIC_ACQUIRE) < 2 && waited < 10000;
+	     waited++)
+		usleep(1000);
+	remove(t->crt);
+	remove(t->key);
+	kill(getpid(), SIGHUP);
+	for (waited = 0; access(t->crt, F_OK) != 0 && waited < 10000; waited++)
+		usleep(1000);
+	atomic_store(&t->regenerated, access(t->crt, F_OK) == 0);
+	xz_server_stop(t->srv);
+	return NULL;
+}
+
+Test(server, sighup_without_a_callback_rereads_every_sites_certificate)
+{
+	struct xz_app *app = app_with_hooks(false);
+	struct xz_app *other = app_with_hooks(false);
+	char c2[160], k2[160], err[256] = "";
+	struct sighup_test t = { .srv = server_new(app, 1),
+		.crt = c2,
+		.key = k2 };
+	struct xz_site_opts so = { .hostname = "a.example",
+		.cert_file = c2,
+		.key_file = k2 };
+	pthread_t driver;
+
+	snprintf(c2, sizeof(c2), "%s/a.crt", dir);
+	snprintf(k2, sizeof(k2), "%s/a.key", dir);
+	cr_assert_eq(xz_server_add_site(t.srv, other, &so, err, sizeof(err)),
+	    XZ_OK, "%s", err);
+	cr_assert_eq(pthread_create(&driver, NULL, sighup_driver, &t), 0);
+	cr_assert_eq(xz_server_run(t.srv), XZ_OK);
+	pthread_join(driver, NULL);
+	cr_expect(atomic_load(&t.regenerated), "site a.example's reloaded");
+	cr_expect_eq(startups, 2, "not again at the reload");
+	cr_expect_eq(shutdowns, 2, "once each, at the end");
+	xz_server_free(t.srv);
+	xz_app_free(app);
+	xz_app_free(other);
+	remove(c2);
+	remove(k2);
 }
