@@ -87,9 +87,12 @@ class Deployment:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
     def start_backend(self, name, where):
-        self.spawn(name, [str(ECHO), where])
-        wait_for(f"{name} listening",
-                 lambda: "listening on" in self.log(name))
+        p = self.spawn(name, [str(ECHO), where])
+
+        def up():
+            assert p.poll() is None, self.log(name)
+            return "listening on" in self.log(name)
+        wait_for(f"{name} listening", up)
 
     def start_instance(self, name):
         conf = self.tmp / f"{name}.conf"
@@ -174,9 +177,20 @@ class Deployment:
 
 @pytest.fixture
 def deployment(tmp_path):
-    d = Deployment(tmp_path)
+    # A free port may be taken by another process before we bind it (an
+    # outgoing connection's port comes from the same range): start again
+    # on other ports.
+    for attempt in range(3):
+        (tmp_path / str(attempt)).mkdir()
+        d = Deployment(tmp_path / str(attempt))
+        try:
+            d.start()
+            break
+        except AssertionError as e:
+            d.stop()
+            if "Address already in use" not in str(e) or attempt == 2:
+                raise
     try:
-        d.start()
         yield d
     finally:
         problems = d.stop()
