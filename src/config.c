@@ -773,6 +773,10 @@ cfg_check_cert(struct xz_config *cfg, const struct cfg_section *server)
 	topts.key_file = cfg->key;
 	if (tls_check_files(&topts, why, sizeof(why)) != XZ_OK)
 		cfg_error(cfg, cfg_key_line(server, "cert"), "%s", why);
+	if (cfg->ticket_key != NULL &&
+	    tls_ticket_key_check(cfg->ticket_key, why, sizeof(why)) != XZ_OK)
+		cfg_error(cfg, cfg_key_line(server, "ticket_key_file"), "%s",
+		    why);
 }
 
 /* Defaults where the file is silent, then the options point at them. */

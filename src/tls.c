@@ -723,6 +723,17 @@ ticket_key_read(gnutls_datum_t *key, const char *path, char *err, size_t errlen)
 }
 
 int
+tls_ticket_key_check(const char *path, char *err, size_t errlen)
+{
+	gnutls_datum_t key = { NULL, 0 };
+
+	if (ticket_key_read(&key, path, err, errlen) == -1)
+		return XZ_EINVAL;
+	datum_wipe(&key);
+	return XZ_OK;
+}
+
+int
 tls_ticket_key_write(const char *path, char *err, size_t errlen)
 {
 	gnutls_datum_t key = { NULL, 0 };

@@ -358,6 +358,9 @@ void tls_ctx_set_certs(struct tls_ctx *ctx, struct tls_cert *dflt,
  * existing file). 0, or -1 with "path: reason" in err.
  */
 int tls_ticket_key_write(const char *path, char *err, size_t errlen);
+/* The ticket key file as a start or reload would read it: XZ_OK or
+ * XZ_EINVAL with the reason in err ("-t" checks it). */
+int tls_ticket_key_check(const char *path, char *err, size_t errlen);
 /*
  * What tls_ctx_new would say of opts' files, without generating or
  * keeping anything: XZ_OK when both parse and the key matches the

@@ -44,6 +44,8 @@ BROKEN = [
      ":2: chroot /nonexistent: No such file or directory"),
     ("[server]\npublic_port = 70000\n",
      ":2: public_port: invalid value '70000'"),
+    ("[server]\nticket_key_file = /nonexistent/key\n",
+     ":2: /nonexistent/key: No such file or directory"),
     ("[server]\nworkers = 2\nworkers = 3\n",
      ":3: duplicate key 'workers' (first at line 2)"),
     ("[static /]\nroot = /tmp\n[static /]\nroot = /\n",

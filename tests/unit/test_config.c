@@ -469,20 +469,32 @@ Test(config, client_certificate_errors)
 	    ":1: [static /]: allowed certificates with require_cert = false");
 }
 
-/* ticket_key_file: a path, from the config file's directory. */
+/*
+ * ticket_key_file: a path, from the config file's directory (write_conf's
+ * is /tmp), read as a start would read it.
+ */
 Test(config, ticket_key_file)
 {
-	char err[512] = "";
+	char err[512] = "", dir[64], key[96], text[160], want[128];
 	struct xz_config *cfg;
 
-	cfg = xz_config_load(write_conf("[server]\n"
-	                                "ticket_key_file = keys/tickets.key\n"),
-	    err, sizeof(err));
+	snprintf(dir, sizeof(dir), "/tmp/xitzin-test-keys-%ld", (long)getpid());
+	snprintf(key, sizeof(key), "%s/tickets.key", dir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(xz_ticket_key_new(key, err, sizeof(err)), XZ_OK, "%s",
+	    err);
+	snprintf(text, sizeof(text), "[server]\nticket_key_file = %s\n",
+	    key + strlen("/tmp/"));
+	snprintf(want, sizeof(want), "%s", key);
+	cfg = xz_config_load(write_conf(text), err, sizeof(err));
 	cr_assert_not_null(cfg, "%s", err);
-	cr_expect_str_eq(xz_config_server_opts(cfg)->ticket_key_file,
-	    "/tmp/keys/tickets.key");
+	cr_expect_str_eq(xz_config_server_opts(cfg)->ticket_key_file, want);
 	xz_config_free(cfg);
 	cleanup();
+	remove(key);
+	rmdir(dir);
+	expect_error("[server]\nticket_key_file = keys/tickets.key\n",
+	    ":2: /tmp/keys/tickets.key: No such file or directory");
 	cfg = xz_config_load(write_conf("[server]\n"), err, sizeof(err));
 	cr_assert_not_null(cfg, "%s", err);
 	cr_expect_null(xz_config_server_opts(cfg)->ticket_key_file);
