@@ -266,3 +266,25 @@ def make_client_cert(tmp, cn="alice"):
          str(crt), "-days", "30", "-subj", f"/CN={cn}"],
         check=True, capture_output=True)
     return crt, key
+
+
+def free_port():
+    """A port free on 127.0.0.1 now (another process may take it before
+    it is bound: tests that can, bind 127.0.0.1:0 instead)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_from(port, source, path="/"):
+    """A request for path from the local address source (127.0.0.N), for
+    what is counted per client address."""
+    ctx = client_context()
+    with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW,
+                                  source_address=(source, 0)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(f"gemini://localhost{path}\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    return Reply(data, True)

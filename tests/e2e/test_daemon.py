@@ -9,6 +9,7 @@ import time
 
 from conftest import BIN, SLOW, SANITIZER_REPORT, gemini_raw, start_server, \
     write_config
+from conftest import free_port
 
 
 def listening_sockets(port):
@@ -40,12 +41,6 @@ def test_second_instance_on_a_taken_address_refuses_to_start(xitzin, tmp_path,
     assert listening_sockets(a.port) == 2
     for _ in range(10):
         assert a.get("/").status == 20
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def notify_socket(tmp_path):

@@ -28,6 +28,7 @@ import pytest
 
 from conftest import (BIN, BUILD_DIR, ROOT, SANITIZER_REPORT, SLOW, Server,
                       Reply, client_context, gemini_raw, start_server)
+from conftest import free_port
 
 EXAMPLE = ROOT / "examples" / "haproxy"
 HAPROXY = "/usr/sbin/haproxy"
@@ -40,12 +41,6 @@ SCGI2 = "scgi.sock"  # the pool's other backend, beside the configs
 METRICS_A, METRICS_B = 9101, 9102
 FILES = ("haproxy.cfg", "a.conf", "b.conf")
 CLIENTS = 16
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what, pred, timeout=30):

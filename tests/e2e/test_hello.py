@@ -10,14 +10,9 @@ import sys
 import time
 
 from conftest import ROOT, SLOW, gemini_raw
+from conftest import free_port
 
 HELLO = os.environ.get("XITZIN_HELLO", str(ROOT / "build" / "stage" / "hello"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_routes_and_scgi_mount_side_by_side(tmp_path):

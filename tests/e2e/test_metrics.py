@@ -17,14 +17,9 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import BIN, SLOW, client_context, write_config
+from conftest import free_port
 from test_hostile_backends import hostile  # noqa: F401 (fixture)
 from test_scgi import backends  # noqa: F401 (fixture)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def metrics_port(server):

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import SLOW, Reply, client_context
+from conftest import free_port, get_from
 
 V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -317,24 +318,6 @@ def test_rate_limit_is_per_header_address(server):
     assert proxied(s.p1, v1("192.0.2.52", 1)).status == 20
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_from(port, source, path="/cgi-bin/env"):
-    ctx = client_context()
-    with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW,
-                                  source_address=(source, 0)) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(f"gemini://localhost{path}\r\n".encode())
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-    return Reply(data, True)
-
-
 def test_through_haproxy(server, tmp_path):
     """Debian's haproxy in TCP mode: send-proxy-v2 to one listener,
     send-proxy (v1) to the other, health checks with check-send-proxy
@@ -363,14 +346,14 @@ backend xitzin
         deadline = time.time() + 10 * SLOW
         while True:
             try:
-                r = get_from(fe, "127.0.0.5")
+                r = get_from(fe, "127.0.0.5", "/cgi-bin/env")
                 break
             except OSError:
                 assert hap.poll() is None, (tmp_path / "haproxy.log").read_text()
                 assert time.time() < deadline
                 time.sleep(0.1)
         for _ in range(20):
-            r = get_from(fe, "127.0.0.5")
+            r = get_from(fe, "127.0.0.5", "/cgi-bin/env")
             assert r.status == 20, r
             assert r.body.decode().split()[0] == "127.0.0.5", r.body
         # Health checks (LOCAL, then nothing) come, every 100 ms.

@@ -7,18 +7,7 @@ import socket
 import ssl
 
 from conftest import SLOW, Reply, client_context
-
-
-def get_from(port, source, path="/"):
-    ctx = client_context()
-    with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW,
-                                  source_address=(source, 0)) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(f"gemini://localhost{path}\r\n".encode())
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-    return Reply(data, True)
+from conftest import get_from
 
 
 def config(capsule, extra=""):

@@ -24,6 +24,7 @@ import pytest
 
 from conftest import (BUILD_DIR, ROOT, SLOW, Reply, client_context,
                       gemini_raw, make_client_cert, measured_env, SERVE_FOREVER)
+from conftest import free_port
 
 EXAMPLES = ROOT / "examples" / "scgi"
 ECHO = BUILD_DIR / "scgi-echo-backend"
@@ -107,12 +108,6 @@ def serve(c):
     c.close()
 
 ''' + SERVE_FOREVER
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(server, path, cert=None, key=None):

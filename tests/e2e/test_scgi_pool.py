@@ -19,6 +19,7 @@ import time
 import pytest
 
 from conftest import BIN, ROOT, SLOW, gemini_raw
+from conftest import free_port
 
 EXAMPLES = ROOT / "examples" / "scgi"
 PYTHON = "/usr/bin/python3"
@@ -84,12 +85,6 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 '''
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

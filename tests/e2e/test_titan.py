@@ -21,7 +21,8 @@ import time
 import pytest
 
 from conftest import SLOW, SERVE_FOREVER, client_context, measured_env
-from test_scgi import free_port, wait_connectable
+from conftest import free_port
+from test_scgi import wait_connectable
 
 PYTHON = "/usr/bin/python3"
 MIB = 1024 * 1024
