@@ -1,6 +1,6 @@
 """`make install PREFIX=...` installs under PREFIX whatever the build
 directory was configured with before, and says how programs find a
-library outside the loader's directories (README, "Install")."""
+library outside the loader's directories (README, "Two commands")."""
 
 import os
 import subprocess
