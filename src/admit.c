@@ -88,19 +88,30 @@ admit_default_max(unsigned long fd_limit, unsigned long fds_open)
 	return spare > UINT_MAX ? UINT_MAX : (unsigned)spare;
 }
 
-/* The address alone (no port): IPv4 as its 4 bytes, IPv6 as 16. */
+/*
+ * The address alone (no port): IPv4 as its 4 bytes, IPv6 as 16. An IPv4
+ * client seen as ::ffff:a.b.c.d (a dual-stack listener, a PROXY header
+ * that writes it so) is the same client as a.b.c.d: one count.
+ */
 static void
 admit_key_of(const struct sockaddr *sa, struct admit_key *k)
 {
+	const struct in6_addr *a6;
+
 	memset(k, 0, sizeof(*k));
 	if (sa == NULL)
 		return;
 	k->family = sa->sa_family;
 	if (sa->sa_family == AF_INET)
 		memcpy(k->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		memcpy(k->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr,
-		    16);
+	else if (sa->sa_family == AF_INET6) {
+		a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			k->family = AF_INET;
+			memcpy(k->addr, &a6->s6_addr[12], 4);
+		} else
+			memcpy(k->addr, a6, 16);
+	}
 }
 
 static size_t

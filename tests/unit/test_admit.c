@@ -70,6 +70,26 @@ Test(admit, per_address_ignores_the_port)
 	admit_free(a);
 }
 
+/* ::ffff:10.0.0.1 (dual stack, some PROXY headers) is 10.0.0.1. */
+Test(admit, v4_mapped_is_the_v4_client)
+{
+	struct admit *a = admit_new(0, 2);
+	struct sockaddr_in plain = v4("10.0.0.1", 1);
+	struct sockaddr_in6 mapped = { .sin6_family = AF_INET6 };
+	struct admit_key k[3];
+
+	inet_pton(AF_INET6, "::ffff:10.0.0.1", &mapped.sin6_addr);
+	cr_assert(admit_take(a, (struct sockaddr *)&plain, &k[0]));
+	cr_assert(admit_take(a, (struct sockaddr *)&mapped, &k[1]));
+	cr_assert(!admit_take(a, (struct sockaddr *)&mapped, &k[2]));
+	cr_assert(!admit_take(a, (struct sockaddr *)&plain, &k[2]));
+	admit_release(a, &k[1]);
+	cr_assert(admit_take(a, (struct sockaddr *)&plain, &k[2]));
+	admit_release(a, &k[0]);
+	admit_release(a, &k[2]);
+	admit_free(a);
+}
+
 Test(admit, default_max_from_the_descriptor_limit)
 {
 	/* (limit - open - 32) / 2 */
