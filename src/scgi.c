@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@
 #define SCGI_STATUS 43 /* Gemini "proxy error" */
 #define META_CONNECT "Failed to connect to SCGI backend"
 #define META_CONNECT_TIMEOUT "SCGI connection timeout"
+/* A busy pool's 44s: one log line per mount per this many ms. */
+#define SCGI_BUSY_LOG_MS 60000
 /* Upload bytes queued for the backend at most (beside the request's). */
 #define SCGI_UPLOAD_CHUNK 65536
 
@@ -60,6 +63,9 @@ struct scgi_pool {
 	double connect_timeout;
 	double queue_timeout;
 	struct pool *pool; /* which backend next (pool.c) */
+	/* 44s answered and when the last line said so (any worker). */
+	atomic_ulong busy_unlogged;
+	atomic_llong busy_logged_ms; /* 0: never */
 	size_t n;
 	struct scgi_backend b[];
 };
@@ -430,6 +436,27 @@ scgi_build_header(struct scgi_call *call)
 }
 
 /*
+ * An overload answers 44 to every request while it lasts: one line a
+ * minute per mount says so, with the count, rather than one per request
+ * (as rate limits do).
+ */
+static void
+scgi_log_busy(struct scgi_call *call, const char *why)
+{
+	struct scgi_pool *p = call->p;
+	long long now = scgi_now_ms(), last = atomic_load(&p->busy_logged_ms);
+	unsigned long n = atomic_fetch_add(&p->busy_unlogged, 1) + 1;
+
+	if ((last != 0 && now - last < SCGI_BUSY_LOG_MS) ||
+	    !atomic_compare_exchange_strong(&p->busy_logged_ms, &last, now))
+		return;
+	n = atomic_exchange(&p->busy_unlogged, 0);
+	log_warnx("scgi %s: %s: %s, answered 44 (%lu since the last such "
+	          "line; logged once a minute)",
+	    xz_request_mount(call->req), xz_request_url(call->req), why, n);
+}
+
+/*
  * Every live backend is at max_conns: 44 with the seconds to wait. Gemini
  * gives no better hint than a number; the queue's own bound is the
  * honest one.
@@ -440,8 +467,7 @@ scgi_busy(struct scgi_call *call, const char *why)
 	char meta[24];
 	double wait = ceil(call->p->queue_timeout);
 
-	log_warnx("scgi %s: %s: %s, answered 44", xz_request_mount(call->req),
-	    xz_request_url(call->req), why);
+	scgi_log_busy(call, why);
 	snprintf(meta, sizeof(meta), "%.0f", wait < 1 ? 1 : wait);
 	scgi_respond(call, 44, meta);
 }

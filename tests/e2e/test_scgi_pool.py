@@ -318,6 +318,8 @@ def test_max_conns_and_queue_answer_44(xitzin, backend, tmp_path):
     fast = time.time() - t
     assert (third.status, third.meta) == (44, "60"), third
     assert fast < 5 * SLOW, "a full queue answers at once"
+    again = get(s, "/a/3")  # answered as well, not logged again
+    assert (again.status, again.meta) == (44, "60"), again
     # The queued client resets its connection: its place is given up,
     # and the next request waits there instead of being refused.
     client_reset = reset(queued)
@@ -344,7 +346,8 @@ def test_max_conns_and_queue_answer_44(xitzin, backend, tmp_path):
     print(f"\nqueue: full answered in {fast:.3f}s, timed out after "
           f"{waited:.2f}s")
     log = s.log()
-    assert "queue full, answered 44" in log
+    assert log.count("queue full, answered 44 (1 since the last such "
+                     "line; logged once a minute)") == 1, log
     assert "waited queue_timeout for a free backend, answered 44" in log
 
 
