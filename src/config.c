@@ -1582,13 +1582,21 @@ cfg_read_backend(struct xz_config *cfg, const struct cfg_section *s,
 	return status;
 }
 
-/* Registration failed: the library says why; the line is the section's. */
+/*
+ * Registration failed: the library says why ("scgi /app: ..."), the line
+ * is the section's, which already names the kind and prefix.
+ */
 static int
 cfg_mount_error(struct xz_config *cfg, const struct cfg_section *s,
     struct xz_app *app, int rc)
 {
 	const char *why = xz_app_error(app);
+	size_t kl = strlen(s->kind), pl = strlen(s->prefix);
 
+	if (strncmp(why, s->kind, kl) == 0 && why[kl] == ' ' &&
+	    strncmp(why + kl + 1, s->prefix, pl) == 0 &&
+	    strncmp(why + kl + 1 + pl, ": ", 2) == 0)
+		why += kl + 1 + pl + 2;
 	return cfg_error(cfg, s->line, "[%s %s]: %s", s->kind, s->prefix,
 	    why[0] != '\0' ? why : xz_strerror(rc));
 }

@@ -59,7 +59,7 @@ BROKEN = [
     ("[cgi /c]\nroot = /tmp\nallowed_certs_file = /nonexistent\n",
      ":3: allowed_certs_file /nonexistent: No such file or directory"),
     ("[scgi /a]\nhost = no.such.host.invalid\nport = 4000\n",
-     ":1: [scgi /a]: scgi /a: host no.such.host.invalid does not resolve"),
+     ":1: [scgi /a]: host no.such.host.invalid does not resolve"),
     ("[scgi /a]\nsocket = /" + "s" * 120 + "\n",
      ":2: socket /" + "s" * 120 + ": over 107 bytes"),
     ("[scgi /a]\nhost = 127.0.0.1\nport = 0\n", ":3: port: invalid value '0'"),

@@ -408,7 +408,7 @@ BROKEN = [
      ":4: balance: invalid value 'random'"),
     ("backend = 127.0.0.1:4000\nqueue_timeout = 0\n",
      ":4: queue_timeout: invalid value '0'"),
-    ("backend = nosuch.invalid:4000\n", ":2: [scgi /app]: scgi /app: host "
+    ("backend = nosuch.invalid:4000\n", ":2: [scgi /app]: host "
      "nosuch.invalid does not resolve"),
 ]
 

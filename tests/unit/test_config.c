@@ -158,7 +158,7 @@ Test(config, backend_keys_and_their_errors)
 	    ":1: [cgi /a] needs either a root or a script");
 	/* What the library refuses comes back with the section's line. */
 	expect_error("[scgi /a]\nhost = 127.0.0.1\n",
-	    ":1: [scgi /a]: scgi /a: host given without port");
+	    ":1: [scgi /a]: host given without port");
 }
 
 /* The shared keys reach the script: state, environment, buffer_size. */
