@@ -74,7 +74,11 @@ relay_finish(struct relay *r, enum relay_end how)
 		done(how, arg);
 }
 
-/* An error answer, possible only while no header has gone out. */
+/*
+ * An error answer, possible only while no header has gone out (a cut
+ * stream after). The backend is at fault unless the answer was only too
+ * big for our limit.
+ */
 static void
 relay_fail(struct relay *r, const char *meta, const char *detail)
 {
@@ -83,7 +87,8 @@ relay_fail(struct relay *r, const char *meta, const char *detail)
 		request_abort(r->req, "backend failed mid-response");
 	else
 		xz_respond(r->req, r->cfg->error_status, meta);
-	relay_finish(r, RELAY_FAILED);
+	relay_finish(r,
+	    meta == r->cfg->meta_too_big ? RELAY_FAILED : RELAY_BACKEND_FAILED);
 }
 
 /*

@@ -216,6 +216,12 @@ scgi_on_relay_done(enum relay_end how, void *arg)
 	}
 	if (how == RELAY_OK)
 		pool_answered(call->p->pool, (size_t)call->idx);
+	else if (how == RELAY_BACKEND_FAILED &&
+	         pool_failed(call->p->pool, (size_t)call->idx, scgi_now_ms()))
+		/* Too late to try another (the client may have bytes), but
+		 * the next requests go elsewhere for a while. */
+		log_warnx("%s: resting for %gs after failures", call->b->name,
+		    pool_config(call->p->pool)->fail_timeout);
 	scgi_call_free(call);
 }
 

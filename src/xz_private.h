@@ -1016,10 +1016,14 @@ struct relay_cfg {
 };
 
 enum relay_end {
-	RELAY_OK,         /* the backend's answer went out whole */
-	RELAY_FAILED,     /* the client got error_status (or a cut stream) */
-	RELAY_UNANSWERED, /* unanswered_returns: req not answered, still
-	                     the caller's */
+	RELAY_OK,     /* the backend's answer went out whole */
+	RELAY_FAILED, /* the client got error_status (or a cut stream): an
+	                 answer over the limit, or ours */
+	RELAY_BACKEND_FAILED, /* the same, the backend's fault: silent past a
+	                         timeout, a bad header, a reset or an early
+	                         close (passive health counts it) */
+	RELAY_UNANSWERED,     /* unanswered_returns: req not answered, still
+	                         the caller's */
 };
 
 /*

@@ -458,3 +458,19 @@ def test_failures_counted_per_backend_in_metrics(xitzin, backend):
     # max_fails = 1: one refused connect, then it rests (fail_timeout 10).
     assert value(smp, name, backend=f"127.0.0.1:{dead}", kind="connect") == 1
     assert value(smp, name, backend=f"127.0.0.1:{live}", kind="connect") == 0
+
+
+def test_silent_backend_rests_after_its_timeout(xitzin, backend):
+    """A backend that takes requests and never answers costs the request
+    it had (43 after timeout: too late to try another), then rests for
+    fail_timeout like one that refuses: the next requests go to the
+    other."""
+    ps, pg = free_port(), free_port()
+    backend(f"127.0.0.1:{ps}", "silent", 60)
+    backend(f"127.0.0.1:{pg}", "good")
+    s = xitzin(pool("/app", [f"127.0.0.1:{ps}", f"127.0.0.1:{pg}"],
+                    timeout=1, fail_timeout=60))
+    replies = [get(s, "/app/x") for _ in range(6)]
+    assert [r.status for r in replies].count(43) == 1, replies
+    assert all(r.body == b"good" for r in replies if r.status == 20)
+    assert f"scgi 127.0.0.1:{ps}: resting for 60s after failures" in s.log()

@@ -642,7 +642,7 @@ Test(relay, reset_before_the_header_is_an_error_status)
 
 	r = run(&b, steps, NSTEPS(steps), 0);
 	expect(r, 43, "T bad", "");
-	cr_expect_eq(b.how, RELAY_FAILED);
+	cr_expect_eq(b.how, RELAY_BACKEND_FAILED);
 	xz_test_response_free(r);
 }
 
@@ -659,7 +659,7 @@ Test(relay, reset_after_a_whole_held_answer_is_an_error_status)
 	b.cfg.max_response_size = 1024;
 	r = run(&b, steps, NSTEPS(steps), 0);
 	expect(r, 43, "T bad", "");
-	cr_expect_eq(b.how, RELAY_FAILED);
+	cr_expect_eq(b.how, RELAY_BACKEND_FAILED);
 	xz_test_response_free(r);
 }
 
@@ -680,7 +680,7 @@ Test(relay, reset_mid_stream_cuts_the_connection)
 	r = run(&b, steps, NSTEPS(steps), 0);
 	expect(r, 20, "text/plain", "first part, second");
 	cr_expect_eq(b.done_calls, 1);
-	cr_expect_eq(b.how, RELAY_FAILED);
+	cr_expect_eq(b.how, RELAY_BACKEND_FAILED);
 	xz_test_response_free(r);
 }
 
@@ -703,7 +703,7 @@ Test(relay, silent_before_the_header)
 		b.cfg.max_response_size = held ? 1024 : 0;
 		r = run(&b, steps, NSTEPS(steps), 0);
 		expect(r, 43, "T timeout", "");
-		cr_expect_eq(b.how, RELAY_FAILED);
+		cr_expect_eq(b.how, RELAY_BACKEND_FAILED);
 		xz_test_response_free(r);
 	}
 }
@@ -738,7 +738,7 @@ Test(relay, silent_mid_stream_cuts_the_connection)
 	b.cfg.timeout = 0.2;
 	r = run(&b, steps, NSTEPS(steps), 0);
 	expect(r, 20, "text/plain", "part");
-	cr_expect_eq(b.how, RELAY_FAILED);
+	cr_expect_eq(b.how, RELAY_BACKEND_FAILED);
 	xz_test_response_free(r);
 }
 
@@ -780,7 +780,7 @@ Test(relay, timeout_is_per_wait_and_max_duration_bounds_the_whole)
 		else
 			cr_expect_lt(r->body_len, 40, "not cut: %zu",
 			    r->body_len);
-		cr_expect_eq(b.how, RELAY_FAILED);
+		cr_expect_eq(b.how, RELAY_BACKEND_FAILED);
 		xz_test_response_free(r);
 	}
 }
@@ -872,7 +872,7 @@ Test(relay, pipe_backend)
 			expect(r, 43, "T timeout", "");
 		else
 			expect(r, 20, "text/plain", "part");
-		cr_expect_eq(b.how, RELAY_FAILED);
+		cr_expect_eq(b.how, RELAY_BACKEND_FAILED);
 		xz_test_response_free(r);
 	}
 	stream_case(0, 8192, 8u << 20);
