@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -288,3 +289,18 @@ def get_from(port, source, path="/"):
             while chunk := s.recv(65536):
                 data += chunk
     return Reply(data, True)
+
+
+def python_backend(script):
+    """Runs a Python backend script that prints "ready PORT" once it
+    listens; yields the port, then kills it (a fixture's body)."""
+    proc = subprocess.Popen([sys.executable, "-c", script],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ready "), line
+        yield int(line.split()[1])
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

@@ -5,11 +5,11 @@ on static, CGI and SCGI mounts, with real client certificates over TLS."""
 import hashlib
 import ssl
 import subprocess
-import sys
 
 import pytest
 
 from conftest import SERVE_FOREVER, SLOW, make_client_cert
+from conftest import python_backend
 
 SCGI = '''
 import socket, threading
@@ -33,15 +33,7 @@ def cert_hash(crt):
 
 @pytest.fixture
 def scgi_backend():
-    proc = subprocess.Popen([sys.executable, "-c", SCGI],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready "), line
-        yield int(line.split()[1])
-    finally:
-        proc.kill()
-        proc.wait()
+    yield from python_backend(SCGI)
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import re
 import socket
 import ssl
 import subprocess
-import sys
 
 import pytest
 
 from conftest import BIN, SERVE_FOREVER, SLOW, client_context, make_client_cert
+from conftest import python_backend
 
 SCGI = '''
 import socket, threading
@@ -80,15 +80,7 @@ def pair(tmp, name):
 
 @pytest.fixture
 def scgi_backend():
-    proc = subprocess.Popen([sys.executable, "-c", SCGI],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready "), line
-        yield int(line.split()[1])
-    finally:
-        proc.kill()
-        proc.wait()
+    yield from python_backend(SCGI)
 
 
 @pytest.fixture
