@@ -4,7 +4,6 @@ on static, CGI and SCGI mounts, with real client certificates over TLS."""
 
 import hashlib
 import ssl
-import subprocess
 
 import pytest
 
