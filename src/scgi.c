@@ -167,10 +167,23 @@ scgi_fail(struct scgi_call *call, const char *meta)
 }
 
 /*
+ * Passive health: one more failure of the backend tried now, which rests
+ * after max_fails of them in a row. Counted before any byte of answer
+ * (scgi_note_failure) and after (the relay's RELAY_BACKEND_FAILED).
+ */
+static void
+scgi_count_failure(struct scgi_call *call)
+{
+	if (pool_failed(call->p->pool, (size_t)call->idx, scgi_now_ms()))
+		log_warnx("%s: resting for %gs after failures", call->b->name,
+		    pool_config(call->p->pool)->fail_timeout);
+}
+
+/*
  * The backend tried now failed before any byte of its answer (a connect
  * refused or timed out, the request refused, a close or reset without a
- * word): the one place a failure is counted (passive health; per-backend
- * metrics are counted here too). Then the attempt is dropped.
+ * word): counted (passive health, per-backend metrics), then the attempt
+ * is dropped.
  */
 static void
 scgi_note_failure(struct scgi_call *call, const char *meta)
@@ -181,9 +194,7 @@ scgi_note_failure(struct scgi_call *call, const char *meta)
 	else if (strcmp(meta, META_CONNECT) == 0)
 		metrics_backend_failed(call->b->relay.backend_id,
 		    METRICS_CONNECT);
-	if (pool_failed(call->p->pool, (size_t)call->idx, scgi_now_ms()))
-		log_warnx("%s: resting for %gs after failures", call->b->name,
-		    pool_config(call->p->pool)->fail_timeout);
+	scgi_count_failure(call);
 	call->fail_meta = meta;
 	scgi_detach(call);
 }
@@ -216,12 +227,10 @@ scgi_on_relay_done(enum relay_end how, void *arg)
 	}
 	if (how == RELAY_OK)
 		pool_answered(call->p->pool, (size_t)call->idx);
-	else if (how == RELAY_BACKEND_FAILED &&
-	         pool_failed(call->p->pool, (size_t)call->idx, scgi_now_ms()))
+	else if (how == RELAY_BACKEND_FAILED)
 		/* Too late to try another (the client may have bytes), but
 		 * the next requests go elsewhere for a while. */
-		log_warnx("%s: resting for %gs after failures", call->b->name,
-		    pool_config(call->p->pool)->fail_timeout);
+		scgi_count_failure(call);
 	scgi_call_free(call);
 }
 
